@@ -1,0 +1,398 @@
+//! Typed configuration for Pochta: one struct tree, defaults written once,
+//! validated at load with errors that name the key and the file.
+//!
+//! Layout:
+//! - [`Config`] and its sections ([`Listen`], [`Limits`], [`Server`], [`Tls`]);
+//! - [`Config::load`] reads a TOML file, [`Config::embedded`] is the default
+//!   used when `pochta serve` gets no `--config`;
+//! - [`ConfigError`] says what is wrong and where.
+//!
+//! This crate does no I/O beyond reading the one file it is given and must not
+//! depend on the store or any protocol crate.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The whole configuration of a `pochta serve` process.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The host name announced in SMTP greetings and `Received:` headers.
+    /// Defaults to the system host name.
+    pub hostname: Option<String>,
+    /// Where the services listen.
+    #[serde(skip)]
+    pub listen: Listen,
+    /// `[listen]` as written in the file; keys it omits take the port set's default.
+    #[serde(rename = "listen")]
+    listen_file: ListenFile,
+    /// Protocol limits that protect the server from greedy or broken clients.
+    pub limits: Limits,
+    /// Process-wide behaviour.
+    pub server: Server,
+    /// Certificate and key; a self-signed pair is generated when absent.
+    pub tls: Tls,
+}
+
+/// Listening addresses of each service. An empty list disables the service.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Listen {
+    /// MX service: mail from the internet for local domains (port 25).
+    pub smtp: Vec<SocketAddr>,
+    /// Submission with STARTTLS and AUTH (port 587).
+    pub submission: Vec<SocketAddr>,
+    /// Submission over implicit TLS (port 465).
+    pub submissions: Vec<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+struct ListenFile {
+    smtp: Option<Vec<SocketAddr>>,
+    submission: Option<Vec<SocketAddr>>,
+    submissions: Option<Vec<SocketAddr>>,
+}
+
+/// Limits applied to every SMTP session.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest message accepted, in bytes, enforced while streaming (SIZE).
+    pub max_message_bytes: u64,
+    /// Most recipients in one transaction.
+    pub max_recipients: usize,
+    /// Longest command line, CRLF included.
+    pub max_line_bytes: usize,
+    /// A command line, or a line of message data, must arrive within this.
+    pub command_timeout_secs: u64,
+    /// Most simultaneous connections over all SMTP listeners.
+    pub max_connections: usize,
+    /// Failed AUTH attempts allowed in one session before it is closed.
+    pub max_auth_failures: u32,
+}
+
+/// Process-wide settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Server {
+    /// How long running sessions may take to finish after SIGTERM/SIGINT.
+    pub shutdown_grace_secs: u64,
+}
+
+/// TLS certificate files (PEM). Relative paths are relative to the data folder.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tls {
+    /// Certificate chain; defaults to `tls/cert.pem` in the data folder.
+    pub cert_file: PathBuf,
+    /// Private key; defaults to `tls/key.pem` in the data folder.
+    pub key_file: PathBuf,
+}
+
+/// Standard ports on the appliance (running as root) and their unprivileged
+/// equivalents for development.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortSet {
+    /// 25, 587, 465 on all interfaces.
+    Standard,
+    /// 2525, 2587, 2465 on loopback.
+    Unprivileged,
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Listen::for_ports(PortSet::Unprivileged)
+    }
+}
+
+impl Listen {
+    /// The default listeners for a port set.
+    pub fn for_ports(ports: PortSet) -> Self {
+        let (host, smtp, submission, submissions) = match ports {
+            PortSet::Standard => ("0.0.0.0", 25, 587, 465),
+            PortSet::Unprivileged => ("127.0.0.1", 2525, 2587, 2465),
+        };
+        let addr = |port: u16| vec![SocketAddr::new(host.parse().expect("literal IP"), port)];
+        Listen {
+            smtp: addr(smtp),
+            submission: addr(submission),
+            submissions: addr(submissions),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_bytes: 25 * 1024 * 1024,
+            max_recipients: 100,
+            max_line_bytes: 4096,
+            // RFC 5321 §4.5.3.2 suggests 5 minutes for most commands.
+            command_timeout_secs: 300,
+            max_connections: 500,
+            max_auth_failures: 3,
+        }
+    }
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+impl Default for Tls {
+    fn default() -> Self {
+        Tls {
+            cert_file: PathBuf::from("tls/cert.pem"),
+            key_file: PathBuf::from("tls/key.pem"),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            hostname: None,
+            listen: Listen::default(),
+            listen_file: ListenFile::default(),
+            limits: Limits::default(),
+            server: Server::default(),
+            tls: Tls::default(),
+        }
+    }
+}
+
+/// What is wrong with a configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, has an unknown key or a value of the wrong type.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The TOML parser's message; it names the key and the line.
+        message: String,
+    },
+    /// A value has the right type but is not acceptable.
+    #[error("config file {path}: key `{key}`: {message}")]
+    Invalid {
+        /// The file, or `<embedded>`.
+        path: PathBuf,
+        /// Dotted key, e.g. `limits.max_message_bytes`.
+        key: &'static str,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+impl Config {
+    /// The embedded default: what `pochta serve` runs without `--config`.
+    /// Root gets the standard ports on all interfaces; anyone else the
+    /// unprivileged ones on loopback.
+    pub fn embedded(ports: PortSet) -> Self {
+        Config {
+            listen: Listen::for_ports(ports),
+            ..Config::default()
+        }
+    }
+
+    /// Reads and validates a TOML file. Listeners the file does not mention
+    /// take their defaults from `ports`.
+    pub fn load(path: &Path, ports: PortSet) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path, ports)
+    }
+
+    /// Parses and validates TOML text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path, ports: PortSet) -> Result<Self, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        let defaults = Listen::for_ports(ports);
+        let file = std::mem::take(&mut config.listen_file);
+        config.listen = Listen {
+            smtp: file.smtp.unwrap_or(defaults.smtp),
+            submission: file.submission.unwrap_or(defaults.submission),
+            submissions: file.submissions.unwrap_or(defaults.submissions),
+        };
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, message: &str| ConfigError::Invalid {
+            path: path.to_owned(),
+            key,
+            message: message.to_owned(),
+        };
+        if let Some(name) = &self.hostname {
+            let ok = !name.is_empty()
+                && name.len() <= 253
+                && name
+                    .split('.')
+                    .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+            if !ok {
+                return Err(invalid(
+                    "hostname",
+                    "must be a DNS name such as mail.example.com",
+                ));
+            }
+        }
+        let l = &self.limits;
+        if l.max_message_bytes < 1024 {
+            return Err(invalid("limits.max_message_bytes", "must be at least 1024"));
+        }
+        if l.max_recipients == 0 {
+            return Err(invalid("limits.max_recipients", "must be at least 1"));
+        }
+        if l.max_line_bytes < 512 {
+            // RFC 5321 §4.5.3.1.4: a command line may be 512 octets.
+            return Err(invalid("limits.max_line_bytes", "must be at least 512 (RFC 5321 §4.5.3.1.4)"));
+        }
+        if l.command_timeout_secs == 0 {
+            return Err(invalid("limits.command_timeout_secs", "must be at least 1"));
+        }
+        if l.max_connections == 0 {
+            return Err(invalid("limits.max_connections", "must be at least 1"));
+        }
+        if l.max_auth_failures == 0 {
+            return Err(invalid("limits.max_auth_failures", "must be at least 1"));
+        }
+        let all = [
+            ("listen.smtp", &self.listen.smtp),
+            ("listen.submission", &self.listen.submission),
+            ("listen.submissions", &self.listen.submissions),
+        ];
+        for (key, addrs) in all {
+            for addr in addrs.iter() {
+                let clash = all
+                    .iter()
+                    .flat_map(|(_, a)| a.iter())
+                    .filter(|a| *a == addr && addr.port() != 0)
+                    .count();
+                if clash > 1 {
+                    return Err(invalid(key, &format!("address {addr} is used twice")));
+                }
+            }
+        }
+        if self.tls.cert_file.as_os_str().is_empty() {
+            return Err(invalid("tls.cert_file", "must not be empty"));
+        }
+        if self.tls.key_file.as_os_str().is_empty() {
+            return Err(invalid("tls.key_file", "must not be empty"));
+        }
+        Ok(())
+    }
+}
+
+/// Parses a human size such as `500K`, `10M`, `2G` or a plain byte count.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let (digits, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, ""),
+    };
+    let n: u64 = digits.parse().ok()?;
+    let mult: u64 = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => 1 << 10,
+        "M" | "MB" | "MIB" => 1 << 20,
+        "G" | "GB" | "GIB" => 1 << 30,
+        "T" | "TB" | "TIB" => 1 << 40,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.toml"), PortSet::Unprivileged)
+    }
+
+    #[test]
+    fn empty_file_is_the_embedded_default() {
+        assert_eq!(parse("").unwrap(), Config::embedded(PortSet::Unprivileged));
+    }
+
+    #[test]
+    fn root_defaults_use_standard_ports() {
+        let c = Config::parse("", Path::new("x"), PortSet::Standard).unwrap();
+        assert_eq!(c.listen.smtp[0].port(), 25);
+        assert_eq!(c.listen.submission[0].port(), 587);
+        assert_eq!(c.listen.submissions[0].port(), 465);
+    }
+
+    #[test]
+    fn values_are_read() {
+        let c = parse(
+            "hostname = \"mx.example.com\"\n[listen]\nsmtp = [\"127.0.0.1:0\"]\nsubmission = []\n\
+             [limits]\nmax_recipients = 7\n",
+        )
+        .unwrap();
+        assert_eq!(c.hostname.as_deref(), Some("mx.example.com"));
+        assert_eq!(c.listen.smtp.len(), 1);
+        assert!(c.listen.submission.is_empty());
+        // Not mentioned: the default.
+        assert_eq!(c.listen.submissions[0].port(), 2465);
+        assert_eq!(c.limits.max_recipients, 7);
+        assert_eq!(c.limits.max_line_bytes, 4096);
+    }
+
+    /// Each bad config and a piece of the message it must produce.
+    #[test]
+    fn bad_configs_name_the_key() {
+        let cases = [
+            ("colour = 1", "colour"),
+            ("[limits]\nmax_recipients = \"many\"", "max_recipients"),
+            ("[limits]\nmax_message_bytes = 0", "limits.max_message_bytes"),
+            ("[limits]\nmax_line_bytes = 100", "limits.max_line_bytes"),
+            ("[limits]\ncommand_timeout_secs = 0", "limits.command_timeout_secs"),
+            ("[limits]\nmax_connections = 0", "limits.max_connections"),
+            ("[limits]\nspeed = 3", "speed"),
+            ("[listen]\nsmtp = [\"nowhere\"]", "smtp"),
+            ("[listen]\nsmtp = [\"127.0.0.1:25\"]\nsubmission = [\"127.0.0.1:25\"]", "listen.s"),
+            ("hostname = \"bad host\"", "hostname"),
+            ("[tls]\ncert_file = \"\"", "tls.cert_file"),
+            ("[server]\nshutdown_grace_secs = -1", "shutdown_grace_secs"),
+            ("[limits", "expected"),
+        ];
+        for (text, needle) in cases {
+            let err = parse(text).expect_err(text).to_string();
+            assert!(err.contains(needle), "{text:?}: {err:?} should name {needle:?}");
+            assert!(err.contains("test.toml"), "{text:?}: {err:?} should name the file");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("10M"), Some(10 << 20));
+        assert_eq!(parse_size("500k"), Some(500 << 10));
+        assert_eq!(parse_size("1G"), Some(1 << 30));
+        assert_eq!(parse_size("1234"), Some(1234));
+        assert_eq!(parse_size("ten"), None);
+        assert_eq!(parse_size("10X"), None);
+        assert_eq!(parse_size("99999999999999T"), None);
+    }
+}

@@ -1,0 +1,272 @@
+//! Committing received messages: the one writer that turns staged bodies
+//! into mailbox entries and queue items, with group commit.
+//!
+//! Sessions hand a [`Delivery`] with its fsynced [`StagedBlob`] to a single
+//! committer thread. The committer takes every job that is waiting, renames
+//! their blobs into place, fsyncs each touched blob folder once, and inserts
+//! all their rows in one SQLite transaction (WAL, `synchronous=FULL`): many
+//! concurrent deliveries share one folder fsync and one WAL fsync. Each job
+//! gets its own answer only after that commit, so `250` is never sent for a
+//! message that a power cut could lose (DESIGN.md, "Commit").
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::PathBuf;
+use std::sync::mpsc;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::blob::{self, StagedBlob};
+use crate::directory::AccountId;
+use crate::{now, Store, StoreError};
+
+/// Most jobs committed in one transaction.
+const MAX_BATCH: usize = 256;
+
+/// A local mailbox that receives a message.
+#[derive(Debug, Clone)]
+pub struct LocalRecipient {
+    /// The account.
+    pub account: AccountId,
+    /// Its address, for messages and logs.
+    pub address: String,
+    /// Folder name, e.g. `INBOX`.
+    pub folder: String,
+}
+
+/// A remote recipient for the outbound queue, with its DSN parameters
+/// (RFC 3461 §4.1, §4.2).
+#[derive(Debug, Clone, Default)]
+pub struct QueuedRecipient {
+    /// Forward-path.
+    pub address: String,
+    /// ORCPT, as given.
+    pub orcpt: Option<String>,
+    /// NOTIFY, as given (e.g. `SUCCESS,FAILURE`).
+    pub notify: Option<String>,
+}
+
+/// Everything the store needs to commit one received message.
+#[derive(Debug, Clone, Default)]
+pub struct Delivery {
+    /// Reverse-path; empty for the null sender.
+    pub sender: String,
+    /// Local mailboxes, already resolved through aliases.
+    pub local: Vec<LocalRecipient>,
+    /// Remote recipients for the outbound queue.
+    pub remote: Vec<QueuedRecipient>,
+    /// DSN `ENVID` (RFC 3461 §4.4).
+    pub envid: Option<String>,
+    /// DSN `RET` (RFC 3461 §4.3).
+    pub ret: Option<String>,
+    /// The authenticated submitter, if any.
+    pub submitted_by: Option<AccountId>,
+}
+
+/// What a committed delivery became.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// (address, folder, UID) for each mailbox entry.
+    pub stored: Vec<(String, String, u32)>,
+    /// Row ids of queue items.
+    pub queued: Vec<i64>,
+}
+
+/// Why a delivery was not committed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeliveryError {
+    /// The message would take an account over its quota (RFC 3463 5.2.2).
+    #[error("mailbox of {0} is full")]
+    QuotaExceeded(String),
+    /// The store could not commit; the client should try again later.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub(crate) struct Job {
+    staged: StagedBlob,
+    delivery: Delivery,
+    reply: mpsc::SyncSender<Result<Receipt, DeliveryError>>,
+}
+
+impl Store {
+    /// Commits a message: blob into place, rows inserted, all durable when
+    /// this returns `Ok`. Blocking: call it off the async runtime.
+    pub fn deliver(&self, staged: StagedBlob, delivery: Delivery) -> Result<Receipt, DeliveryError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let job = Job {
+            staged,
+            delivery,
+            reply,
+        };
+        self.committer()
+            .send(job)
+            .map_err(|_| StoreError::Closed)?;
+        answer.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Refuses early (at RCPT, with the SIZE the client announced) a message
+    /// that could not fit. The committer checks again with the real size.
+    pub fn has_room(&self, account: AccountId, size: u64) -> Result<bool, StoreError> {
+        let conn = self.conn()?;
+        let (quota, used): (i64, i64) = conn.query_row(
+            "SELECT quota_bytes, used_bytes FROM accounts WHERE id = ?1",
+            [account.0],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(quota == 0 || used as u64 + size <= quota as u64)
+    }
+}
+
+/// The committer thread's loop; ends when every [`Store`] handle is gone.
+pub(crate) fn run_committer(mut conn: Connection, blob_dir: PathBuf, jobs: mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let results = commit_batch(&mut conn, &blob_dir, &batch);
+        for (job, result) in batch.into_iter().zip(results) {
+            // A session that went away does not mind missing its answer.
+            let _ = job.reply.send(result);
+        }
+    }
+}
+
+fn commit_batch(
+    conn: &mut Connection,
+    blob_dir: &std::path::Path,
+    batch: &[Job],
+) -> Vec<Result<Receipt, DeliveryError>> {
+    let mut results: Vec<Option<Result<Receipt, DeliveryError>>> = Vec::with_capacity(batch.len());
+    let mut dirs = BTreeSet::new();
+    for job in batch {
+        match blob::place(blob_dir, &job.staged) {
+            Ok(dir) => {
+                dirs.insert(dir);
+                results.push(None);
+            }
+            Err(e) => results.push(Some(Err(StoreError::Io(e).into()))),
+        }
+    }
+    for dir in &dirs {
+        if let Err(e) = blob::sync_dir(dir) {
+            let msg = format!("fsync {}: {e}", dir.display());
+            return batch
+                .iter()
+                .map(|_| Err(StoreError::Io(std::io::Error::other(msg.clone())).into()))
+                .collect();
+        }
+    }
+    let outcome = (|| -> Result<(), StoreError> {
+        let mut tx = conn.transaction()?;
+        for (job, result) in batch.iter().zip(results.iter_mut()) {
+            if result.is_some() {
+                continue;
+            }
+            let sp = tx.savepoint()?;
+            let applied = apply(&sp, job);
+            if applied.is_ok() {
+                sp.commit()?;
+            }
+            *result = Some(applied);
+        }
+        tx.commit()?;
+        Ok(())
+    })();
+    match outcome {
+        Ok(()) => results.into_iter().map(|r| r.expect("every job has a result")).collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "delivery transaction failed");
+            let msg = e.to_string();
+            batch
+                .iter()
+                .map(|_| Err(StoreError::Io(std::io::Error::other(msg.clone())).into()))
+                .collect()
+        }
+    }
+}
+
+fn apply(tx: &Connection, job: &Job) -> Result<Receipt, DeliveryError> {
+    let size = job.staged.size as i64;
+    let blob = &job.staged.id.0;
+    let date = now();
+    let mut receipt = Receipt {
+        stored: Vec::new(),
+        queued: Vec::new(),
+    };
+    let mut seen = HashSet::new();
+    for rcpt in &job.delivery.local {
+        if !seen.insert((rcpt.account, rcpt.folder.as_str())) {
+            continue;
+        }
+        let (quota, used): (i64, i64) = tx
+            .query_row(
+                "SELECT quota_bytes, used_bytes FROM accounts WHERE id = ?1",
+                [rcpt.account.0],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(StoreError::from)?;
+        if quota > 0 && used + size > quota {
+            return Err(DeliveryError::QuotaExceeded(rcpt.address.clone()));
+        }
+        let mailbox: Option<(i64, i64, i64)> = tx
+            .query_row(
+                "SELECT id, uidnext, highestmodseq FROM mailboxes WHERE account_id = ?1 AND name = ?2",
+                params![rcpt.account.0, rcpt.folder],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(StoreError::from)?;
+        let Some((mailbox, uid, modseq)) = mailbox else {
+            return Err(StoreError::NotFound(format!("folder {} of {}", rcpt.folder, rcpt.address)).into());
+        };
+        let modseq = modseq + 1;
+        tx.execute(
+            "INSERT INTO messages(mailbox_id, uid, modseq, blob, size, internaldate)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![mailbox, uid, modseq, blob, size, date],
+        )
+        .map_err(StoreError::from)?;
+        tx.execute(
+            "UPDATE mailboxes SET uidnext = ?2, highestmodseq = ?3 WHERE id = ?1",
+            params![mailbox, uid + 1, modseq],
+        )
+        .map_err(StoreError::from)?;
+        tx.execute(
+            "UPDATE accounts SET used_bytes = used_bytes + ?2, message_count = message_count + 1
+             WHERE id = ?1",
+            params![rcpt.account.0, size],
+        )
+        .map_err(StoreError::from)?;
+        receipt
+            .stored
+            .push((rcpt.address.clone(), rcpt.folder.clone(), uid as u32));
+    }
+    let d = &job.delivery;
+    for rcpt in &d.remote {
+        tx.execute(
+            "INSERT INTO queue(blob, size, sender, recipient, orcpt, notify, ret, envid,
+                               account_id, created, next_attempt)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+            params![
+                blob,
+                size,
+                d.sender,
+                rcpt.address,
+                rcpt.orcpt,
+                rcpt.notify,
+                d.ret,
+                d.envid,
+                d.submitted_by.map(|a| a.0),
+                date
+            ],
+        )
+        .map_err(StoreError::from)?;
+        receipt.queued.push(tx.last_insert_rowid());
+    }
+    Ok(receipt)
+}

@@ -1,0 +1,176 @@
+//! Durable state of a Pochta box: SQLite metadata and content-addressed
+//! message bodies.
+//!
+//! Layout:
+//! - `schema`: numbered migrations;
+//! - `blob`: message bodies as immutable files named by SHA-256, written with
+//!   fsync-rename-fsync;
+//! - `directory`: domains, accounts (argon2id passwords), aliases, groups,
+//!   catch-alls and recipient resolution;
+//! - `deliver`: the committer thread (group commit) that makes a received
+//!   message durable before SMTP answers `250`;
+//! - `mailbox`: reading folders, messages and the outbound queue.
+//!
+//! The data folder holds `pochta.db` (WAL, `synchronous=FULL`), `blobs/`,
+//! and `tmp/` for bodies still being received. Protocol crates use the
+//! [`Store`] API; nothing SQLite-specific leaks through it, so that another
+//! backend can take its place. This crate knows nothing of the network.
+
+mod blob;
+mod deliver;
+mod directory;
+mod mailbox;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+pub use blob::{BlobId, BlobWriter, StagedBlob};
+pub use deliver::{Delivery, DeliveryError, LocalRecipient, QueuedRecipient, Receipt};
+pub use directory::{hash_password, normalize_address, Account, AccountId, CatchAll, Resolution};
+pub use mailbox::{MessageInfo, QueueItem, StoreStatus};
+
+/// The folders every account gets, with their RFC 6154 special-use flag.
+pub const SPECIAL_FOLDERS: [(&str, Option<&str>); 6] = [
+    ("INBOX", None),
+    ("Sent", Some("\\Sent")),
+    ("Drafts", Some("\\Drafts")),
+    ("Junk", Some("\\Junk")),
+    ("Trash", Some("\\Trash")),
+    ("Archive", Some("\\Archive")),
+];
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database refused an operation.
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// A file operation failed (disk full, permissions, I/O error).
+    #[error("file system: {0}")]
+    Io(#[from] std::io::Error),
+    /// The database was written by a newer Pochta.
+    #[error("database schema version {found} is newer than this program knows ({known}): upgrade pochta")]
+    SchemaTooNew {
+        /// Version in the file.
+        found: usize,
+        /// Newest version this build knows.
+        known: usize,
+    },
+    /// Something named does not exist.
+    #[error("no such {0}")]
+    NotFound(String),
+    /// Something to be created exists already.
+    #[error("{0} exists already")]
+    Exists(String),
+    /// An argument is not acceptable; the message says why.
+    #[error("{0}")]
+    Invalid(String),
+    /// The store is shutting down.
+    #[error("the store is closed")]
+    Closed,
+}
+
+/// A handle on the data folder; cheap to clone, safe to share between threads.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    blob_dir: PathBuf,
+    tmp_dir: PathBuf,
+    conn: Mutex<Connection>,
+    committer: Mutex<mpsc::Sender<deliver::Job>>,
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // Durability promise: a commit is on disk when it returns.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`, applies migrations,
+    /// and clears bodies left half-received by a crash.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir)?;
+        let blob_dir = dir.join("blobs");
+        let tmp_dir = dir.join("tmp");
+        blob::prepare(&blob_dir, &tmp_dir)?;
+        let db = dir.join("pochta.db");
+        let mut conn = open_connection(&db)?;
+        schema::migrate(&mut conn)?;
+        let writer = open_connection(&db)?;
+        let (tx, rx) = mpsc::channel();
+        let committer_blobs = blob_dir.clone();
+        std::thread::Builder::new()
+            .name("store-commit".into())
+            .spawn(move || deliver::run_committer(writer, committer_blobs, rx))?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                dir: dir.to_owned(),
+                blob_dir,
+                tmp_dir,
+                conn: Mutex::new(conn),
+                committer: Mutex::new(tx),
+            }),
+        })
+    }
+
+    /// The data folder.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Starts receiving a message body.
+    pub fn blob_writer(&self) -> Result<BlobWriter, StoreError> {
+        Ok(BlobWriter::create(&self.inner.tmp_dir)?)
+    }
+
+    /// Path of a stored body, for reading.
+    pub fn blob_path(&self, id: &BlobId) -> PathBuf {
+        blob::blob_path(&self.inner.blob_dir, id)
+    }
+
+    /// Runs SQLite's own consistency check; `ok` when all is well.
+    pub fn integrity_check(&self) -> Result<String, StoreError> {
+        Ok(self
+            .conn()?
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+    }
+
+    pub(crate) fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        // A panic while holding the lock leaves SQLite consistent (it rolls
+        // back an open transaction), so a poisoned lock is still usable.
+        Ok(self.inner.conn.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn committer(&self) -> mpsc::Sender<deliver::Job> {
+        self.inner
+            .committer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,95 @@
+//! Numbered schema migrations, applied in order at open; `PRAGMA user_version`
+//! records how many have run. Never edit a released migration: add one.
+
+use rusqlite::Connection;
+
+use crate::StoreError;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: directory, mailboxes, messages, outbound queue.
+    r#"
+    CREATE TABLE domains(
+        name TEXT PRIMARY KEY,
+        created INTEGER NOT NULL
+    );
+    CREATE TABLE accounts(
+        id INTEGER PRIMARY KEY,
+        address TEXT NOT NULL UNIQUE,
+        domain TEXT NOT NULL REFERENCES domains(name),
+        password TEXT NOT NULL,
+        quota_bytes INTEGER NOT NULL DEFAULT 0,
+        disabled INTEGER NOT NULL DEFAULT 0,
+        used_bytes INTEGER NOT NULL DEFAULT 0,
+        message_count INTEGER NOT NULL DEFAULT 0,
+        created INTEGER NOT NULL
+    );
+    CREATE TABLE aliases(
+        address TEXT NOT NULL,
+        target TEXT NOT NULL,
+        PRIMARY KEY(address, target)
+    );
+    CREATE TABLE mailboxes(
+        id INTEGER PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        special_use TEXT,
+        uidvalidity INTEGER NOT NULL,
+        uidnext INTEGER NOT NULL DEFAULT 1,
+        highestmodseq INTEGER NOT NULL DEFAULT 1,
+        subscribed INTEGER NOT NULL DEFAULT 1,
+        UNIQUE(account_id, name)
+    );
+    CREATE TABLE messages(
+        id INTEGER PRIMARY KEY,
+        mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        uid INTEGER NOT NULL,
+        modseq INTEGER NOT NULL,
+        blob TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        internaldate INTEGER NOT NULL,
+        flags TEXT NOT NULL DEFAULT '',
+        UNIQUE(mailbox_id, uid)
+    );
+    CREATE INDEX messages_blob ON messages(blob);
+    CREATE TABLE queue(
+        id INTEGER PRIMARY KEY,
+        blob TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        sender TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        orcpt TEXT,
+        notify TEXT,
+        ret TEXT,
+        envid TEXT,
+        account_id INTEGER,
+        created INTEGER NOT NULL,
+        next_attempt INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT
+    );
+    CREATE INDEX queue_next ON queue(next_attempt);
+    CREATE TABLE settings(
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    "#,
+];
+
+/// Brings the database up to the newest schema.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current as usize > MIGRATIONS.len() {
+        return Err(StoreError::SchemaTooNew {
+            found: current as usize,
+            known: MIGRATIONS.len(),
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "store schema migrated");
+    }
+    Ok(())
+}
