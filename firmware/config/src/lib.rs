@@ -247,9 +247,9 @@ impl Config {
         if let Some(name) = &self.hostname {
             let ok = !name.is_empty()
                 && name.len() <= 253
-                && name
-                    .split('.')
-                    .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+                && name.split('.').all(|l| {
+                    !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
             if !ok {
                 return Err(invalid(
                     "hostname",
@@ -266,7 +266,10 @@ impl Config {
         }
         if l.max_line_bytes < 512 {
             // RFC 5321 §4.5.3.1.4: a command line may be 512 octets.
-            return Err(invalid("limits.max_line_bytes", "must be at least 512 (RFC 5321 §4.5.3.1.4)"));
+            return Err(invalid(
+                "limits.max_line_bytes",
+                "must be at least 512 (RFC 5321 §4.5.3.1.4)",
+            ));
         }
         if l.command_timeout_secs == 0 {
             return Err(invalid("limits.command_timeout_secs", "must be at least 1"));
@@ -366,13 +369,22 @@ mod tests {
         let cases = [
             ("colour = 1", "colour"),
             ("[limits]\nmax_recipients = \"many\"", "max_recipients"),
-            ("[limits]\nmax_message_bytes = 0", "limits.max_message_bytes"),
+            (
+                "[limits]\nmax_message_bytes = 0",
+                "limits.max_message_bytes",
+            ),
             ("[limits]\nmax_line_bytes = 100", "limits.max_line_bytes"),
-            ("[limits]\ncommand_timeout_secs = 0", "limits.command_timeout_secs"),
+            (
+                "[limits]\ncommand_timeout_secs = 0",
+                "limits.command_timeout_secs",
+            ),
             ("[limits]\nmax_connections = 0", "limits.max_connections"),
             ("[limits]\nspeed = 3", "speed"),
             ("[listen]\nsmtp = [\"nowhere\"]", "smtp"),
-            ("[listen]\nsmtp = [\"127.0.0.1:25\"]\nsubmission = [\"127.0.0.1:25\"]", "listen.s"),
+            (
+                "[listen]\nsmtp = [\"127.0.0.1:25\"]\nsubmission = [\"127.0.0.1:25\"]",
+                "listen.s",
+            ),
             ("hostname = \"bad host\"", "hostname"),
             ("[tls]\ncert_file = \"\"", "tls.cert_file"),
             ("[server]\nshutdown_grace_secs = -1", "shutdown_grace_secs"),
@@ -380,8 +392,14 @@ mod tests {
         ];
         for (text, needle) in cases {
             let err = parse(text).expect_err(text).to_string();
-            assert!(err.contains(needle), "{text:?}: {err:?} should name {needle:?}");
-            assert!(err.contains("test.toml"), "{text:?}: {err:?} should name the file");
+            assert!(
+                err.contains(needle),
+                "{text:?}: {err:?} should name {needle:?}"
+            );
+            assert!(
+                err.contains("test.toml"),
+                "{text:?}: {err:?} should name the file"
+            );
         }
     }
 

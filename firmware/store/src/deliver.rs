@@ -67,8 +67,8 @@ pub struct Delivery {
 pub struct Receipt {
     /// (address, folder, UID) for each mailbox entry.
     pub stored: Vec<(String, String, u32)>,
-    /// Row ids of queue items.
-    pub queued: Vec<i64>,
+    /// (queue row id, recipient) for each queue item.
+    pub queued: Vec<(i64, String)>,
 }
 
 /// Why a delivery was not committed.
@@ -92,16 +92,18 @@ pub(crate) struct Job {
 impl Store {
     /// Commits a message: blob into place, rows inserted, all durable when
     /// this returns `Ok`. Blocking: call it off the async runtime.
-    pub fn deliver(&self, staged: StagedBlob, delivery: Delivery) -> Result<Receipt, DeliveryError> {
+    pub fn deliver(
+        &self,
+        staged: StagedBlob,
+        delivery: Delivery,
+    ) -> Result<Receipt, DeliveryError> {
         let (reply, answer) = mpsc::sync_channel(1);
         let job = Job {
             staged,
             delivery,
             reply,
         };
-        self.committer()
-            .send(job)
-            .map_err(|_| StoreError::Closed)?;
+        self.committer().send(job).map_err(|_| StoreError::Closed)?;
         answer.recv().map_err(|_| StoreError::Closed)?
     }
 
@@ -178,7 +180,10 @@ fn commit_batch(
         Ok(())
     })();
     match outcome {
-        Ok(()) => results.into_iter().map(|r| r.expect("every job has a result")).collect(),
+        Ok(()) => results
+            .into_iter()
+            .map(|r| r.expect("every job has a result"))
+            .collect(),
         Err(e) => {
             tracing::error!(error = %e, "delivery transaction failed");
             let msg = e.to_string();
@@ -222,7 +227,11 @@ fn apply(tx: &Connection, job: &Job) -> Result<Receipt, DeliveryError> {
             .optional()
             .map_err(StoreError::from)?;
         let Some((mailbox, uid, modseq)) = mailbox else {
-            return Err(StoreError::NotFound(format!("folder {} of {}", rcpt.folder, rcpt.address)).into());
+            return Err(StoreError::NotFound(format!(
+                "folder {} of {}",
+                rcpt.folder, rcpt.address
+            ))
+            .into());
         };
         let modseq = modseq + 1;
         tx.execute(
@@ -266,7 +275,9 @@ fn apply(tx: &Connection, job: &Job) -> Result<Receipt, DeliveryError> {
             ],
         )
         .map_err(StoreError::from)?;
-        receipt.queued.push(tx.last_insert_rowid());
+        receipt
+            .queued
+            .push((tx.last_insert_rowid(), rcpt.address.clone()));
     }
     Ok(receipt)
 }

@@ -179,7 +179,9 @@ impl Store {
         let tx = conn.transaction()?;
         let domain = domain_of(&a).to_owned();
         let known: bool = tx
-            .query_row("SELECT 1 FROM domains WHERE name = ?1", [&domain], |_| Ok(true))
+            .query_row("SELECT 1 FROM domains WHERE name = ?1", [&domain], |_| {
+                Ok(true)
+            })
             .optional()?
             .unwrap_or(false);
         if !known {
@@ -283,7 +285,9 @@ impl Store {
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         let id: Option<i64> = tx
-            .query_row("SELECT id FROM accounts WHERE address = ?1", [&a], |r| r.get(0))
+            .query_row("SELECT id FROM accounts WHERE address = ?1", [&a], |r| {
+                r.get(0)
+            })
             .optional()?;
         let Some(id) = id else {
             return Err(StoreError::NotFound(format!("account {address}")));
@@ -301,7 +305,11 @@ impl Store {
     /// Checks a login. `None` for a wrong password, an unknown or disabled
     /// account — the caller must not tell these apart to the client.
     /// Blocking and deliberately slow (argon2id).
-    pub fn authenticate(&self, address: &str, password: &str) -> Result<Option<AccountId>, StoreError> {
+    pub fn authenticate(
+        &self,
+        address: &str,
+        password: &str,
+    ) -> Result<Option<AccountId>, StoreError> {
         let Some(a) = normalize_address(address) else {
             return Ok(None);
         };
@@ -341,19 +349,27 @@ impl Store {
             }
         };
         if targets.is_empty() {
-            return Err(StoreError::Invalid("an alias needs at least one target".into()));
+            return Err(StoreError::Invalid(
+                "an alias needs at least one target".into(),
+            ));
         }
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         let known: bool = tx
-            .query_row("SELECT 1 FROM domains WHERE name = ?1", [&domain], |_| Ok(true))
+            .query_row("SELECT 1 FROM domains WHERE name = ?1", [&domain], |_| {
+                Ok(true)
+            })
             .optional()?
             .unwrap_or(false);
         if !known {
             return Err(StoreError::NotFound(format!("domain {domain}")));
         }
         let is_account: bool = tx
-            .query_row("SELECT 1 FROM accounts WHERE address = ?1", [&source], |_| Ok(true))
+            .query_row(
+                "SELECT 1 FROM accounts WHERE address = ?1",
+                [&source],
+                |_| Ok(true),
+            )
             .optional()?
             .unwrap_or(false);
         if is_account {
@@ -376,7 +392,8 @@ impl Store {
     /// Every alias with its targets, sorted.
     pub fn aliases(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare("SELECT address, target FROM aliases ORDER BY address, target")?;
+        let mut stmt =
+            conn.prepare("SELECT address, target FROM aliases ORDER BY address, target")?;
         let mut out: Vec<(String, Vec<String>)> = Vec::new();
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
         for row in rows {
@@ -391,9 +408,10 @@ impl Store {
 
     /// Removes an alias, group or catch-all.
     pub fn remove_alias(&self, address: &str) -> Result<(), StoreError> {
-        let n = self
-            .conn()?
-            .execute("DELETE FROM aliases WHERE address = ?1", [address.trim().to_lowercase()])?;
+        let n = self.conn()?.execute(
+            "DELETE FROM aliases WHERE address = ?1",
+            [address.trim().to_lowercase()],
+        )?;
         if n == 0 {
             return Err(StoreError::NotFound(format!("alias {address}")));
         }
@@ -419,10 +437,16 @@ impl Store {
     }
 }
 
-fn resolve(conn: &Connection, address: &str, catch_all: CatchAll) -> Result<Resolution, StoreError> {
+fn resolve(
+    conn: &Connection,
+    address: &str,
+    catch_all: CatchAll,
+) -> Result<Resolution, StoreError> {
     let is_local = |domain: &str| -> Result<bool, StoreError> {
         Ok(conn
-            .query_row("SELECT 1 FROM domains WHERE name = ?1", [domain], |_| Ok(true))
+            .query_row("SELECT 1 FROM domains WHERE name = ?1", [domain], |_| {
+                Ok(true)
+            })
             .optional()?
             .unwrap_or(false))
     };
@@ -433,7 +457,8 @@ fn resolve(conn: &Connection, address: &str, catch_all: CatchAll) -> Result<Reso
     let mut remote = Vec::new();
     let mut seen = HashSet::new();
     let mut todo = VecDeque::from([(address.to_owned(), 0usize)]);
-    let mut account_stmt = conn.prepare_cached("SELECT id, disabled FROM accounts WHERE address = ?1")?;
+    let mut account_stmt =
+        conn.prepare_cached("SELECT id, disabled FROM accounts WHERE address = ?1")?;
     let mut alias_stmt = conn.prepare_cached("SELECT target FROM aliases WHERE address = ?1")?;
     while let Some((addr, depth)) = todo.pop_front() {
         if !seen.insert(addr.clone()) || depth > MAX_ALIAS_DEPTH {

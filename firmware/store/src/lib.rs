@@ -104,6 +104,8 @@ impl Store {
     /// and clears bodies left half-received by a crash.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir)?;
+        // Absolute, so that paths handed out stay valid whatever the caller's cwd.
+        let dir = &std::fs::canonicalize(dir)?;
         let blob_dir = dir.join("blobs");
         let tmp_dir = dir.join("tmp");
         blob::prepare(&blob_dir, &tmp_dir)?;

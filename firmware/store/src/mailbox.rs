@@ -69,7 +69,9 @@ impl Store {
             )
             .optional()?;
         let Some(mailbox) = mailbox else {
-            return Err(StoreError::NotFound(format!("folder {folder} of {address}")));
+            return Err(StoreError::NotFound(format!(
+                "folder {folder} of {address}"
+            )));
         };
         let mut stmt = conn.prepare(
             "SELECT uid, modseq, size, blob, internaldate FROM messages

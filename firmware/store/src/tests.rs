@@ -24,7 +24,9 @@ fn inbox(account: AccountId, address: &str) -> LocalRecipient {
 #[test]
 fn account_gets_special_folders_and_hashed_password() {
     let (_d, s) = store();
-    let id = s.add_account("Bob@Example.com", "correct horse", 0).unwrap();
+    let id = s
+        .add_account("Bob@Example.com", "correct horse", 0)
+        .unwrap();
     for (folder, _) in SPECIAL_FOLDERS {
         assert!(s.messages("bob@example.com", folder).unwrap().is_empty());
     }
@@ -34,22 +36,50 @@ fn account_gets_special_folders_and_hashed_password() {
         .query_row("SELECT password FROM accounts", [], |r| r.get(0))
         .unwrap();
     assert!(hash.starts_with("$argon2id$"), "{hash}");
-    assert_eq!(s.authenticate("bob@example.com", "correct horse").unwrap(), Some(id));
-    assert_eq!(s.authenticate("bob@example.com", "wrong horse").unwrap(), None);
-    assert_eq!(s.authenticate("nobody@example.com", "correct horse").unwrap(), None);
+    assert_eq!(
+        s.authenticate("bob@example.com", "correct horse").unwrap(),
+        Some(id)
+    );
+    assert_eq!(
+        s.authenticate("bob@example.com", "wrong horse").unwrap(),
+        None
+    );
+    assert_eq!(
+        s.authenticate("nobody@example.com", "correct horse")
+            .unwrap(),
+        None
+    );
     s.set_account_disabled("bob@example.com", true).unwrap();
-    assert_eq!(s.authenticate("bob@example.com", "correct horse").unwrap(), None);
+    assert_eq!(
+        s.authenticate("bob@example.com", "correct horse").unwrap(),
+        None
+    );
 }
 
 #[test]
 fn account_needs_known_domain_and_decent_password() {
     let (_d, s) = store();
-    assert!(matches!(s.add_account("a@other.org", "long enough", 0), Err(StoreError::NotFound(_))));
-    assert!(matches!(s.add_account("a@example.com", "short", 0), Err(StoreError::Invalid(_))));
-    assert!(matches!(s.add_account("not-an-address", "long enough", 0), Err(StoreError::Invalid(_))));
+    assert!(matches!(
+        s.add_account("a@other.org", "long enough", 0),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.add_account("a@example.com", "short", 0),
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        s.add_account("not-an-address", "long enough", 0),
+        Err(StoreError::Invalid(_))
+    ));
     s.add_account("a@example.com", "long enough", 0).unwrap();
-    assert!(matches!(s.add_account("A@example.com", "long enough", 0), Err(StoreError::Exists(_))));
-    assert!(matches!(s.remove_domain("example.com"), Err(StoreError::Invalid(_))));
+    assert!(matches!(
+        s.add_account("A@example.com", "long enough", 0),
+        Err(StoreError::Exists(_))
+    ));
+    assert!(matches!(
+        s.remove_domain("example.com"),
+        Err(StoreError::Invalid(_))
+    ));
 }
 
 #[test]
@@ -71,14 +101,23 @@ fn deliveries_get_ascending_uids_and_modseqs_and_dedupe_bodies() {
         assert_eq!(r.stored.len(), 2);
     }
     let msgs = s.messages("bob@example.com", "INBOX").unwrap();
-    assert_eq!(msgs.iter().map(|m| m.uid).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(
+        msgs.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
     assert!(msgs.windows(2).all(|w| w[0].modseq < w[1].modseq));
     let amy_msgs = s.messages("amy@example.com", "INBOX").unwrap();
     // One body on disk for both recipients.
     assert_eq!(msgs[0].path, amy_msgs[0].path);
-    assert_eq!(std::fs::read(&msgs[2].path).unwrap(), b"Subject: 2\r\n\r\nhello\r\n");
+    assert_eq!(
+        std::fs::read(&msgs[2].path).unwrap(),
+        b"Subject: 2\r\n\r\nhello\r\n"
+    );
     let acc = s.account("bob@example.com").unwrap();
-    assert_eq!((acc.messages, acc.bytes), (3, msgs.iter().map(|m| m.size).sum()));
+    assert_eq!(
+        (acc.messages, acc.bytes),
+        (3, msgs.iter().map(|m| m.size).sum())
+    );
 }
 
 #[test]
@@ -101,41 +140,77 @@ fn aliases_groups_and_catch_all_resolve() {
     let (_d, s) = store();
     let ids: Vec<AccountId> = ["a", "b", "c"]
         .iter()
-        .map(|n| s.add_account(&format!("{n}@example.com"), "password1", 0).unwrap())
+        .map(|n| {
+            s.add_account(&format!("{n}@example.com"), "password1", 0)
+                .unwrap()
+        })
         .collect();
-    s.add_alias("info@example.com", &["a@example.com".into()]).unwrap();
+    s.add_alias("info@example.com", &["a@example.com".into()])
+        .unwrap();
     s.add_alias(
         "team@example.com",
-        &["a@example.com".into(), "b@example.com".into(), "c@example.com".into(), "x@remote.org".into()],
+        &[
+            "a@example.com".into(),
+            "b@example.com".into(),
+            "c@example.com".into(),
+            "x@remote.org".into(),
+        ],
     )
     .unwrap();
-    s.add_alias("@example.com", &["c@example.com".into()]).unwrap();
+    s.add_alias("@example.com", &["c@example.com".into()])
+        .unwrap();
     let accounts = |r: Resolution| match r {
-        Resolution::Deliver { accounts, remote } => (accounts.into_iter().map(|(id, _)| id).collect::<Vec<_>>(), remote),
+        Resolution::Deliver { accounts, remote } => (
+            accounts.into_iter().map(|(id, _)| id).collect::<Vec<_>>(),
+            remote,
+        ),
         other => panic!("{other:?}"),
     };
-    assert_eq!(accounts(s.resolve("info@example.com", CatchAll::Use).unwrap()).0, vec![ids[0]]);
+    assert_eq!(
+        accounts(s.resolve("info@example.com", CatchAll::Use).unwrap()).0,
+        vec![ids[0]]
+    );
     let (team, remote) = accounts(s.resolve("team@example.com", CatchAll::Use).unwrap());
     assert_eq!(team, ids);
     assert_eq!(remote, vec!["x@remote.org".to_string()]);
-    assert_eq!(accounts(s.resolve("whoever@example.com", CatchAll::Use).unwrap()).0, vec![ids[2]]);
-    assert_eq!(s.resolve("whoever@example.com", CatchAll::Ignore).unwrap(), Resolution::Unknown);
-    assert_eq!(s.resolve("x@remote.org", CatchAll::Use).unwrap(), Resolution::NotLocal);
+    assert_eq!(
+        accounts(s.resolve("whoever@example.com", CatchAll::Use).unwrap()).0,
+        vec![ids[2]]
+    );
+    assert_eq!(
+        s.resolve("whoever@example.com", CatchAll::Ignore).unwrap(),
+        Resolution::Unknown
+    );
+    assert_eq!(
+        s.resolve("x@remote.org", CatchAll::Use).unwrap(),
+        Resolution::NotLocal
+    );
     assert!(s.may_send_as(ids[0], "info@example.com").unwrap());
     assert!(s.may_send_as(ids[0], "A@example.com").unwrap());
     assert!(!s.may_send_as(ids[1], "info@example.com").unwrap());
     assert!(!s.may_send_as(ids[2], "whoever@example.com").unwrap());
     s.set_account_disabled("b@example.com", true).unwrap();
-    assert_eq!(s.resolve("b@example.com", CatchAll::Use).unwrap(), Resolution::Disabled);
-    assert_eq!(accounts(s.resolve("team@example.com", CatchAll::Use).unwrap()).0, vec![ids[0], ids[2]]);
+    assert_eq!(
+        s.resolve("b@example.com", CatchAll::Use).unwrap(),
+        Resolution::Disabled
+    );
+    assert_eq!(
+        accounts(s.resolve("team@example.com", CatchAll::Use).unwrap()).0,
+        vec![ids[0], ids[2]]
+    );
 }
 
 #[test]
 fn alias_loops_terminate() {
     let (_d, s) = store();
-    s.add_alias("x@example.com", &["y@example.com".into()]).unwrap();
-    s.add_alias("y@example.com", &["x@example.com".into()]).unwrap();
-    assert_eq!(s.resolve("x@example.com", CatchAll::Use).unwrap(), Resolution::Unknown);
+    s.add_alias("x@example.com", &["y@example.com".into()])
+        .unwrap();
+    s.add_alias("y@example.com", &["x@example.com".into()])
+        .unwrap();
+    assert_eq!(
+        s.resolve("x@example.com", CatchAll::Use).unwrap(),
+        Resolution::Unknown
+    );
 }
 
 #[test]
@@ -175,7 +250,10 @@ fn concurrent_deliveries_share_commits_and_all_land() {
     let s = Store::open(dir.path()).unwrap();
     assert_eq!(s.messages("bob@example.com", "INBOX").unwrap().len(), 200);
     assert_eq!(s.queue().unwrap().len(), 200);
-    assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+        0
+    );
     assert_eq!(s.integrity_check().unwrap(), "ok");
 }
 
@@ -185,5 +263,8 @@ fn abandoned_writer_leaves_nothing() {
     let mut w = s.blob_writer().unwrap();
     w.write(b"partial").unwrap();
     drop(w);
-    assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+        0
+    );
 }

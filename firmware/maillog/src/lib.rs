@@ -1,0 +1,210 @@
+//! The operator's mail log: one line per accepted, rejected, delivered or
+//! queued message and per failed login, in `log/mail.log` of the data folder
+//! (chasquid's `maillog`). Debugging detail goes to `tracing` instead.
+//!
+//! Lines are `key=value` pairs after a UTC timestamp, so they can be read by
+//! a person and searched with grep. Passwords and AUTH payloads are never
+//! passed here, so they cannot be logged.
+//!
+//! Depends on nothing of Pochta's own.
+
+use std::fmt::Write as _;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Mutex;
+
+/// Appends events to the mail log.
+pub struct MailLog {
+    file: Option<Mutex<File>>,
+}
+
+impl MailLog {
+    /// Opens (creating) the log file for appending.
+    pub fn open(path: &Path) -> std::io::Result<MailLog> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(MailLog {
+            file: Some(Mutex::new(file)),
+        })
+    }
+
+    /// A log that only goes to `tracing` (tests, CLI).
+    pub fn discard() -> MailLog {
+        MailLog { file: None }
+    }
+
+    /// A message was accepted (`250` sent) for the given recipients.
+    pub fn accepted(
+        &self,
+        session: &str,
+        peer: SocketAddr,
+        from: &str,
+        rcpts: &[String],
+        size: u64,
+        id: &str,
+    ) {
+        self.line(
+            "accepted",
+            session,
+            &[
+                ("peer", &peer.to_string()),
+                ("from", &format!("<{from}>")),
+                (
+                    "to",
+                    &rcpts
+                        .iter()
+                        .map(|r| format!("<{r}>"))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ),
+                ("size", &size.to_string()),
+                ("id", id),
+            ],
+        );
+    }
+
+    /// A command or message was refused; `reply` is what the client got.
+    pub fn rejected(
+        &self,
+        session: &str,
+        peer: SocketAddr,
+        stage: &str,
+        subject: &str,
+        reply: &str,
+    ) {
+        self.line(
+            "rejected",
+            session,
+            &[
+                ("peer", &peer.to_string()),
+                ("stage", stage),
+                ("subject", subject),
+                ("reply", reply),
+            ],
+        );
+    }
+
+    /// A message was stored in a local mailbox.
+    pub fn delivered(&self, session: &str, to: &str, folder: &str, uid: u32, id: &str) {
+        self.line(
+            "delivered",
+            session,
+            &[
+                ("to", &format!("<{to}>")),
+                ("folder", folder),
+                ("uid", &uid.to_string()),
+                ("id", id),
+            ],
+        );
+    }
+
+    /// A message was put in the outbound queue.
+    pub fn queued(&self, session: &str, to: &str, queue_id: i64, id: &str) {
+        self.line(
+            "queued",
+            session,
+            &[
+                ("to", &format!("<{to}>")),
+                ("queue_id", &queue_id.to_string()),
+                ("id", id),
+            ],
+        );
+    }
+
+    /// A login failed. `user` is the name tried, never the password.
+    pub fn auth_failed(&self, session: &str, peer: SocketAddr, service: &str, user: &str) {
+        self.line(
+            "auth_failed",
+            session,
+            &[
+                ("peer", &peer.to_string()),
+                ("service", service),
+                ("user", user),
+            ],
+        );
+    }
+
+    /// A login succeeded.
+    pub fn auth_ok(&self, session: &str, peer: SocketAddr, service: &str, user: &str) {
+        self.line(
+            "auth_ok",
+            session,
+            &[
+                ("peer", &peer.to_string()),
+                ("service", service),
+                ("user", user),
+            ],
+        );
+    }
+
+    fn line(&self, event: &str, session: &str, fields: &[(&str, &str)]) {
+        let now = time::OffsetDateTime::now_utc();
+        let mut line = format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z {event} session={session}",
+            now.year(),
+            now.month() as u8,
+            now.day(),
+            now.hour(),
+            now.minute(),
+            now.second()
+        );
+        for (k, v) in fields {
+            let _ = write!(line, " {k}={}", quote(v));
+        }
+        tracing::info!(target: "maillog", "{line}");
+        line.push('\n');
+        if let Some(file) = &self.file {
+            let mut f = file.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = f.write_all(line.as_bytes()) {
+                tracing::error!(error = %e, "cannot write the mail log");
+            }
+        }
+    }
+}
+
+/// Quotes a value that has spaces or quotes; strips control characters so a
+/// client cannot forge log lines.
+fn quote(v: &str) -> String {
+    let clean: String = v
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if clean.is_empty() || clean.contains([' ', '"', '=']) {
+        format!("\"{}\"", clean.replace('\\', "\\\\").replace('"', "\\\""))
+    } else {
+        clean
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_quoted_and_control_characters_removed() {
+        assert_eq!(quote("plain"), "plain");
+        assert_eq!(quote("two words"), "\"two words\"");
+        assert_eq!(quote("evil\r\n12:00 accepted"), "\"evil??12:00 accepted\"");
+        assert_eq!(quote(""), "\"\"");
+    }
+
+    #[test]
+    fn lines_are_appended() {
+        let dir = std::env::temp_dir().join(format!("maillog-test-{}", std::process::id()));
+        let path = dir.join("mail.log");
+        let log = MailLog::open(&path).unwrap();
+        log.auth_failed("s1", "127.0.0.1:5".parse().unwrap(), "submission", "bob@x");
+        log.delivered("s1", "bob@x", "INBOX", 7, "abc");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0]
+            .contains(" auth_failed session=s1 peer=127.0.0.1:5 service=submission user=bob@x"));
+        assert!(lines[1].ends_with("delivered session=s1 to=<bob@x> folder=INBOX uid=7 id=abc"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

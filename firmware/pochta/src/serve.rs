@@ -1,0 +1,180 @@
+//! `pochta serve`: load the configuration, open the store, bind every
+//! listener, announce readiness, and shut down gracefully on SIGTERM/SIGINT
+//! (mini-redis `shutdown.rs`: a broadcast, then a bounded drain).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pochta_config::{Config, PortSet};
+use pochta_maillog::MailLog;
+use pochta_smtp::{Context, Server, Service};
+use pochta_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+/// The file that says a server runs on this data folder, and where.
+pub fn ready_file(data: &Path) -> PathBuf {
+    data.join("run").join("serve.json")
+}
+
+pub fn serve(data: &Path, config_path: Option<&Path>) -> Result<(), String> {
+    init_tracing();
+    let ports = if nix::unistd::Uid::effective().is_root() {
+        PortSet::Standard
+    } else {
+        PortSet::Unprivileged
+    };
+    let config = match config_path {
+        Some(p) => Config::load(p, ports).map_err(|e| e.to_string())?,
+        None => Config::embedded(ports),
+    };
+    let store = Store::open(data)
+        .map_err(|e| format!("cannot open the store in {}: {e}", data.display()))?;
+    let hostname = config.hostname.clone().unwrap_or_else(system_hostname);
+    let tls = crate::tls::acceptor(
+        &crate::tls::in_data(data, &config.tls.cert_file),
+        &crate::tls::in_data(data, &config.tls.key_file),
+        &hostname,
+    )?;
+    let maillog = Arc::new(
+        MailLog::open(&data.join("log").join("mail.log"))
+            .map_err(|e| format!("cannot open the mail log: {e}"))?,
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(run(data, config, hostname, store, maillog, tls))
+}
+
+async fn run(
+    data: &Path,
+    config: Config,
+    hostname: String,
+    store: Store,
+    maillog: Arc<MailLog>,
+    tls: tokio_rustls::TlsAcceptor,
+) -> Result<(), String> {
+    let services = [
+        (Service::Mx, "listen.smtp", &config.listen.smtp),
+        (
+            Service::Submission,
+            "listen.submission",
+            &config.listen.submission,
+        ),
+        (
+            Service::Submissions,
+            "listen.submissions",
+            &config.listen.submissions,
+        ),
+    ];
+    let mut bound = Vec::new();
+    for (service, key, addrs) in services {
+        for addr in addrs {
+            let listener = TcpListener::bind(addr).await.map_err(|e| {
+                let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    " (ports below 1024 need root; set unprivileged ports in the config)"
+                } else {
+                    ""
+                };
+                format!("cannot listen on {addr} ({key}): {e}{hint}")
+            })?;
+            bound.push((service, listener));
+        }
+    }
+    let (stop, shutdown) = watch::channel(false);
+    let (alive, mut drained) = mpsc::channel::<()>(1);
+    let ctx = Arc::new(Context::new(
+        hostname.clone(),
+        config.limits.clone(),
+        store,
+        maillog,
+        tls,
+    ));
+    let server = Arc::new(Server::new(ctx, shutdown, alive));
+    let mut announce = serde_json::json!({
+        "pid": std::process::id(),
+        "hostname": hostname,
+        "smtp": [], "submission": [], "submissions": [],
+    });
+    let mut tasks = Vec::new();
+    for (service, listener) in bound {
+        let addr: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
+        if let Some(list) = announce[service.name()].as_array_mut() {
+            list.push(addr.to_string().into());
+        }
+        tracing::info!(service = service.name(), %addr, "listening");
+        let server = server.clone();
+        tasks.push(tokio::spawn(
+            async move { server.run(listener, service).await },
+        ));
+    }
+    let ready = ready_file(data);
+    write_ready_file(&ready, &announce)
+        .map_err(|e| format!("cannot write {}: {e}", ready.display()))?;
+    tracing::info!("pochta ready: {announce}");
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: no new connections; waiting for sessions to finish");
+    let _ = stop.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    // Every session holds a clone of `alive`; recv() ends when all are gone.
+    drop(server);
+    let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+    if tokio::time::timeout(grace, drained.recv()).await.is_err() {
+        tracing::warn!(
+            "sessions still running after {grace:?}; stopping anyway (committed mail is safe)"
+        );
+    }
+    let _ = std::fs::remove_file(&ready);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the process can only be killed; run on.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}
+
+fn write_ready_file(path: &Path, content: &serde_json::Value) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{content}\n"))?;
+    std::fs::rename(&tmp, path)
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("POCHTA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+fn system_hostname() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .map(|s| s.trim().to_lowercase())
+        .find(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}

@@ -1,0 +1,350 @@
+//! DATA (RFC 5321 §4.1.1.4) and BDAT (RFC 3030): the body streams into a
+//! store blob — never whole in memory — with the size limit enforced while
+//! it arrives; the message is committed before `250` is sent.
+
+use pochta_store::{BlobWriter, Delivery, DeliveryError, StoreError};
+
+use crate::conn::ReadError;
+use crate::reply::{common, Reply};
+use crate::session::{Flow, Session};
+
+use super::ehlo::clean;
+
+/// Largest slice of body handled at once.
+const CHUNK: usize = 64 * 1024;
+
+/// A BDAT transfer between its first and its LAST chunk.
+pub(crate) struct Chunks {
+    body: Body,
+}
+
+/// A body being received.
+struct Body {
+    writer: BlobWriter,
+    /// Bytes the client sent (the `Received:` header not counted).
+    received: u64,
+    limit: u64,
+    too_big: bool,
+    bare_lf: bool,
+    failure: Option<std::io::Error>,
+}
+
+impl Body {
+    fn start(s: &Session) -> Result<Body, StoreError> {
+        let mut writer = s.ctx.store.blob_writer()?;
+        writer.write(received_header(s).as_bytes())?;
+        Ok(Body {
+            writer,
+            received: 0,
+            limit: s.ctx.limits.max_message_bytes,
+            too_big: false,
+            bare_lf: false,
+            failure: None,
+        })
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.received += bytes.len() as u64;
+        if self.received > self.limit {
+            // Keep reading to the end, keep nothing.
+            self.too_big = true;
+        }
+        if self.too_big || self.failure.is_some() {
+            return;
+        }
+        if let Err(e) = self.writer.write(bytes) {
+            self.failure = Some(e);
+        }
+    }
+}
+
+pub(crate) async fn data(s: &mut Session) -> Flow {
+    match &s.envelope {
+        None => {
+            s.reply(common::bad_sequence("Send MAIL first"));
+            return Flow::Continue;
+        }
+        Some(e) if e.chunks.is_some() => {
+            s.reply(common::bad_sequence("DATA not allowed after BDAT"));
+            return Flow::Continue;
+        }
+        Some(e) if e.rcpts.is_empty() => {
+            s.reply(Reply::new(554, "5.5.1", "No valid recipients"));
+            return Flow::Continue;
+        }
+        Some(_) => {}
+    }
+    let mut body = match Body::start(s) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(session = %s.id, error = %e, "cannot start a message file");
+            s.reply(common::local_error());
+            return Flow::Continue;
+        }
+    };
+    s.reply(Reply::new(
+        354,
+        "",
+        "Start mail input; end with <CRLF>.<CRLF>",
+    ));
+    match receive_dot_stuffed(s, &mut body).await {
+        Ok(()) => {}
+        Err(ReadError::Timeout) => {
+            s.reject("data", "timeout", common::timeout());
+            return Flow::Close;
+        }
+        Err(_) => return Flow::Close,
+    }
+    finish(s, body).await
+}
+
+/// Reads dot-stuffed lines up to `CRLF.CRLF` (RFC 5321 §4.5.2), unstuffing
+/// them into the body. Only CRLF.CRLF ends the data: a bare LF never does,
+/// and marks the message for refusal (SMTP smuggling).
+async fn receive_dot_stuffed(s: &mut Session, body: &mut Body) -> Result<(), ReadError> {
+    let mut at_line_start = true;
+    // Last byte taken from the stream, to see a CR split from its LF.
+    let mut last = b'\n';
+    loop {
+        let buf = s.conn.peek();
+        if buf.is_empty() {
+            s.conn.read_more().await?;
+            continue;
+        }
+        if at_line_start && buf[0] == b'.' {
+            if buf.starts_with(b".\r\n") {
+                s.conn.consume(3);
+                return Ok(());
+            }
+            if buf.len() < 3 && b".\r\n".starts_with(buf) {
+                s.conn.read_more().await?;
+                continue;
+            }
+            s.conn.consume(1);
+            last = b'.';
+            at_line_start = false;
+            continue;
+        }
+        let window = &buf[..buf.len().min(CHUNK)];
+        match window.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                let before = if i > 0 { window[i - 1] } else { last };
+                if before != b'\r' {
+                    body.bare_lf = true;
+                }
+                body.write(&window[..=i]);
+                last = b'\n';
+                at_line_start = true;
+                s.conn.consume(i + 1);
+            }
+            None => {
+                let n = window.len();
+                last = window[n - 1];
+                body.write(window);
+                at_line_start = false;
+                s.conn.consume(n);
+            }
+        }
+    }
+}
+
+pub(crate) async fn bdat(s: &mut Session, size: usize, last: bool) -> Flow {
+    let ready = matches!(&s.envelope, Some(e) if !e.rcpts.is_empty());
+    let limit = s.ctx.limits.max_message_bytes;
+    let so_far = s
+        .envelope
+        .as_ref()
+        .and_then(|e| e.chunks.as_ref())
+        .map_or(0, |c| c.body.received);
+    if so_far + size as u64 > limit {
+        // Reading gigabytes to stay in step is worse than hanging up.
+        s.envelope = None;
+        s.reject(
+            "bdat",
+            "size",
+            Reply::new(552, "5.3.4", "Message too big, closing connection"),
+        );
+        return Flow::Close;
+    }
+    let mut chunks = match s.envelope.as_mut().and_then(|e| e.chunks.take()) {
+        Some(c) => Some(c),
+        None if ready => match Body::start(s) {
+            Ok(body) => Some(Chunks { body }),
+            Err(e) => {
+                tracing::error!(session = %s.id, error = %e, "cannot start a message file");
+                None
+            }
+        },
+        None => None,
+    };
+    // RFC 3030 §2: the chunk is read even when the command is refused.
+    let mut left = size;
+    while left > 0 {
+        let bytes = match s.conn.read_some(left.min(CHUNK)).await {
+            Ok(b) => b,
+            Err(ReadError::Timeout) => {
+                s.reject("bdat", "timeout", common::timeout());
+                return Flow::Close;
+            }
+            Err(_) => return Flow::Close,
+        };
+        left -= bytes.len();
+        if let Some(c) = chunks.as_mut() {
+            c.body.write(bytes);
+        }
+    }
+    let Some(chunks) = chunks else {
+        if ready {
+            s.envelope = None;
+            s.reply(common::local_error());
+        } else {
+            s.reply(common::bad_sequence("Send MAIL and RCPT first"));
+        }
+        return Flow::Continue;
+    };
+    if last {
+        return finish(s, chunks.body).await;
+    }
+    if let Some(e) = s.envelope.as_mut() {
+        e.chunks = Some(chunks);
+    }
+    s.reply(Reply::new(250, "2.0.0", format!("{size} octets received")));
+    Flow::Continue
+}
+
+/// Ends a transaction: refuse, or make the message durable and say `250`.
+async fn finish(s: &mut Session, body: Body) -> Flow {
+    let envelope = s
+        .envelope
+        .take()
+        .expect("DATA and BDAT only run inside a transaction");
+    let subject = format!("<{}>", envelope.from);
+    if body.too_big {
+        s.reject("data", &subject, common::too_big());
+        return Flow::Continue;
+    }
+    if body.bare_lf {
+        let reply = Reply::new(
+            550,
+            "5.5.2",
+            "Bare LF line endings are not allowed (RFC 5321 §2.3.8)",
+        );
+        s.reject("data", &subject, reply);
+        return Flow::Continue;
+    }
+    if let Some(e) = body.failure {
+        tracing::error!(session = %s.id, error = %e, "writing the message failed");
+        s.reject(
+            "data",
+            &subject,
+            Reply::new(452, "4.3.1", "Insufficient system storage"),
+        );
+        return Flow::Continue;
+    }
+    let delivery = Delivery {
+        sender: envelope.from.clone(),
+        local: envelope.local,
+        remote: envelope.remote,
+        envid: envelope.envid,
+        ret: envelope.ret,
+        submitted_by: s.login.as_ref().map(|l| l.account),
+    };
+    let writer = body.writer;
+    let size = body.received;
+    let committed = super::blocking(s, move |store| {
+        let staged = writer.finish().map_err(StoreError::Io)?;
+        let id = staged.id.0[..16].to_string();
+        store.deliver(staged, delivery).map(|r| (id, r))
+    })
+    .await;
+    match committed {
+        Some(Ok((id, receipt))) => {
+            let log = &s.ctx.maillog;
+            log.accepted(&s.id, s.peer, &envelope.from, &envelope.rcpts, size, &id);
+            for (to, folder, uid) in &receipt.stored {
+                log.delivered(&s.id, to, folder, *uid, &id);
+            }
+            for (q, rcpt) in &receipt.queued {
+                log.queued(&s.id, rcpt, *q, &id);
+            }
+            s.reply(Reply::new(250, "2.0.0", format!("OK: queued as {id}")));
+        }
+        Some(Err(DeliveryError::QuotaExceeded(who))) => {
+            s.reject(
+                "data",
+                &subject,
+                Reply::new(552, "5.2.2", format!("Mailbox of {who} is full")),
+            );
+        }
+        Some(Err(e)) => {
+            tracing::error!(session = %s.id, error = %e, "commit failed");
+            s.reject("data", &subject, common::local_error());
+        }
+        None => s.reject("data", &subject, common::local_error()),
+    }
+    Flow::Continue
+}
+
+/// `Received:` trace header (RFC 5321 §4.4), with the RFC 3848 protocol name.
+fn received_header(s: &Session) -> String {
+    let helo = s
+        .helo
+        .as_ref()
+        .map(|h| clean(&h.name))
+        .unwrap_or_else(|| "unknown".into());
+    let envelope = s.envelope.as_ref();
+    let mut proto = String::from(if envelope.is_some_and(|e| e.smtputf8) {
+        "UTF8SMTP"
+    } else if s.helo.as_ref().is_some_and(|h| h.extended) {
+        "ESMTP"
+    } else {
+        "SMTP"
+    });
+    if s.conn.is_tls() {
+        proto.push('S');
+    }
+    if s.login.is_some() {
+        proto.push('A');
+    }
+    let tls = s
+        .conn
+        .tls_version()
+        .map(|v| format!(" (TLS {v})"))
+        .unwrap_or_default();
+    let for_clause = match envelope.map(|e| e.rcpts.as_slice()) {
+        Some([one]) => format!("\r\n\tfor <{}>", clean(one)),
+        _ => String::new(),
+    };
+    format!(
+        "Received: from {helo} ([{ip}])\r\n\tby {host} (Pochta) with {proto}{tls} id {id}{for_clause};\r\n\t{date}\r\n",
+        ip = s.peer.ip(),
+        host = s.ctx.hostname,
+        id = s.id,
+        date = rfc5322_date(time::OffsetDateTime::now_utc()),
+    )
+}
+
+/// RFC 5322 §3.3 date-time, in UTC.
+fn rfc5322_date(t: time::OffsetDateTime) -> String {
+    let weekday = &t.weekday().to_string()[..3];
+    let month = &t.month().to_string()[..3];
+    format!(
+        "{weekday}, {:02} {month} {} {:02}:{:02}:{:02} +0000",
+        t.day(),
+        t.year(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn date_format() {
+        let t = time::macros::datetime!(2026-11-27 08:05:09 UTC);
+        assert_eq!(rfc5322_date(t), "Fri, 27 Nov 2026 08:05:09 +0000");
+    }
+}

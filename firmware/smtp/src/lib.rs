@@ -1,0 +1,209 @@
+//! Pochta's SMTP server: the MX service (port 25) that takes mail for local
+//! domains, and submission (587 with STARTTLS, 465 with implicit TLS) for
+//! authenticated users.
+//!
+//! Layout:
+//! - `reply`: reply codes with enhanced status codes;
+//! - `conn`: the socket, its buffers, bounded line reads, STARTTLS;
+//! - `session`: one connection's state and the dispatch of each command;
+//! - `cmd/`: one file per verb group (`ehlo`, `auth`, `envelope` for MAIL and
+//!   RCPT, `data` for DATA and BDAT);
+//! - [`Server`]: accept loops, the connection limit, graceful shutdown.
+//!
+//! Commands are parsed by `smtp-proto` (sans-I/O, Stalwart's parser) from
+//! lines this crate has already bounded in length and time. Bodies stream to
+//! a store blob and are committed before `250` (see the store crate); a
+//! message is never held whole in memory. Outbound delivery of the queue is
+//! not in this crate yet.
+
+mod cmd;
+mod conn;
+pub mod reply;
+mod session;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pochta_config::Limits;
+use pochta_maillog::MailLog;
+use pochta_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
+
+use crate::conn::{Conn, Stream};
+
+/// Which service a listener provides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// Port 25: mail for local recipients from anyone; no AUTH.
+    Mx,
+    /// Port 587: STARTTLS, then AUTH, then mail to anywhere.
+    Submission,
+    /// Port 465: like submission but TLS from the first byte (RFC 8314).
+    Submissions,
+}
+
+impl Service {
+    /// Name used in logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Mx => "smtp",
+            Service::Submission => "submission",
+            Service::Submissions => "submissions",
+        }
+    }
+
+    fn is_submission(self) -> bool {
+        self != Service::Mx
+    }
+}
+
+/// Everything sessions share.
+pub struct Context {
+    /// Announced host name.
+    pub hostname: String,
+    /// Protocol limits.
+    pub limits: Limits,
+    /// The store.
+    pub store: Store,
+    /// The operator's mail log.
+    pub maillog: Arc<MailLog>,
+    /// TLS for STARTTLS and implicit TLS.
+    pub tls: TlsAcceptor,
+    next_session: AtomicU64,
+    session_prefix: String,
+    connections: Arc<Semaphore>,
+}
+
+impl Context {
+    /// Builds the shared context.
+    pub fn new(
+        hostname: String,
+        limits: Limits,
+        store: Store,
+        maillog: Arc<MailLog>,
+        tls: TlsAcceptor,
+    ) -> Context {
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Context {
+            hostname,
+            connections: Arc::new(Semaphore::new(limits.max_connections)),
+            limits,
+            store,
+            maillog,
+            tls,
+            next_session: AtomicU64::new(1),
+            session_prefix: format!("{started:x}"),
+        }
+    }
+
+    fn session_id(&self) -> String {
+        let n = self.next_session.fetch_add(1, Ordering::Relaxed);
+        format!("{}.{n:x}", self.session_prefix)
+    }
+}
+
+/// Accept loops for the SMTP services, stopped together.
+pub struct Server {
+    ctx: Arc<Context>,
+    shutdown: watch::Receiver<bool>,
+    /// Each session holds a clone; when all are dropped, sessions are done.
+    alive: mpsc::Sender<()>,
+}
+
+impl Server {
+    /// A server whose sessions end when `shutdown` turns true. `alive` is
+    /// cloned into every session so the caller can wait for them to drain.
+    pub fn new(
+        ctx: Arc<Context>,
+        shutdown: watch::Receiver<bool>,
+        alive: mpsc::Sender<()>,
+    ) -> Server {
+        Server {
+            ctx,
+            shutdown,
+            alive,
+        }
+    }
+
+    /// Serves one bound listener until shutdown.
+    pub async fn run(&self, listener: TcpListener, service: Service) {
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            let accepted = tokio::select! {
+                r = listener.accept() => r,
+                _ = shutdown.changed() => return,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, service = service.name(), "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let ctx = self.ctx.clone();
+            let shutdown = self.shutdown.clone();
+            let alive = self.alive.clone();
+            let permit = ctx.connections.clone().try_acquire_owned();
+            tokio::spawn(async move {
+                let _alive = alive;
+                let Ok(_permit) = permit else {
+                    refuse_busy(tcp, peer, &ctx).await;
+                    return;
+                };
+                serve_connection(ctx, tcp, peer, service, shutdown).await;
+            });
+        }
+    }
+}
+
+async fn refuse_busy(tcp: tokio::net::TcpStream, peer: SocketAddr, ctx: &Context) {
+    tracing::warn!(%peer, "connection limit reached");
+    let mut conn = Conn::new(Stream::Plain(tcp), Duration::from_secs(5));
+    conn.push(
+        &reply::Reply::new(
+            421,
+            "4.7.0",
+            format!("{} Too many connections, try again later", ctx.hostname),
+        )
+        .to_wire(),
+    );
+    conn.close().await;
+}
+
+async fn serve_connection(
+    ctx: Arc<Context>,
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    service: Service,
+    shutdown: watch::Receiver<bool>,
+) {
+    let timeout = Duration::from_secs(ctx.limits.command_timeout_secs);
+    let stream = if service == Service::Submissions {
+        match tokio::time::timeout(timeout, ctx.tls.accept(tcp)).await {
+            Ok(Ok(tls)) => Stream::Tls(Box::new(tls)),
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        }
+    } else {
+        Stream::Plain(tcp)
+    };
+    let conn = Conn::new(stream, timeout);
+    let session = session::Session::new(ctx, conn, peer, service, shutdown);
+    session.run().await;
+}
