@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 /// The whole configuration of a `pochta serve` process.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// The host name announced in SMTP greetings and `Received:` headers.
@@ -151,19 +151,6 @@ impl Default for Tls {
         Tls {
             cert_file: PathBuf::from("tls/cert.pem"),
             key_file: PathBuf::from("tls/key.pem"),
-        }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            hostname: None,
-            listen: Listen::default(),
-            listen_file: ListenFile::default(),
-            limits: Limits::default(),
-            server: Server::default(),
-            tls: Tls::default(),
         }
     }
 }
