@@ -1,0 +1,270 @@
+#!/usr/bin/env python3
+"""Small helpers for the shell benchmarks in scripts/bench/.
+
+They live here rather than in the shell scripts because they poll: a loop that
+forks `find | wc -l` or `ps` ten times a second would steal a noticeable share of
+a 2-core machine from the servers being measured.
+
+Subcommands (each bounded in time, each prints one line for the caller):
+
+  free-port                      a free TCP port on 127.0.0.1
+  wait-port PORT TIMEOUT         wait until 127.0.0.1:PORT accepts a connection
+  wait-serve-json FILE TIMEOUT SERVER_PID
+                                 wait for Pochta's run/serve.json; print "PID PORT"
+                                 (PORT is the first "smtp" listener); give up early
+                                 if SERVER_PID exits
+  wait-maildir DIR COUNT TIMEOUT wait until DIR/new holds COUNT files; print the
+                                 wall-clock time (seconds since the epoch) it did
+  count-maildir DIR              number of files in DIR/new
+  status-messages ADDRESS        read `pochta status --json` on stdin; print the
+                                 "messages" of ADDRESS (sum over all if ADDRESS is "*")
+  mem-sample ROOT_PID OUT [INTERVAL]
+                                 sample RSS and PSS of ROOT_PID and all its
+                                 descendants until SIGTERM/SIGINT; then write
+                                 "peak_rss_kb=N peak_pss_kb=N peak_procs=N samples=N
+                                 hwm_kb=N" to OUT (hwm_kb: VmHWM, when ROOT_PID
+                                 had no children; else 0)
+  summary RESULTS                print the final table from the results file
+"""
+
+import os
+import signal
+import socket
+import statistics
+import sys
+import time
+import json
+
+
+def die(msg, code=1):
+    print(f"benchkit: {msg}", file=sys.stderr)
+    sys.exit(code)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        print(s.getsockname()[1])
+
+
+def wait_port(port, timeout):
+    deadline = time.monotonic() + float(timeout)
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", int(port)), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    die(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def alive(pid):
+    """True while PID runs; a zombie (exited, not yet reaped) counts as gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def wait_serve_json(path, timeout, server_pid):
+    deadline = time.monotonic() + float(timeout)
+    last_err = "file not there"
+    while time.monotonic() < deadline:
+        if not alive(int(server_pid)):
+            die(f"the server (pid {server_pid}) exited before writing {path}")
+        try:
+            with open(path) as f:
+                doc = json.load(f)
+            pid = int(doc["pid"])
+            addr = doc["smtp"][0]
+            port = int(addr.rsplit(":", 1)[1])
+            print(pid, port)
+            return
+        except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
+            # Written but not complete yet, or not written at all.
+            last_err = str(e)
+            time.sleep(0.05)
+    die(f"{path} not usable after {timeout}s ({last_err})")
+
+
+def count_files(maildir):
+    try:
+        return sum(1 for e in os.scandir(os.path.join(maildir, "new")) if e.is_file())
+    except FileNotFoundError:
+        return 0
+
+
+def wait_maildir(maildir, count, timeout):
+    count = int(count)
+    deadline = time.monotonic() + float(timeout)
+    n = 0
+    while time.monotonic() < deadline:
+        n = count_files(maildir)
+        if n >= count:
+            print(f"{time.time():.6f}")
+            return
+        time.sleep(0.01)
+    die(f"{maildir}/new holds {n} of {count} messages after {timeout}s")
+
+
+def status_messages(address):
+    try:
+        doc = json.load(sys.stdin)
+        accounts = doc["accounts"]
+        if address == "*":
+            total = sum(int(a["messages"]) for a in accounts)
+        else:
+            total = sum(int(a["messages"]) for a in accounts if a["address"] == address)
+    except (ValueError, KeyError, TypeError) as e:
+        die(f"unexpected `pochta status --json` output: {e}")
+    print(total)
+
+
+def descendants(root):
+    """ROOT and every process below it, by /proc/PID/task/TID/children."""
+    seen, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        seen.append(pid)
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+            except OSError:
+                pass
+    return seen
+
+
+def status_kb(pid, keys):
+    out = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in keys:
+                    out[k] = int(v.split()[0])
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+def pss_kb(pid):
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def mem_sample(root, out, interval="0.1"):
+    root, interval = int(root), float(interval)
+    stop = False
+
+    def on_signal(_sig, _frame):
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    peak_rss = peak_pss = peak_procs = samples = 0
+    hwm = 0
+    # A bound of its own, so a sampler whose caller died does not linger.
+    deadline = time.monotonic() + 3600
+    while not stop and time.monotonic() < deadline:
+        pids = descendants(root)
+        rss = pss = 0
+        for pid in pids:
+            rss += status_kb(pid, ("VmRSS",)).get("VmRSS", 0)
+            pss += pss_kb(pid)
+        if len(pids) == 1:
+            hwm = max(hwm, status_kb(root, ("VmHWM",)).get("VmHWM", 0))
+        peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
+        peak_procs = max(peak_procs, len(pids))
+        samples += 1
+        if not alive(root):
+            break
+        time.sleep(interval)
+    with open(out, "w") as f:
+        f.write(
+            f"peak_rss_kb={peak_rss} peak_pss_kb={peak_pss} "
+            f"peak_procs={peak_procs} samples={samples} hwm_kb={hwm}\n"
+        )
+
+
+def summary(path):
+    """Results file: one line per measured run, whitespace-separated:
+    side rep n ack_s delivered_s peak_rss_kb peak_pss_kb hwm_kb procs
+    """
+    runs = {}
+    with open(path) as f:
+        for line in f:
+            if not line.strip() or line.startswith("#"):
+                continue
+            side, _rep, n, ack, dlv, rss, pss, hwm, procs = line.split()
+            runs.setdefault(side, []).append(
+                dict(n=int(n), ack=float(ack), dlv=float(dlv), rss=int(rss),
+                     pss=int(pss), hwm=int(hwm), procs=int(procs)))
+
+    def med(side, key):
+        return statistics.median(r[key] for r in runs[side])
+
+    def rate(side, key):
+        return statistics.median(r["n"] / r[key] for r in runs[side])
+
+    def mib(kb):
+        return f"{kb / 1024:.1f}"
+
+    reps = max(len(v) for v in runs.values()) if runs else 0
+    head = "median of %d run%s" % (reps, "" if reps == 1 else "s")
+    print()
+    print(f"{'':10} {'acked':>10} {'in mailbox':>11} {'peak RSS':>10} {'peak PSS':>10} {'VmHWM':>8} {'procs':>6}")
+    print(f"{'':10} {'msgs/s':>10} {'msgs/s':>11} {'MiB':>10} {'MiB':>10} {'MiB':>8} {'':>6}")
+    for side in ("pochta", "postfix"):
+        if side not in runs:
+            continue
+        hwm = med(side, "hwm")
+        print(f"{side:10} {rate(side, 'ack'):10.0f} {rate(side, 'dlv'):11.0f} "
+              f"{mib(med(side, 'rss')):>10} {mib(med(side, 'pss')):>10} "
+              f"{(mib(hwm) if hwm else '-'):>8} {int(med(side, 'procs')):>6}")
+    if "pochta" in runs and "postfix" in runs:
+        r = rate("pochta", "dlv") / rate("postfix", "dlv")
+        m = med("pochta", "rss") / med("postfix", "rss")
+        p = med("pochta", "pss") / med("postfix", "pss")
+        print()
+        print(f"pochta/postfix: throughput into the mailbox {r:.2f}x, "
+              f"peak RSS {m:.2f}x, peak PSS {p:.2f}x ({head})")
+    else:
+        print(f"({head})")
+
+
+def main():
+    cmds = {
+        "free-port": (free_port, 0),
+        "wait-port": (wait_port, 2),
+        "wait-serve-json": (wait_serve_json, 3),
+        "wait-maildir": (wait_maildir, 3),
+        "count-maildir": (lambda d: print(count_files(d)), 1),
+        "status-messages": (status_messages, 1),
+        "mem-sample": (mem_sample, (2, 3)),
+        "summary": (summary, 1),
+    }
+    if len(sys.argv) < 2 or sys.argv[1] not in cmds:
+        die("usage: benchkit.py {" + ",".join(cmds) + "} ARGS...", 2)
+    fn, arity = cmds[sys.argv[1]]
+    args = sys.argv[2:]
+    lo, hi = arity if isinstance(arity, tuple) else (arity, arity)
+    if not lo <= len(args) <= hi:
+        die(f"{sys.argv[1]}: wrong number of arguments", 2)
+    fn(*args)
+
+
+if __name__ == "__main__":
+    main()
