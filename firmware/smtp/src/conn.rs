@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
@@ -178,7 +179,7 @@ impl Conn {
     /// Reads one line of at most `max` bytes; the whole line must arrive
     /// within the timeout, so a client dribbling bytes cannot hold a session.
     pub async fn read_line(&mut self, max: usize) -> Result<Line, ReadError> {
-        let deadline = tokio::time::Instant::now() + self.timeout;
+        let deadline = self.deadline();
         let mut discarding = false;
         loop {
             let unread = &self.input[self.pos..];
@@ -202,19 +203,21 @@ impl Conn {
         }
     }
 
-    /// Takes up to `max` buffered bytes, reading if none are buffered.
-    /// Used for DATA and BDAT bodies.
-    pub async fn read_some(&mut self, max: usize) -> Result<&[u8], ReadError> {
+    /// Takes up to `max` buffered bytes, reading by `deadline` if none are
+    /// buffered. Used for BDAT chunks.
+    pub async fn read_some(&mut self, max: usize, deadline: Instant) -> Result<&[u8], ReadError> {
         if !self.has_buffered_input() {
-            match tokio::time::timeout(self.timeout, self.fill()).await {
-                Ok(r) => r?,
-                Err(_) => return Err(ReadError::Timeout),
-            }
+            self.read_more(deadline).await?;
         }
         let n = (self.input.len() - self.pos).min(max);
         let start = self.pos;
         self.pos += n;
         Ok(&self.input[start..start + n])
+    }
+
+    /// A deadline one timeout from now.
+    pub fn deadline(&self) -> Instant {
+        Instant::now() + self.timeout
     }
 
     /// Unread buffered bytes, without consuming them.
@@ -227,9 +230,11 @@ impl Conn {
         self.pos = (self.pos + n).min(self.input.len());
     }
 
-    /// Reads more input into the buffer (within the timeout).
-    pub async fn read_more(&mut self) -> Result<(), ReadError> {
-        match tokio::time::timeout(self.timeout, self.fill()).await {
+    /// Reads more input into the buffer; fails if nothing comes by
+    /// `deadline`. Callers set the deadline per line or per chunk, so a client
+    /// dribbling bytes cannot keep a session forever.
+    pub async fn read_more(&mut self, deadline: Instant) -> Result<(), ReadError> {
+        match tokio::time::timeout_at(deadline, self.fill()).await {
             Ok(r) => r,
             Err(_) => Err(ReadError::Timeout),
         }

@@ -162,22 +162,36 @@ async fn dot_stuffing_survives_every_split_point() {
 }
 
 #[tokio::test]
-async fn lf_dot_lf_does_not_end_data() {
-    let h = start(Limits::default()).await;
-    let mut c = Client::connect(h.addr).await;
-    c.cmd("EHLO client.example").await;
-    c.cmd("MAIL FROM:<a@remote.org>").await;
-    c.cmd("RCPT TO:<bob@example.com>").await;
-    assert!(c.cmd("DATA").await.starts_with("354"));
-    // A smuggling attempt: "\n.\n" followed by a second transaction.
-    c.send(b"Subject: x\r\n\r\nhi\n.\nMAIL FROM:<evil@remote.org>\r\n")
-        .await;
-    c.send(b"\r\n.\r\n").await;
-    let r = c.reply().await;
-    assert!(r.starts_with("550 5.5.2"), "{r}");
-    assert!(stored(&h.store).is_empty());
-    // The session is still in step.
-    assert!(c.cmd("NOOP").await.starts_with("250"));
+async fn only_crlf_dot_crlf_ends_data() {
+    // SMTP smuggling: each of these lookalike endings followed by a second
+    // transaction must stay message data. With a bare LF the message is
+    // refused; a bare CR is kept as data (one message, nothing smuggled).
+    for ending in ["\n.\n", "\n.\r\n", "\r\n.\n", "\r.\r\n"] {
+        let h = start(Limits::default()).await;
+        let mut c = Client::connect(h.addr).await;
+        c.cmd("EHLO client.example").await;
+        c.cmd("MAIL FROM:<a@remote.org>").await;
+        c.cmd("RCPT TO:<bob@example.com>").await;
+        assert!(c.cmd("DATA").await.starts_with("354"));
+        let attack = format!(
+            "Subject: x\r\n\r\nhi{ending}MAIL FROM:<evil@remote.org>\r\nRCPT TO:<bob@example.com>\r\n\
+             DATA\r\nSubject: smuggled\r\n\r\nevil\r\n.\r\n"
+        );
+        c.send(attack.as_bytes()).await;
+        let r = c.reply().await;
+        // The session is still in step: the next reply is for NOOP.
+        assert!(c.cmd("NOOP").await.starts_with("250"), "{ending:?}");
+        let files = stored(&h.store);
+        let has_bare_lf = ending != "\r.\r\n";
+        if has_bare_lf {
+            assert!(r.starts_with("550 5.5.2"), "{ending:?}: {r}");
+            assert!(files.is_empty(), "{ending:?}");
+        } else {
+            assert!(r.starts_with("250 2.0.0"), "{ending:?}: {r}");
+            assert_eq!(files.len(), 1);
+            assert!(body_after_received(&files[0]).ends_with(b"Subject: smuggled\r\n\r\nevil\r\n"));
+        }
+    }
 }
 
 #[tokio::test]

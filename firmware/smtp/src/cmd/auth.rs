@@ -6,7 +6,7 @@ use std::time::Duration;
 use base64::Engine;
 use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN};
 
-use crate::conn::Line;
+use crate::conn::{Line, ReadError};
 use crate::reply::{common, Reply};
 use crate::session::{Flow, Login, Session};
 
@@ -132,6 +132,10 @@ async fn ask(s: &mut Session, challenge: &str) -> Result<String, Credentials> {
             }
         }
         Ok(Line::TooLong) => Err(Credentials::Malformed),
+        Err(ReadError::Timeout) => {
+            s.reply(common::timeout());
+            Err(Credentials::Gone(Flow::Close))
+        }
         Err(_) => Err(Credentials::Gone(Flow::Close)),
     }
 }

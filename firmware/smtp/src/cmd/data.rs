@@ -99,16 +99,22 @@ pub(crate) async fn data(s: &mut Session) -> Flow {
 }
 
 /// Reads dot-stuffed lines up to `CRLF.CRLF` (RFC 5321 §4.5.2), unstuffing
-/// them into the body. Only CRLF.CRLF ends the data: a bare LF never does,
-/// and marks the message for refusal (SMTP smuggling).
+/// them into the body. Only CRLF.CRLF ends the data: a line after a bare LF
+/// is not a line start, so neither `LF.CRLF` nor `LF.LF` ends anything, and
+/// the bare LF marks the message for refusal (SMTP smuggling).
+///
+/// Each line (or each `CHUNK` of a longer one) must arrive within the
+/// command timeout.
 async fn receive_dot_stuffed(s: &mut Session, body: &mut Body) -> Result<(), ReadError> {
     let mut at_line_start = true;
     // Last byte taken from the stream, to see a CR split from its LF.
     let mut last = b'\n';
+    let mut deadline = s.conn.deadline();
+    let mut line_bytes = 0usize;
     loop {
         let buf = s.conn.peek();
         if buf.is_empty() {
-            s.conn.read_more().await?;
+            s.conn.read_more(deadline).await?;
             continue;
         }
         if at_line_start && buf[0] == b'.' {
@@ -117,7 +123,7 @@ async fn receive_dot_stuffed(s: &mut Session, body: &mut Body) -> Result<(), Rea
                 return Ok(());
             }
             if buf.len() < 3 && b".\r\n".starts_with(buf) {
-                s.conn.read_more().await?;
+                s.conn.read_more(deadline).await?;
                 continue;
             }
             s.conn.consume(1);
@@ -129,13 +135,14 @@ async fn receive_dot_stuffed(s: &mut Session, body: &mut Body) -> Result<(), Rea
         match window.iter().position(|&b| b == b'\n') {
             Some(i) => {
                 let before = if i > 0 { window[i - 1] } else { last };
-                if before != b'\r' {
-                    body.bare_lf = true;
-                }
+                let crlf = before == b'\r';
+                body.bare_lf |= !crlf;
                 body.write(&window[..=i]);
                 last = b'\n';
-                at_line_start = true;
+                at_line_start = crlf;
                 s.conn.consume(i + 1);
+                deadline = s.conn.deadline();
+                line_bytes = 0;
             }
             None => {
                 let n = window.len();
@@ -143,6 +150,11 @@ async fn receive_dot_stuffed(s: &mut Session, body: &mut Body) -> Result<(), Rea
                 body.write(window);
                 at_line_start = false;
                 s.conn.consume(n);
+                line_bytes += n;
+                if line_bytes >= CHUNK {
+                    deadline = s.conn.deadline();
+                    line_bytes = 0;
+                }
             }
         }
     }
@@ -156,7 +168,7 @@ pub(crate) async fn bdat(s: &mut Session, size: usize, last: bool) -> Flow {
         .as_ref()
         .and_then(|e| e.chunks.as_ref())
         .map_or(0, |c| c.body.received);
-    if so_far + size as u64 > limit {
+    if size as u64 > limit {
         // Reading gigabytes to stay in step is worse than hanging up.
         s.envelope = None;
         s.reject(
@@ -166,6 +178,7 @@ pub(crate) async fn bdat(s: &mut Session, size: usize, last: bool) -> Flow {
         );
         return Flow::Close;
     }
+    let too_big = so_far + size as u64 > limit;
     let mut chunks = match s.envelope.as_mut().and_then(|e| e.chunks.take()) {
         Some(c) => Some(c),
         None if ready => match Body::start(s) {
@@ -178,9 +191,16 @@ pub(crate) async fn bdat(s: &mut Session, size: usize, last: bool) -> Flow {
         None => None,
     };
     // RFC 3030 §2: the chunk is read even when the command is refused.
+    // Each CHUNK of it must arrive within the command timeout.
     let mut left = size;
+    let mut deadline = s.conn.deadline();
+    let mut progress = 0usize;
     while left > 0 {
-        let bytes = match s.conn.read_some(left.min(CHUNK)).await {
+        if progress >= CHUNK {
+            deadline = s.conn.deadline();
+            progress = 0;
+        }
+        let bytes = match s.conn.read_some(left.min(CHUNK), deadline).await {
             Ok(b) => b,
             Err(ReadError::Timeout) => {
                 s.reject("bdat", "timeout", common::timeout());
@@ -189,9 +209,15 @@ pub(crate) async fn bdat(s: &mut Session, size: usize, last: bool) -> Flow {
             Err(_) => return Flow::Close,
         };
         left -= bytes.len();
+        progress += bytes.len();
         if let Some(c) = chunks.as_mut() {
             c.body.write(bytes);
         }
+    }
+    if too_big {
+        s.envelope = None;
+        s.reject("bdat", "size", common::too_big());
+        return Flow::Continue;
     }
     let Some(chunks) = chunks else {
         if ready {
