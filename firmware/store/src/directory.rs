@@ -178,12 +178,7 @@ impl Store {
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         let domain = domain_of(&a).to_owned();
-        let known: bool = tx
-            .query_row("SELECT 1 FROM domains WHERE name = ?1", [&domain], |_| {
-                Ok(true)
-            })
-            .optional()?
-            .unwrap_or(false);
+        let known: bool = row_exists(&tx, "SELECT 1 FROM domains WHERE name = ?1", &domain)?;
         if !known {
             return Err(StoreError::NotFound(format!(
                 "domain {domain} (add it first with `pochta domain add {domain}`)"
@@ -355,23 +350,12 @@ impl Store {
         }
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
-        let known: bool = tx
-            .query_row("SELECT 1 FROM domains WHERE name = ?1", [&domain], |_| {
-                Ok(true)
-            })
-            .optional()?
-            .unwrap_or(false);
+        let known: bool = row_exists(&tx, "SELECT 1 FROM domains WHERE name = ?1", &domain)?;
         if !known {
             return Err(StoreError::NotFound(format!("domain {domain}")));
         }
-        let is_account: bool = tx
-            .query_row(
-                "SELECT 1 FROM accounts WHERE address = ?1",
-                [&source],
-                |_| Ok(true),
-            )
-            .optional()?
-            .unwrap_or(false);
+        let is_account: bool =
+            row_exists(&tx, "SELECT 1 FROM accounts WHERE address = ?1", &source)?;
         if is_account {
             return Err(StoreError::Exists(format!(
                 "{source} is an account; an alias cannot have the same address"
@@ -437,18 +421,22 @@ impl Store {
     }
 }
 
+/// Whether a one-key query finds a row.
+fn row_exists(conn: &Connection, sql: &str, key: &str) -> rusqlite::Result<bool> {
+    Ok(conn.query_row(sql, [key], |_| Ok(())).optional()?.is_some())
+}
+
 fn resolve(
     conn: &Connection,
     address: &str,
     catch_all: CatchAll,
 ) -> Result<Resolution, StoreError> {
     let is_local = |domain: &str| -> Result<bool, StoreError> {
-        Ok(conn
-            .query_row("SELECT 1 FROM domains WHERE name = ?1", [domain], |_| {
-                Ok(true)
-            })
-            .optional()?
-            .unwrap_or(false))
+        Ok(row_exists(
+            &conn,
+            "SELECT 1 FROM domains WHERE name = ?1",
+            domain,
+        )?)
     };
     if !is_local(domain_of(address))? {
         return Ok(Resolution::NotLocal);

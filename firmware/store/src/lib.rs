@@ -103,7 +103,14 @@ impl Store {
     /// Opens (creating if needed) the store in `dir`, applies migrations,
     /// and clears bodies left half-received by a crash.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir)?;
+        if !dir.exists() {
+            // Password hashes and everyone's mail live here: owner only.
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+        }
         // Absolute, so that paths handed out stay valid whatever the caller's cwd.
         let dir = &std::fs::canonicalize(dir)?;
         let blob_dir = dir.join("blobs");
