@@ -433,7 +433,7 @@ fn resolve(
 ) -> Result<Resolution, StoreError> {
     let is_local = |domain: &str| -> Result<bool, StoreError> {
         Ok(row_exists(
-            &conn,
+            conn,
             "SELECT 1 FROM domains WHERE name = ?1",
             domain,
         )?)
