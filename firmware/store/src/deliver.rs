@@ -11,12 +11,13 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, RwLock};
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 
 use crate::blob::{self, StagedBlob};
 use crate::directory::AccountId;
+use crate::folder::{ChangeHook, Message};
 use crate::{now, Store, StoreError};
 
 /// Most jobs committed in one transaction.
@@ -60,13 +61,30 @@ pub struct Delivery {
     pub ret: Option<String>,
     /// The authenticated submitter, if any.
     pub submitted_by: Option<AccountId>,
+    /// Flags for the stored copies (IMAP APPEND); none for received mail.
+    pub flags: Vec<String>,
+    /// Arrival time to record (IMAP APPEND date-time); now when `None`.
+    pub internaldate: Option<i64>,
+}
+
+/// One stored copy of a committed message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCopy {
+    /// The recipient's address.
+    pub address: String,
+    /// Folder name.
+    pub folder: String,
+    /// UIDVALIDITY of that folder (RFC 4315 APPENDUID).
+    pub uidvalidity: u32,
+    /// UID of the copy.
+    pub uid: u32,
 }
 
 /// What a committed delivery became.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Receipt {
-    /// (address, folder, UID) for each mailbox entry.
-    pub stored: Vec<(String, String, u32)>,
+    /// Each mailbox entry.
+    pub stored: Vec<StoredCopy>,
     /// (queue row id, recipient) for each queue item.
     pub queued: Vec<(i64, String)>,
 }
@@ -107,6 +125,33 @@ impl Store {
         answer.recv().map_err(|_| StoreError::Closed)?
     }
 
+    /// Stores a message in one folder of an account with the given flags
+    /// (IMAP APPEND). Durable when it returns, like [`Store::deliver`].
+    pub fn append(
+        &self,
+        account: AccountId,
+        folder: &str,
+        staged: StagedBlob,
+        flags: Vec<String>,
+        internaldate: Option<i64>,
+    ) -> Result<StoredCopy, DeliveryError> {
+        let delivery = Delivery {
+            local: vec![LocalRecipient {
+                account,
+                address: String::new(),
+                folder: crate::folder::canonical_name(folder),
+            }],
+            flags,
+            internaldate,
+            ..Delivery::default()
+        };
+        let mut receipt = self.deliver(staged, delivery)?;
+        receipt
+            .stored
+            .pop()
+            .ok_or_else(|| StoreError::NotFound(format!("folder {folder}")).into())
+    }
+
     /// Refuses early (at RCPT, with the SIZE the client announced) a message
     /// that could not fit. The committer checks again with the real size.
     pub fn has_room(&self, account: AccountId, size: u64) -> Result<bool, StoreError> {
@@ -121,7 +166,12 @@ impl Store {
 }
 
 /// The committer thread's loop; ends when every [`Store`] handle is gone.
-pub(crate) fn run_committer(mut conn: Connection, blob_dir: PathBuf, jobs: mpsc::Receiver<Job>) {
+pub(crate) fn run_committer(
+    mut conn: Connection,
+    blob_dir: PathBuf,
+    jobs: mpsc::Receiver<Job>,
+    hook: Arc<RwLock<Option<ChangeHook>>>,
+) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -131,6 +181,15 @@ pub(crate) fn run_committer(mut conn: Connection, blob_dir: PathBuf, jobs: mpsc:
             }
         }
         let results = commit_batch(&mut conn, &blob_dir, &batch);
+        let mut touched = HashSet::new();
+        for (job, result) in batch.iter().zip(&results) {
+            if result.is_ok() {
+                touched.extend(job.delivery.local.iter().map(|l| l.account));
+            }
+        }
+        for account in touched {
+            crate::notify(&hook, account);
+        }
         for (job, result) in batch.into_iter().zip(results) {
             // A session that went away does not mind missing its answer.
             let _ = job.reply.send(result);
@@ -218,42 +277,25 @@ fn apply(tx: &Connection, job: &Job) -> Result<Receipt, DeliveryError> {
         if quota > 0 && used + size > quota {
             return Err(DeliveryError::QuotaExceeded(rcpt.address.clone()));
         }
-        let mailbox: Option<(i64, i64, i64)> = tx
-            .query_row(
-                "SELECT id, uidnext, highestmodseq FROM mailboxes WHERE account_id = ?1 AND name = ?2",
-                params![rcpt.account.0, rcpt.folder],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()
-            .map_err(StoreError::from)?;
-        let Some((mailbox, uid, modseq)) = mailbox else {
-            return Err(StoreError::NotFound(format!(
-                "folder {} of {}",
-                rcpt.folder, rcpt.address
-            ))
-            .into());
+        let folder =
+            crate::folder::folder_by_name(tx, rcpt.account, &rcpt.folder)?.ok_or_else(|| {
+                StoreError::NotFound(format!("folder {} of {}", rcpt.folder, rcpt.address))
+            })?;
+        let message = Message {
+            uid: 0,
+            modseq: 0,
+            size: size as u64,
+            blob: job.staged.id.clone(),
+            internaldate: job.delivery.internaldate.unwrap_or(date),
+            flags: job.delivery.flags.clone(),
         };
-        let modseq = modseq + 1;
-        tx.execute(
-            "INSERT INTO messages(mailbox_id, uid, modseq, blob, size, internaldate)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![mailbox, uid, modseq, blob, size, date],
-        )
-        .map_err(StoreError::from)?;
-        tx.execute(
-            "UPDATE mailboxes SET uidnext = ?2, highestmodseq = ?3 WHERE id = ?1",
-            params![mailbox, uid + 1, modseq],
-        )
-        .map_err(StoreError::from)?;
-        tx.execute(
-            "UPDATE accounts SET used_bytes = used_bytes + ?2, message_count = message_count + 1
-             WHERE id = ?1",
-            params![rcpt.account.0, size],
-        )
-        .map_err(StoreError::from)?;
-        receipt
-            .stored
-            .push((rcpt.address.clone(), rcpt.folder.clone(), uid as u32));
+        let uid = crate::folder::insert_message(tx, &folder, &message)?;
+        receipt.stored.push(StoredCopy {
+            address: rcpt.address.clone(),
+            folder: rcpt.folder.clone(),
+            uidvalidity: folder.uidvalidity,
+            uid,
+        });
     }
     let d = &job.delivery;
     for rcpt in &d.remote {

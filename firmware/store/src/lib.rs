@@ -19,18 +19,22 @@
 mod blob;
 mod deliver;
 mod directory;
+mod folder;
 mod mailbox;
 mod schema;
 
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use rusqlite::Connection;
 
 pub use blob::{BlobId, BlobWriter, StagedBlob};
-pub use deliver::{Delivery, DeliveryError, LocalRecipient, QueuedRecipient, Receipt};
+pub use deliver::{Delivery, DeliveryError, LocalRecipient, QueuedRecipient, Receipt, StoredCopy};
 pub use directory::{hash_password, normalize_address, Account, AccountId, CatchAll, Resolution};
+pub use folder::{
+    check_folder_name, ChangeHook, Changes, Copied, FlagOp, Folder, FolderCounts, FolderId, Message,
+};
 pub use mailbox::{MessageInfo, QueueItem, StoreStatus};
 
 /// The folders every account gets, with their RFC 6154 special-use flag.
@@ -70,6 +74,9 @@ pub enum StoreError {
     /// An argument is not acceptable; the message says why.
     #[error("{0}")]
     Invalid(String),
+    /// The account's quota does not allow this (RFC 9208 OVERQUOTA).
+    #[error("quota exceeded")]
+    OverQuota,
     /// The store is shutting down.
     #[error("the store is closed")]
     Closed,
@@ -87,6 +94,14 @@ struct Inner {
     tmp_dir: PathBuf,
     conn: Mutex<Connection>,
     committer: Mutex<mpsc::Sender<deliver::Job>>,
+    hook: Arc<RwLock<Option<ChangeHook>>>,
+}
+
+/// Calls the change hook, if one is installed.
+pub(crate) fn notify(hook: &RwLock<Option<ChangeHook>>, account: AccountId) {
+    if let Some(h) = hook.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        h(account);
+    }
 }
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
@@ -122,9 +137,11 @@ impl Store {
         let writer = open_connection(&db)?;
         let (tx, rx) = mpsc::channel();
         let committer_blobs = blob_dir.clone();
+        let hook: Arc<RwLock<Option<ChangeHook>>> = Arc::default();
+        let committer_hook = hook.clone();
         std::thread::Builder::new()
             .name("store-commit".into())
-            .spawn(move || deliver::run_committer(writer, committer_blobs, rx))?;
+            .spawn(move || deliver::run_committer(writer, committer_blobs, rx, committer_hook))?;
         Ok(Store {
             inner: Arc::new(Inner {
                 dir: dir.to_owned(),
@@ -132,6 +149,7 @@ impl Store {
                 tmp_dir,
                 conn: Mutex::new(conn),
                 committer: Mutex::new(tx),
+                hook,
             }),
         })
     }
@@ -181,5 +199,7 @@ pub(crate) fn now() -> i64 {
         .unwrap_or(0)
 }
 
+#[cfg(test)]
+mod folder_tests;
 #[cfg(test)]
 mod tests;

@@ -73,6 +73,17 @@ const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL
     );
     "#,
+    // 2: what IMAP needs to tell sessions about changes (RFC 7162 VANISHED,
+    // CONDSTORE): expunged UIDs with their mod-sequence, changes by modseq.
+    r#"
+    CREATE TABLE expunged(
+        mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        uid INTEGER NOT NULL,
+        modseq INTEGER NOT NULL,
+        PRIMARY KEY(mailbox_id, uid)
+    );
+    CREATE INDEX messages_modseq ON messages(mailbox_id, modseq);
+    "#,
 ];
 
 /// Brings the database up to the newest schema.

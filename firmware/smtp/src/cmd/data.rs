@@ -274,6 +274,7 @@ async fn finish(s: &mut Session, body: Body) -> Flow {
         envid: envelope.envid,
         ret: envelope.ret,
         submitted_by: s.login.as_ref().map(|l| l.account),
+        ..Delivery::default()
     };
     let writer = body.writer;
     let size = body.received;
@@ -287,8 +288,8 @@ async fn finish(s: &mut Session, body: Body) -> Flow {
         Some(Ok((id, receipt))) => {
             let log = &s.ctx.maillog;
             log.accepted(&s.id, s.peer, &envelope.from, &envelope.rcpts, size, &id);
-            for (to, folder, uid) in &receipt.stored {
-                log.delivered(&s.id, to, folder, *uid, &id);
+            for copy in &receipt.stored {
+                log.delivered(&s.id, &copy.address, &copy.folder, copy.uid, &id);
             }
             for (q, rcpt) in &receipt.queued {
                 log.queued(&s.id, rcpt, *q, &id);
