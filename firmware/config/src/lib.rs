@@ -32,6 +32,8 @@ pub struct Config {
     pub limits: Limits,
     /// Process-wide behaviour.
     pub server: Server,
+    /// The brute-force guard shared by all login services.
+    pub guard: Guard,
     /// Certificate and key; a self-signed pair is generated when absent.
     pub tls: Tls,
 }
@@ -46,6 +48,14 @@ pub struct Listen {
     pub submission: Vec<SocketAddr>,
     /// Submission over implicit TLS (port 465).
     pub submissions: Vec<SocketAddr>,
+    /// IMAP with STARTTLS (port 143).
+    pub imap: Vec<SocketAddr>,
+    /// IMAP over implicit TLS (port 993).
+    pub imaps: Vec<SocketAddr>,
+    /// POP3 with STLS (port 110).
+    pub pop3: Vec<SocketAddr>,
+    /// POP3 over implicit TLS (port 995).
+    pub pop3s: Vec<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -54,6 +64,10 @@ struct ListenFile {
     smtp: Option<Vec<SocketAddr>>,
     submission: Option<Vec<SocketAddr>>,
     submissions: Option<Vec<SocketAddr>>,
+    imap: Option<Vec<SocketAddr>>,
+    imaps: Option<Vec<SocketAddr>>,
+    pop3: Option<Vec<SocketAddr>>,
+    pop3s: Option<Vec<SocketAddr>>,
 }
 
 /// Limits applied to every SMTP session.
@@ -82,6 +96,31 @@ pub struct Server {
     pub shutdown_grace_secs: u64,
 }
 
+/// Failed-login policy per client address, over SMTP AUTH, IMAP and POP3.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Guard {
+    /// Failures after which every further attempt is slowed (1 s, 2 s, 4 s, 8 s).
+    pub delay_after: u32,
+    /// Failures within the window that get the address banned.
+    pub max_failures: u32,
+    /// How long failures are remembered.
+    pub window_secs: u64,
+    /// How long a ban lasts.
+    pub ban_secs: u64,
+}
+
+impl Default for Guard {
+    fn default() -> Self {
+        Guard {
+            delay_after: 3,
+            max_failures: 10,
+            window_secs: 600,
+            ban_secs: 900,
+        }
+    }
+}
+
 /// TLS certificate files (PEM). Relative paths are relative to the data folder.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -96,9 +135,9 @@ pub struct Tls {
 /// equivalents for development.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PortSet {
-    /// 25, 587, 465 on all interfaces.
+    /// 25, 587, 465, 143, 993, 110, 995 on all interfaces.
     Standard,
-    /// 2525, 2587, 2465 on loopback.
+    /// 2525, 2587, 2465, 2143, 2993, 2110, 2995 on loopback.
     Unprivileged,
 }
 
@@ -111,15 +150,20 @@ impl Default for Listen {
 impl Listen {
     /// The default listeners for a port set.
     pub fn for_ports(ports: PortSet) -> Self {
-        let (host, smtp, submission, submissions) = match ports {
-            PortSet::Standard => ("0.0.0.0", 25, 587, 465),
-            PortSet::Unprivileged => ("127.0.0.1", 2525, 2587, 2465),
+        // Unprivileged: 2525 for SMTP, otherwise the standard port plus 2000.
+        let (host, [smtp, submission, submissions, imap, imaps, pop3, pop3s]) = match ports {
+            PortSet::Standard => ("0.0.0.0", [25, 587, 465, 143, 993, 110, 995]),
+            PortSet::Unprivileged => ("127.0.0.1", [2525, 2587, 2465, 2143, 2993, 2110, 2995]),
         };
         let addr = |port: u16| vec![SocketAddr::new(host.parse().expect("literal IP"), port)];
         Listen {
             smtp: addr(smtp),
             submission: addr(submission),
             submissions: addr(submissions),
+            imap: addr(imap),
+            imaps: addr(imaps),
+            pop3: addr(pop3),
+            pop3s: addr(pop3s),
         }
     }
 }
@@ -220,6 +264,10 @@ impl Config {
             smtp: file.smtp.unwrap_or(defaults.smtp),
             submission: file.submission.unwrap_or(defaults.submission),
             submissions: file.submissions.unwrap_or(defaults.submissions),
+            imap: file.imap.unwrap_or(defaults.imap),
+            imaps: file.imaps.unwrap_or(defaults.imaps),
+            pop3: file.pop3.unwrap_or(defaults.pop3),
+            pop3s: file.pop3s.unwrap_or(defaults.pop3s),
         };
         config.validate(path)?;
         Ok(config)
@@ -267,10 +315,22 @@ impl Config {
         if l.max_auth_failures == 0 {
             return Err(invalid("limits.max_auth_failures", "must be at least 1"));
         }
+        let g = &self.guard;
+        if g.max_failures == 0 {
+            return Err(invalid("guard.max_failures", "must be at least 1"));
+        }
+        if g.window_secs == 0 {
+            return Err(invalid("guard.window_secs", "must be at least 1"));
+        }
+        let l = &self.listen;
         let all = [
-            ("listen.smtp", &self.listen.smtp),
-            ("listen.submission", &self.listen.submission),
-            ("listen.submissions", &self.listen.submissions),
+            ("listen.smtp", &l.smtp),
+            ("listen.submission", &l.submission),
+            ("listen.submissions", &l.submissions),
+            ("listen.imap", &l.imap),
+            ("listen.imaps", &l.imaps),
+            ("listen.pop3", &l.pop3),
+            ("listen.pop3s", &l.pop3s),
         ];
         for (key, addrs) in all {
             for addr in addrs.iter() {
@@ -332,6 +392,22 @@ mod tests {
         assert_eq!(c.listen.smtp[0].port(), 25);
         assert_eq!(c.listen.submission[0].port(), 587);
         assert_eq!(c.listen.submissions[0].port(), 465);
+        assert_eq!(c.listen.imaps[0].port(), 993);
+        assert_eq!(c.listen.pop3s[0].port(), 995);
+        let dev = Config::embedded(PortSet::Unprivileged).listen;
+        let ports: Vec<u16> = [
+            dev.smtp,
+            dev.submission,
+            dev.submissions,
+            dev.imap,
+            dev.imaps,
+            dev.pop3,
+            dev.pop3s,
+        ]
+        .iter()
+        .map(|a| a[0].port())
+        .collect();
+        assert_eq!(ports, vec![2525, 2587, 2465, 2143, 2993, 2110, 2995]);
     }
 
     #[test]
@@ -376,6 +452,12 @@ mod tests {
             ("[tls]\ncert_file = \"\"", "tls.cert_file"),
             ("[server]\nshutdown_grace_secs = -1", "shutdown_grace_secs"),
             ("[limits", "expected"),
+            ("[guard]\nmax_failures = 0", "guard.max_failures"),
+            ("[guard]\nban = 1", "ban"),
+            (
+                "[listen]\nimap = [\"127.0.0.1:143\"]\npop3 = [\"127.0.0.1:143\"]",
+                "listen.",
+            ),
         ];
         for (text, needle) in cases {
             let err = parse(text).expect_err(text).to_string();

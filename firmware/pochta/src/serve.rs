@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use pochta_auth::Authenticator;
 use pochta_config::{Config, PortSet};
 use pochta_maillog::MailLog;
 use pochta_smtp::{Context, Server, Service};
@@ -86,12 +87,18 @@ async fn run(
     }
     let (stop, shutdown) = watch::channel(false);
     let (alive, mut drained) = mpsc::channel::<()>(1);
+    let auth = Arc::new(Authenticator::new(
+        store.clone(),
+        maillog.clone(),
+        config.guard.clone(),
+    ));
     let ctx = Arc::new(Context::new(
         hostname.clone(),
         config.limits.clone(),
         store,
         maillog,
         tls,
+        auth,
     ));
     let server = Arc::new(Server::new(ctx, shutdown, alive));
     let mut announce = serde_json::json!({

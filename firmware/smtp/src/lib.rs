@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use pochta_auth::Authenticator;
 use pochta_config::Limits;
 use pochta_maillog::MailLog;
 use pochta_store::Store;
@@ -73,6 +74,8 @@ pub struct Context {
     pub maillog: Arc<MailLog>,
     /// TLS for STARTTLS and implicit TLS.
     pub tls: TlsAcceptor,
+    /// Login checks and the brute-force guard, shared with IMAP and POP3.
+    pub auth: Arc<Authenticator>,
     next_session: AtomicU64,
     session_prefix: String,
     connections: Arc<Semaphore>,
@@ -86,6 +89,7 @@ impl Context {
         store: Store,
         maillog: Arc<MailLog>,
         tls: TlsAcceptor,
+        auth: Arc<Authenticator>,
     ) -> Context {
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -98,6 +102,7 @@ impl Context {
             store,
             maillog,
             tls,
+            auth,
             next_session: AtomicU64::new(1),
             session_prefix: format!("{started:x}"),
         }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use pochta_auth::Authenticator;
 use pochta_config::Limits;
 use pochta_maillog::MailLog;
 use pochta_smtp::{Context, Server, Service};
@@ -36,12 +37,19 @@ async fn start(limits: Limits) -> Harness {
     .with_no_client_auth()
     .with_single_cert(vec![pair.cert.der().clone()], key)
     .unwrap();
+    let maillog = Arc::new(MailLog::discard());
+    let auth = Arc::new(Authenticator::new(
+        store.clone(),
+        maillog.clone(),
+        Default::default(),
+    ));
     let ctx = Arc::new(Context::new(
         "mx.example.com".into(),
         limits,
         store.clone(),
-        Arc::new(MailLog::discard()),
+        maillog,
         tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        auth,
     ));
     let (stop, shutdown) = watch::channel(false);
     let (alive, _drained) = mpsc::channel(1);

@@ -1,19 +1,13 @@
 //! AUTH PLAIN (RFC 4616) and LOGIN, offered and accepted only on the
 //! submission services and only over TLS (RFC 4954, RFC 8314).
 
-use std::time::Duration;
-
 use base64::Engine;
 use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN};
 
 use crate::conn::{Line, ReadError};
 use crate::reply::{common, Reply};
-use crate::session::{Flow, Login, Session};
-
-use super::blocking;
-
-/// Pause after a failed login, to slow guessing.
-const FAILURE_DELAY: Duration = Duration::from_secs(1);
+use crate::session::{Flow, Login as LoggedIn, Session};
+use pochta_auth::Login;
 
 /// What the client sent, or why it sent nothing usable.
 enum Credentials {
@@ -74,23 +68,19 @@ pub(crate) async fn auth(s: &mut Session, mechanism: u64, initial: String) -> Fl
         }
         Credentials::Gone(flow) => return flow,
     };
-    let check_user = user.clone();
-    let verdict = blocking(s, move |store| store.authenticate(&check_user, &password)).await;
+    let verdict = s
+        .ctx
+        .auth
+        .login(s.service.name(), &s.id, s.peer, &user, password)
+        .await;
     match verdict {
-        Some(Ok(Some(account))) => {
-            s.ctx
-                .maillog
-                .auth_ok(&s.id, s.peer, s.service.name(), &user);
-            s.login = Some(Login { account, user });
+        Login::Accepted(account) => {
+            s.login = Some(LoggedIn { account, user });
             s.reply(Reply::new(235, "2.7.0", "Authentication successful"));
             Flow::Continue
         }
-        Some(Ok(None)) => {
-            s.ctx
-                .maillog
-                .auth_failed(&s.id, s.peer, s.service.name(), &user);
+        Login::Refused => {
             s.auth_failures += 1;
-            tokio::time::sleep(FAILURE_DELAY).await;
             if s.auth_failures >= s.ctx.limits.max_auth_failures {
                 s.reply(Reply::new(
                     421,
@@ -106,12 +96,15 @@ pub(crate) async fn auth(s: &mut Session, mechanism: u64, initial: String) -> Fl
             ));
             Flow::Continue
         }
-        Some(Err(e)) => {
-            tracing::error!(session = %s.id, error = %e, "authentication lookup failed");
-            s.reply(Reply::new(454, "4.7.0", "Temporary authentication failure"));
-            Flow::Continue
+        Login::Banned => {
+            s.reply(Reply::new(
+                421,
+                "4.7.0",
+                "Too many failed logins from your address, try again later",
+            ));
+            Flow::Close
         }
-        None => {
+        Login::Unavailable => {
             s.reply(Reply::new(454, "4.7.0", "Temporary authentication failure"));
             Flow::Continue
         }
@@ -159,31 +152,9 @@ async fn plain(s: &mut Session, initial: String) -> Credentials {
     } else {
         initial
     };
-    let Some(bytes) = decode(&response) else {
-        return Credentials::Malformed;
-    };
-    // RFC 4616 §2: [authzid] NUL authcid NUL passwd
-    let parts: Vec<&[u8]> = bytes.split(|&b| b == 0).collect();
-    let [authzid, authcid, passwd] = parts.as_slice() else {
-        return Credentials::Malformed;
-    };
-    let (Ok(authzid), Ok(user), Ok(password)) = (
-        std::str::from_utf8(authzid),
-        std::str::from_utf8(authcid),
-        std::str::from_utf8(passwd),
-    ) else {
-        return Credentials::Malformed;
-    };
-    if !authzid.is_empty() && !authzid.eq_ignore_ascii_case(user) {
-        // Acting for another user is not supported: treat as a failed login.
-        return Credentials::Given {
-            user: user.to_string(),
-            password: String::new(),
-        };
-    }
-    Credentials::Given {
-        user: user.to_string(),
-        password: password.to_string(),
+    match pochta_auth::decode_plain(&response) {
+        Some((user, password)) => Credentials::Given { user, password },
+        None => Credentials::Malformed,
     }
 }
 
