@@ -4,7 +4,6 @@
 //!
 //! Layout:
 //! - `reply`: reply codes with enhanced status codes;
-//! - `conn`: the socket, its buffers, bounded line reads, STARTTLS;
 //! - `session`: one connection's state and the dispatch of each command;
 //! - `cmd/`: one file per verb group (`ehlo`, `auth`, `envelope` for MAIL and
 //!   RCPT, `data` for DATA and BDAT);
@@ -17,7 +16,6 @@
 //! not in this crate yet.
 
 mod cmd;
-mod conn;
 pub mod reply;
 mod session;
 
@@ -34,7 +32,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
-use crate::conn::{Conn, Stream};
+use pochta_net::{Conn, Stream};
 
 /// Which service a listener provides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,9 +8,9 @@ use smtp_proto::{Error as ParseError, Request};
 use tokio::sync::watch;
 
 use crate::cmd;
-use crate::conn::{Conn, Line, ReadError};
 use crate::reply::{common, Reply};
 use crate::{Context, Service};
+use pochta_net::{Conn, Line, ReadError};
 
 /// Junk commands tolerated before the connection is dropped.
 const MAX_BAD_COMMANDS: u32 = 10;

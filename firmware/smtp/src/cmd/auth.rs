@@ -4,10 +4,10 @@
 use base64::Engine;
 use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN};
 
-use crate::conn::{Line, ReadError};
 use crate::reply::{common, Reply};
 use crate::session::{Flow, Login as LoggedIn, Session};
 use pochta_auth::Login;
+use pochta_net::{Line, ReadError};
 
 /// What the client sent, or why it sent nothing usable.
 enum Credentials {

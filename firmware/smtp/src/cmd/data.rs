@@ -4,9 +4,9 @@
 
 use pochta_store::{BlobWriter, Delivery, DeliveryError, StoreError};
 
-use crate::conn::ReadError;
 use crate::reply::{common, Reply};
 use crate::session::{Flow, Session};
+use pochta_net::ReadError;
 
 use super::ehlo::clean;
 

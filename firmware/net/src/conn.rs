@@ -1,6 +1,4 @@
-//! The byte stream under a session: plain TCP that may turn into TLS, an
-//! input buffer with bounded line reads, and an output buffer flushed only
-//! when the client waits for it (RFC 2920 pipelining).
+//! A connection with its buffers: bounded line reads, STARTTLS, pipelining.
 
 use std::io;
 use std::pin::Pin;

@@ -1,0 +1,12 @@
+//! The byte stream under every protocol session (SMTP, IMAP, POP3): plain
+//! TCP that may turn into TLS (STARTTLS, STLS), an input buffer with reads
+//! bounded in length and time, and an output buffer flushed only when the
+//! client waits for an answer (pipelining).
+//!
+//! Layout: `conn` ([`Conn`], [`Stream`], [`Line`], [`ReadError`]).
+//!
+//! Knows no protocol; depends only on tokio and tokio-rustls.
+
+mod conn;
+
+pub use conn::{Conn, Line, ReadError, Stream};
