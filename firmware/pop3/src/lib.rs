@@ -1,0 +1,241 @@
+//! Pochta's POP3 server (RFC 1939): port 110 with STLS (RFC 2595) and port
+//! 995 with implicit TLS (RFC 8314), CAPA (RFC 2449), SASL PLAIN (RFC 5034),
+//! UIDL and TOP. The maildrop is the account's INBOX, as it was at login.
+//!
+//! Layout:
+//! - `parse`: the sans-I/O command parser ([`parse::parse`]);
+//! - `reply`: `+OK` / `-ERR [CODE]` status lines;
+//! - `transfer`: a stored message as a dot-stuffed multi-line response,
+//!   chunk by chunk (sans-I/O);
+//! - `session`: one connection's state (`Authorization`, `Transaction`)
+//!   and the dispatch of each command;
+//! - `cmd/`: one file per verb group (`auth` for USER, PASS and AUTH, `capa`
+//!   for CAPA and STLS, `maildrop` for STAT, LIST, UIDL, DELE, RSET and
+//!   NOOP, `retr` for RETR and TOP, `quit` for QUIT and the UPDATE state);
+//! - [`Server`]: accept loops, the connection limit, graceful shutdown.
+//!
+//! Logins go through `pochta-auth` (mail log, brute-force guard shared with
+//! SMTP and IMAP); messages are read from the store's files in chunks,
+//! never whole. Must not depend on SMTP or IMAP, nor on SQLite directly.
+
+mod cmd;
+pub mod parse;
+pub mod reply;
+mod session;
+pub mod transfer;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pochta_auth::Authenticator;
+use pochta_config::Limits;
+use pochta_maillog::MailLog;
+use pochta_net::{Conn, Stream};
+use pochta_store::{AccountId, Store};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
+
+/// Which service a listener provides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// Port 110: plain until STLS; logins only after it.
+    Pop3,
+    /// Port 995: TLS from the first byte (RFC 8314).
+    Pop3s,
+}
+
+impl Service {
+    /// Name used in logs and in `run/serve.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Pop3 => "pop3",
+            Service::Pop3s => "pop3s",
+        }
+    }
+}
+
+/// Everything sessions share.
+pub struct Context {
+    /// Announced host name.
+    pub hostname: String,
+    /// Protocol limits (line length, timeout, connections, login failures).
+    pub limits: Limits,
+    /// The store.
+    pub store: Store,
+    /// The operator's mail log.
+    pub maillog: Arc<MailLog>,
+    /// TLS for STLS and implicit TLS.
+    pub tls: TlsAcceptor,
+    /// Login checks and the brute-force guard, shared with SMTP and IMAP.
+    pub auth: Arc<Authenticator>,
+    next_session: AtomicU64,
+    session_prefix: String,
+    /// POP3 connections, bounded by `limits.max_connections`.
+    connections: Arc<Semaphore>,
+    /// Accounts whose maildrop a POP3 session holds (RFC 1939 §4).
+    locked: Arc<Mutex<HashSet<AccountId>>>,
+}
+
+impl Context {
+    /// Builds the shared context.
+    pub fn new(
+        hostname: String,
+        limits: Limits,
+        store: Store,
+        maillog: Arc<MailLog>,
+        tls: TlsAcceptor,
+        auth: Arc<Authenticator>,
+    ) -> Context {
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Context {
+            hostname,
+            connections: Arc::new(Semaphore::new(limits.max_connections)),
+            limits,
+            store,
+            maillog,
+            tls,
+            auth,
+            next_session: AtomicU64::new(1),
+            // "p" keeps POP3 session ids apart from SMTP's in the mail log.
+            session_prefix: format!("{started:x}p"),
+            locked: Arc::new(Mutex::new(HashSet::new())),
+        }
+    }
+
+    fn session_id(&self) -> String {
+        let n = self.next_session.fetch_add(1, Ordering::Relaxed);
+        format!("{}.{n:x}", self.session_prefix)
+    }
+
+    /// Takes the exclusive lock on an account's maildrop; `None` if another
+    /// session holds it.
+    fn lock_maildrop(&self, account: AccountId) -> Option<MaildropLock> {
+        let mut locked = self.locked.lock().unwrap_or_else(|e| e.into_inner());
+        locked.insert(account).then(|| MaildropLock {
+            account,
+            locked: self.locked.clone(),
+        })
+    }
+}
+
+/// Held by a session in the TRANSACTION state; dropping it unlocks.
+pub(crate) struct MaildropLock {
+    account: AccountId,
+    locked: Arc<Mutex<HashSet<AccountId>>>,
+}
+
+impl Drop for MaildropLock {
+    fn drop(&mut self) {
+        let mut locked = self.locked.lock().unwrap_or_else(|e| e.into_inner());
+        locked.remove(&self.account);
+    }
+}
+
+/// Accept loops for the POP3 services, stopped together.
+pub struct Server {
+    ctx: Arc<Context>,
+    shutdown: watch::Receiver<bool>,
+    /// Each session holds a clone; when all are dropped, sessions are done.
+    alive: mpsc::Sender<()>,
+}
+
+impl Server {
+    /// A server whose sessions end when `shutdown` turns true. `alive` is
+    /// cloned into every session so the caller can wait for them to drain.
+    pub fn new(
+        ctx: Arc<Context>,
+        shutdown: watch::Receiver<bool>,
+        alive: mpsc::Sender<()>,
+    ) -> Server {
+        Server {
+            ctx,
+            shutdown,
+            alive,
+        }
+    }
+
+    /// Serves one bound listener until shutdown.
+    pub async fn run(&self, listener: TcpListener, service: Service) {
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            let accepted = tokio::select! {
+                r = listener.accept() => r,
+                _ = shutdown.changed() => return,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, service = service.name(), "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let ctx = self.ctx.clone();
+            let shutdown = self.shutdown.clone();
+            let alive = self.alive.clone();
+            let permit = ctx.connections.clone().try_acquire_owned();
+            tokio::spawn(async move {
+                let _alive = alive;
+                let Ok(_permit) = permit else {
+                    refuse_busy(tcp, peer, service).await;
+                    return;
+                };
+                serve_connection(ctx, tcp, peer, service, shutdown).await;
+            });
+        }
+    }
+}
+
+async fn refuse_busy(tcp: tokio::net::TcpStream, peer: SocketAddr, service: Service) {
+    tracing::warn!(%peer, service = service.name(), "connection limit reached");
+    let mut conn = Conn::new(Stream::Plain(tcp), Duration::from_secs(5));
+    // On 995 the client expects TLS: plain text would only confuse it, and
+    // a handshake is what an overloaded server should not spend time on.
+    if service == Service::Pop3 {
+        conn.push(
+            &reply::Reply::err_code(
+                reply::Code::SysTemp,
+                "Too many connections, try again later",
+            )
+            .to_wire(),
+        );
+    }
+    conn.close().await;
+}
+
+async fn serve_connection(
+    ctx: Arc<Context>,
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    service: Service,
+    shutdown: watch::Receiver<bool>,
+) {
+    let timeout = Duration::from_secs(ctx.limits.command_timeout_secs);
+    let stream = if service == Service::Pop3s {
+        match tokio::time::timeout(timeout, ctx.tls.accept(tcp)).await {
+            Ok(Ok(tls)) => Stream::Tls(Box::new(tls)),
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        }
+    } else {
+        Stream::Plain(tcp)
+    };
+    let conn = Conn::new(stream, timeout);
+    let session = session::Session::new(ctx, conn, peer, service, shutdown);
+    session.run().await;
+}
