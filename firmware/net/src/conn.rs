@@ -117,6 +117,16 @@ impl Conn {
         self.output.extend_from_slice(text.as_bytes());
     }
 
+    /// Queues reply bytes (IMAP literals need not be UTF-8).
+    pub fn push_bytes(&mut self, bytes: &[u8]) {
+        self.output.extend_from_slice(bytes);
+    }
+
+    /// Bytes queued and not yet sent.
+    pub fn pending_output(&self) -> usize {
+        self.output.len()
+    }
+
     /// Sends what is queued.
     pub async fn flush(&mut self) -> io::Result<()> {
         if self.output.is_empty() {
@@ -151,26 +161,16 @@ impl Conn {
     }
 
     /// Reads more bytes into the buffer, flushing pending replies first.
+    /// Cancel-safe: dropped while waiting, it leaves the buffer as it was.
     async fn fill(&mut self) -> Result<(), ReadError> {
         self.flush().await.map_err(ReadError::Io)?;
         self.compact();
         let stream = self.stream.as_mut().ok_or(ReadError::Closed)?;
-        let start = self.input.len();
-        self.input.resize(start + READ_CHUNK, 0);
-        let n = stream.read(&mut self.input[start..]).await;
-        match n {
-            Ok(0) => {
-                self.input.truncate(start);
-                Err(ReadError::Closed)
-            }
-            Ok(n) => {
-                self.input.truncate(start + n);
-                Ok(())
-            }
-            Err(e) => {
-                self.input.truncate(start);
-                Err(ReadError::Io(e))
-            }
+        self.input.reserve(READ_CHUNK);
+        match stream.read_buf(&mut self.input).await {
+            Ok(0) => Err(ReadError::Closed),
+            Ok(_) => Ok(()),
+            Err(e) => Err(ReadError::Io(e)),
         }
     }
 

@@ -280,7 +280,15 @@ pub fn status(data: &Path, json: bool) -> Result<(), String> {
     }
     if server["running"].as_bool() == Some(true) {
         println!("server: running (pid {})", server["pid"]);
-        for svc in ["smtp", "submission", "submissions"] {
+        for svc in [
+            "smtp",
+            "submission",
+            "submissions",
+            "imap",
+            "imaps",
+            "pop3",
+            "pop3s",
+        ] {
             let addrs: Vec<String> = server[svc]
                 .as_array()
                 .map(|a| {

@@ -15,6 +15,24 @@ use pochta_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
+/// A listener's protocol and service.
+#[derive(Clone, Copy)]
+enum Proto {
+    Smtp(Service),
+    Imap(pochta_imap::Service),
+    Pop3(pochta_pop3::Service),
+}
+
+impl Proto {
+    fn name(self) -> &'static str {
+        match self {
+            Proto::Smtp(s) => s.name(),
+            Proto::Imap(s) => s.name(),
+            Proto::Pop3(s) => s.name(),
+        }
+    }
+}
+
 /// The file that says a server runs on this data folder, and where.
 pub fn ready_file(data: &Path) -> PathBuf {
     data.join("run").join("serve.json")
@@ -58,21 +76,42 @@ async fn run(
     maillog: Arc<MailLog>,
     tls: tokio_rustls::TlsAcceptor,
 ) -> Result<(), String> {
+    let l = &config.listen;
     let services = [
-        (Service::Mx, "listen.smtp", &config.listen.smtp),
+        (Proto::Smtp(Service::Mx), "listen.smtp", &l.smtp),
         (
-            Service::Submission,
+            Proto::Smtp(Service::Submission),
             "listen.submission",
-            &config.listen.submission,
+            &l.submission,
         ),
         (
-            Service::Submissions,
+            Proto::Smtp(Service::Submissions),
             "listen.submissions",
-            &config.listen.submissions,
+            &l.submissions,
+        ),
+        (
+            Proto::Imap(pochta_imap::Service::Imap),
+            "listen.imap",
+            &l.imap,
+        ),
+        (
+            Proto::Imap(pochta_imap::Service::Imaps),
+            "listen.imaps",
+            &l.imaps,
+        ),
+        (
+            Proto::Pop3(pochta_pop3::Service::Pop3),
+            "listen.pop3",
+            &l.pop3,
+        ),
+        (
+            Proto::Pop3(pochta_pop3::Service::Pop3s),
+            "listen.pop3s",
+            &l.pop3s,
         ),
     ];
     let mut bound = Vec::new();
-    for (service, key, addrs) in services {
+    for (proto, key, addrs) in services {
         for addr in addrs {
             let listener = TcpListener::bind(addr).await.map_err(|e| {
                 let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
@@ -82,7 +121,7 @@ async fn run(
                 };
                 format!("cannot listen on {addr} ({key}): {e}{hint}")
             })?;
-            bound.push((service, listener));
+            bound.push((proto, listener));
         }
     }
     let (stop, shutdown) = watch::channel(false);
@@ -92,31 +131,71 @@ async fn run(
         maillog.clone(),
         config.guard.clone(),
     ));
-    let ctx = Arc::new(Context::new(
-        hostname.clone(),
-        config.limits.clone(),
-        store,
-        maillog,
-        tls,
-        auth,
+    let smtp = Arc::new(Server::new(
+        Arc::new(Context::new(
+            hostname.clone(),
+            config.limits.clone(),
+            store.clone(),
+            maillog.clone(),
+            tls.clone(),
+            auth.clone(),
+        )),
+        shutdown.clone(),
+        alive.clone(),
     ));
-    let server = Arc::new(Server::new(ctx, shutdown, alive));
+    let imap = Arc::new(pochta_imap::Server::new(
+        Arc::new(pochta_imap::Context::new(
+            hostname.clone(),
+            config.limits.clone(),
+            store.clone(),
+            maillog.clone(),
+            tls.clone(),
+            auth.clone(),
+        )),
+        shutdown.clone(),
+        alive.clone(),
+    ));
+    let pop3 = Arc::new(pochta_pop3::Server::new(
+        Arc::new(pochta_pop3::Context::new(
+            hostname.clone(),
+            config.limits.clone(),
+            store.clone(),
+            maillog.clone(),
+            tls.clone(),
+            auth.clone(),
+        )),
+        shutdown.clone(),
+        alive.clone(),
+    ));
+    drop(alive);
     let mut announce = serde_json::json!({
         "pid": std::process::id(),
         "hostname": hostname,
         "smtp": [], "submission": [], "submissions": [],
+        "imap": [], "imaps": [],
+        "pop3": [], "pop3s": [],
     });
     let mut tasks = Vec::new();
-    for (service, listener) in bound {
+    for (proto, listener) in bound {
         let addr: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
-        if let Some(list) = announce[service.name()].as_array_mut() {
+        if let Some(list) = announce[proto.name()].as_array_mut() {
             list.push(addr.to_string().into());
         }
-        tracing::info!(service = service.name(), %addr, "listening");
-        let server = server.clone();
-        tasks.push(tokio::spawn(
-            async move { server.run(listener, service).await },
-        ));
+        tracing::info!(service = proto.name(), %addr, "listening");
+        tasks.push(match proto {
+            Proto::Smtp(service) => {
+                let server = smtp.clone();
+                tokio::spawn(async move { server.run(listener, service).await })
+            }
+            Proto::Imap(service) => {
+                let server = imap.clone();
+                tokio::spawn(async move { server.run(listener, service).await })
+            }
+            Proto::Pop3(service) => {
+                let server = pop3.clone();
+                tokio::spawn(async move { server.run(listener, service).await })
+            }
+        });
     }
     let ready = ready_file(data);
     write_ready_file(&ready, &announce)
@@ -130,7 +209,7 @@ async fn run(
         let _ = t.await;
     }
     // Every session holds a clone of `alive`; recv() ends when all are gone.
-    drop(server);
+    drop((smtp, imap, pop3));
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
     if tokio::time::timeout(grace, drained.recv()).await.is_err() {
         tracing::warn!(

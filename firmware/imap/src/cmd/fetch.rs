@@ -1,0 +1,391 @@
+//! FETCH and UID FETCH (RFC 9051 §6.4.5): flags, dates, sizes, ENVELOPE,
+//! BODYSTRUCTURE and body sections with partial ranges. A non-PEEK body
+//! fetch sets `\Seen`.
+
+use std::collections::HashMap;
+
+use imap_codec::imap_types::fetch::{
+    Macro, MacroOrMessageDataItemNames, MessageDataItemName, Part, Section,
+};
+use imap_codec::imap_types::sequence::SequenceSet;
+use pochta_store::{FlagOp, Message};
+
+use super::{blocking, flag_list, refresh, store_error};
+use crate::mime;
+use crate::session::{Flow, Session, State};
+use crate::wire;
+
+pub(crate) async fn fetch(
+    s: &mut Session,
+    tag: &str,
+    set: &SequenceSet,
+    names: &MacroOrMessageDataItemNames<'_>,
+    by_uid: bool,
+) -> Flow {
+    // RFC 9051 §7.5.1: no EXPUNGE during FETCH, only during UID FETCH.
+    refresh(s, by_uid).await;
+    let mut items: Vec<MessageDataItemName<'_>> = match names {
+        MacroOrMessageDataItemNames::Macro(m) => {
+            let mut v = vec![
+                MessageDataItemName::Flags,
+                MessageDataItemName::InternalDate,
+                MessageDataItemName::Rfc822Size,
+            ];
+            if matches!(m, Macro::All | Macro::Full) {
+                v.push(MessageDataItemName::Envelope);
+            }
+            if matches!(m, Macro::Full) {
+                v.push(MessageDataItemName::Body);
+            }
+            v
+        }
+        MacroOrMessageDataItemNames::MessageDataItemNames(list) => list.clone(),
+    };
+    if by_uid && !items.contains(&MessageDataItemName::Uid) {
+        items.insert(0, MessageDataItemName::Uid);
+    }
+    if items.iter().any(|i| {
+        matches!(
+            i,
+            MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }
+        )
+    }) {
+        s.bad(tag, "BINARY is not supported");
+        return Flow::Continue;
+    }
+    let State::Selected(_, selected) = &s.state else {
+        unreachable!("dispatch checked the state");
+    };
+    let pairs = match selected.resolve(set, by_uid) {
+        Ok(p) => p,
+        Err(_) => {
+            s.bad(tag, "Invalid sequence set");
+            return Flow::Continue;
+        }
+    };
+    let folder = selected.folder.id;
+    let read_only = selected.read_only;
+    let sets_seen = !read_only
+        && items.iter().any(|i| {
+            matches!(
+                i,
+                MessageDataItemName::BodyExt { peek: false, .. }
+                    | MessageDataItemName::Rfc822
+                    | MessageDataItemName::Rfc822Text
+            )
+        });
+    let needs_body = items.iter().any(|i| {
+        !matches!(
+            i,
+            MessageDataItemName::Flags
+                | MessageDataItemName::Uid
+                | MessageDataItemName::InternalDate
+                | MessageDataItemName::Rfc822Size
+        )
+    });
+    let wanted: Vec<u32> = pairs.iter().map(|(_, u)| *u).collect();
+    let loaded = blocking(s, move |store| {
+        let mut messages: HashMap<u32, Message> = store
+            .folder_messages(folder)?
+            .into_iter()
+            .filter(|m| wanted.binary_search(&m.uid).is_ok())
+            .map(|m| (m.uid, m))
+            .collect();
+        if sets_seen {
+            let unseen: Vec<u32> = messages
+                .values()
+                .filter(|m| !m.has_flag("\\Seen"))
+                .map(|m| m.uid)
+                .collect();
+            let (updated, _) =
+                store.set_flags(folder, &unseen, FlagOp::Add, &["\\Seen".to_string()], None)?;
+            for m in updated {
+                messages.insert(m.uid, m);
+            }
+        }
+        Ok(messages)
+    })
+    .await;
+    let mut messages = match loaded {
+        Ok(m) => m,
+        Err(e) => {
+            store_error(s, tag, &e);
+            return Flow::Continue;
+        }
+    };
+    if sets_seen && !items.contains(&MessageDataItemName::Flags) {
+        items.push(MessageDataItemName::Flags);
+    }
+    for (seq, uid) in pairs {
+        // Expunged by another session since the view was refreshed: skip.
+        let Some(meta) = messages.remove(&uid) else {
+            continue;
+        };
+        if let State::Selected(_, selected) = &mut s.state {
+            if sets_seen {
+                selected.note_own_change(uid, meta.modseq);
+            }
+        }
+        let raw = if needs_body {
+            let path = s.ctx.store.blob_path(&meta.blob);
+            match tokio::fs::read(&path).await {
+                Ok(bytes) => Some(bytes),
+                Err(e) => {
+                    tracing::error!(session = %s.id, error = %e, path = %path.display(), "message file unreadable");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let mut out = format!("* {seq} FETCH (").into_bytes();
+        write_items(&mut out, &items, &meta, raw.as_deref());
+        out.extend_from_slice(b")\r\n");
+        s.send(&out);
+        // Large responses go out as they are made, not all at the end.
+        if s.conn.pending_output() > 256 * 1024 {
+            if let Err(e) = s.conn.flush().await {
+                tracing::debug!(session = %s.id, error = %e, "client gone during FETCH");
+                return Flow::Close;
+            }
+        }
+    }
+    s.ok(tag, None, "FETCH completed");
+    Flow::Continue
+}
+
+fn write_items(
+    out: &mut Vec<u8>,
+    items: &[MessageDataItemName<'_>],
+    meta: &Message,
+    raw: Option<&[u8]>,
+) {
+    let empty: &[u8] = &[];
+    let raw_bytes = raw.unwrap_or(empty);
+    let parsed = raw.and_then(mime::parse);
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        match item {
+            MessageDataItemName::Uid => {
+                out.extend_from_slice(format!("UID {}", meta.uid).as_bytes())
+            }
+            MessageDataItemName::Flags => {
+                out.extend_from_slice(format!("FLAGS ({})", flag_list(&meta.flags)).as_bytes())
+            }
+            MessageDataItemName::InternalDate => out.extend_from_slice(
+                format!("INTERNALDATE \"{}\"", internal_date(meta.internaldate)).as_bytes(),
+            ),
+            MessageDataItemName::Rfc822Size => {
+                out.extend_from_slice(format!("RFC822.SIZE {}", meta.size).as_bytes())
+            }
+            MessageDataItemName::Envelope => {
+                out.extend_from_slice(b"ENVELOPE ");
+                match &parsed {
+                    Some(m) => mime::envelope(out, m),
+                    None => out.extend_from_slice(b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)"),
+                }
+            }
+            MessageDataItemName::Body | MessageDataItemName::BodyStructure => {
+                let extended = matches!(item, MessageDataItemName::BodyStructure);
+                out.extend_from_slice(if extended {
+                    b"BODYSTRUCTURE "
+                } else {
+                    b"BODY "
+                });
+                match &parsed {
+                    Some(m) => mime::body_structure(out, m, extended),
+                    None => out.extend_from_slice(b"(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)"),
+                }
+            }
+            MessageDataItemName::Rfc822 => {
+                out.extend_from_slice(b"RFC822 ");
+                wire::literal(out, raw_bytes);
+            }
+            MessageDataItemName::Rfc822Header => {
+                out.extend_from_slice(b"RFC822.HEADER ");
+                wire::literal(
+                    out,
+                    &section_bytes(raw_bytes, parsed.as_ref(), &Some(Section::Header(None))),
+                );
+            }
+            MessageDataItemName::Rfc822Text => {
+                out.extend_from_slice(b"RFC822.TEXT ");
+                wire::literal(
+                    out,
+                    &section_bytes(raw_bytes, parsed.as_ref(), &Some(Section::Text(None))),
+                );
+            }
+            MessageDataItemName::BodyExt {
+                section, partial, ..
+            } => {
+                let data = section_bytes(raw_bytes, parsed.as_ref(), section);
+                out.extend_from_slice(b"BODY[");
+                section_name(out, section);
+                out.push(b']');
+                match partial {
+                    Some((origin, length)) => {
+                        out.extend_from_slice(format!("<{origin}> ").as_bytes());
+                        let start = (*origin as usize).min(data.len());
+                        let end = start.saturating_add(length.get() as usize).min(data.len());
+                        wire::literal(out, &data[start..end]);
+                    }
+                    None => {
+                        out.push(b' ');
+                        wire::literal(out, &data);
+                    }
+                }
+            }
+            // Refused before the loop.
+            MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {}
+        }
+    }
+}
+
+/// The bytes of a body section (RFC 9051 §6.4.5). A section that does not
+/// exist is empty.
+fn section_bytes(
+    raw: &[u8],
+    parsed: Option<&mail_parser::Message<'_>>,
+    section: &Option<Section<'_>>,
+) -> Vec<u8> {
+    let Some(section) = section else {
+        return raw.to_vec();
+    };
+    let header_end = header_len(raw);
+    let Some(m) = parsed else {
+        return match section {
+            Section::Header(None) => raw[..header_end].to_vec(),
+            Section::Text(None) => raw[header_end..].to_vec(),
+            _ => Vec::new(),
+        };
+    };
+    let path = |p: &Option<Part>| -> Vec<u32> {
+        p.as_ref()
+            .map(|p| p.0.as_ref().iter().map(|n| n.get()).collect())
+            .unwrap_or_default()
+    };
+    let field_names = |names: &[imap_codec::imap_types::core::AString<'_>]| -> Vec<String> {
+        names
+            .iter()
+            .map(|n| String::from_utf8_lossy(n.as_ref()).into_owned())
+            .collect()
+    };
+    match section {
+        Section::Header(None) => raw[..header_end].to_vec(),
+        Section::Text(None) => raw[header_end..].to_vec(),
+        Section::HeaderFields(None, names) => {
+            mime::header_fields(&raw[..header_end], &field_names(names.as_ref()), false)
+        }
+        Section::HeaderFieldsNot(None, names) => {
+            mime::header_fields(&raw[..header_end], &field_names(names.as_ref()), true)
+        }
+        Section::Part(p) => {
+            let path: Vec<u32> = p.0.as_ref().iter().map(|n| n.get()).collect();
+            match mime::find(m, &path) {
+                Some(f) => mime::part_body(&f.message.raw_message, f.part).to_vec(),
+                None => Vec::new(),
+            }
+        }
+        Section::Mime(p) => {
+            let path: Vec<u32> = p.0.as_ref().iter().map(|n| n.get()).collect();
+            match mime::find(m, &path) {
+                Some(f) => mime::part_header(&f.message.raw_message, f.part).to_vec(),
+                None => Vec::new(),
+            }
+        }
+        // HEADER, TEXT and HEADER.FIELDS of an enclosed message/rfc822 part.
+        Section::Header(p)
+        | Section::Text(p)
+        | Section::HeaderFields(p, _)
+        | Section::HeaderFieldsNot(p, _) => {
+            let Some(f) = mime::find(m, &path(p)) else {
+                return Vec::new();
+            };
+            let mail_parser::PartType::Message(inner) = &f.part.body else {
+                return Vec::new();
+            };
+            let inner_raw: &[u8] = &inner.raw_message;
+            let end = header_len(inner_raw);
+            match section {
+                Section::Header(_) => inner_raw[..end].to_vec(),
+                Section::Text(_) => inner_raw[end..].to_vec(),
+                Section::HeaderFields(_, names) => {
+                    mime::header_fields(&inner_raw[..end], &field_names(names.as_ref()), false)
+                }
+                Section::HeaderFieldsNot(_, names) => {
+                    mime::header_fields(&inner_raw[..end], &field_names(names.as_ref()), true)
+                }
+                _ => Vec::new(),
+            }
+        }
+    }
+}
+
+/// Length of the header block, blank line included.
+fn header_len(raw: &[u8]) -> usize {
+    if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+        return i + 4;
+    }
+    if let Some(i) = raw.windows(2).position(|w| w == b"\n\n") {
+        return i + 2;
+    }
+    raw.len()
+}
+
+/// The section spec as the client gave it, for the response item name.
+fn section_name(out: &mut Vec<u8>, section: &Option<Section<'_>>) {
+    let Some(section) = section else { return };
+    let prefix = |out: &mut Vec<u8>, p: &Option<Part>| {
+        if let Some(p) = p {
+            let nums: Vec<String> = p.0.as_ref().iter().map(|n| n.to_string()).collect();
+            out.extend_from_slice(nums.join(".").as_bytes());
+            out.push(b'.');
+        }
+    };
+    let fields = |out: &mut Vec<u8>, names: &[imap_codec::imap_types::core::AString<'_>]| {
+        out.extend_from_slice(b" (");
+        for (i, n) in names.iter().enumerate() {
+            if i > 0 {
+                out.push(b' ');
+            }
+            wire::astring(out, n.as_ref());
+        }
+        out.push(b')');
+    };
+    match section {
+        Section::Part(p) => {
+            let nums: Vec<String> = p.0.as_ref().iter().map(|n| n.to_string()).collect();
+            out.extend_from_slice(nums.join(".").as_bytes());
+        }
+        Section::Header(p) => {
+            prefix(out, p);
+            out.extend_from_slice(b"HEADER");
+        }
+        Section::HeaderFields(p, names) => {
+            prefix(out, p);
+            out.extend_from_slice(b"HEADER.FIELDS");
+            fields(out, names.as_ref());
+        }
+        Section::HeaderFieldsNot(p, names) => {
+            prefix(out, p);
+            out.extend_from_slice(b"HEADER.FIELDS.NOT");
+            fields(out, names.as_ref());
+        }
+        Section::Text(p) => {
+            prefix(out, p);
+            out.extend_from_slice(b"TEXT");
+        }
+        Section::Mime(p) => {
+            prefix(out, &Some(p.clone()));
+            out.extend_from_slice(b"MIME");
+        }
+    }
+}
+
+/// RFC 9051 date-time: `27-Nov-2026 18:22:59 +0000`.
+pub(crate) fn internal_date(secs: i64) -> String {
+    let t = chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default();
+    t.format("%d-%b-%Y %H:%M:%S +0000").to_string()
+}

@@ -1,0 +1,202 @@
+//! NOOP/CHECK, SELECT/EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE and
+//! STATUS (RFC 9051 §6.1.2, §6.3.2–6.3.11).
+
+use imap_codec::imap_types::status::StatusDataItemName;
+
+use super::{blocking, refresh, store_error};
+use crate::selected::Selected;
+use crate::session::{Flow, Session, State};
+use crate::wire;
+
+pub(crate) async fn noop(s: &mut Session, tag: &str) -> Flow {
+    refresh(s, true).await;
+    s.ok(tag, None, "NOOP completed");
+    Flow::Continue
+}
+
+pub(crate) async fn select(s: &mut Session, tag: &str, name: &str, read_only: bool) -> Flow {
+    let login = s.login().cloned().expect("dispatch checked the state");
+    // SELECT while selected first deselects, without expunging (§6.3.2).
+    s.state = State::Authenticated(login.clone());
+    let account = login.account;
+    let lookup = name.to_string();
+    let opened = blocking(s, move |store| {
+        let Some(folder) = store.folder(account, &lookup)? else {
+            return Ok(None);
+        };
+        Selected::open(store, folder, read_only).map(Some)
+    })
+    .await;
+    let (selected, messages) = match opened {
+        Ok(Some(x)) => x,
+        Ok(None) => {
+            s.no(tag, Some("NONEXISTENT"), "No such mailbox");
+            return Flow::Continue;
+        }
+        Err(e) => {
+            store_error(s, tag, &e);
+            return Flow::Continue;
+        }
+    };
+    let first_unseen = messages.iter().position(|m| !m.has_flag("\\Seen"));
+    let f = &selected.folder;
+    let mut out = String::new();
+    out.push_str("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n");
+    out.push_str(&format!("* {} EXISTS\r\n* 0 RECENT\r\n", messages.len()));
+    if let Some(i) = first_unseen {
+        out.push_str(&format!("* OK [UNSEEN {}] First unseen message\r\n", i + 1));
+    }
+    if read_only {
+        out.push_str("* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
+    } else {
+        out.push_str("* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted\r\n");
+    }
+    out.push_str(&format!(
+        "* OK [UIDVALIDITY {}] UIDs valid\r\n",
+        f.uidvalidity
+    ));
+    out.push_str(&format!(
+        "* OK [UIDNEXT {}] Predicted next UID\r\n",
+        f.uidnext.max(1)
+    ));
+    s.conn.push(&out);
+    let (code, verb) = if read_only {
+        ("READ-ONLY", "EXAMINE")
+    } else {
+        ("READ-WRITE", "SELECT")
+    };
+    s.state = State::Selected(login, selected);
+    s.ok(tag, Some(code), &format!("{verb} completed"));
+    Flow::Continue
+}
+
+pub(crate) async fn create(s: &mut Session, tag: &str, name: &str) -> Flow {
+    let account = s.login().expect("authenticated").account;
+    // RFC 9051 §6.3.4: a trailing separator only says "will have children".
+    let name = name.trim_end_matches('/').to_string();
+    if name.eq_ignore_ascii_case("INBOX") {
+        s.no(tag, Some("ALREADYEXISTS"), "INBOX exists already");
+        return Flow::Continue;
+    }
+    let result = blocking(s, move |store| {
+        pochta_store::check_folder_name(&name)?;
+        // Create missing parents too (§6.3.4 SHOULD).
+        let levels: Vec<&str> = name.split('/').collect();
+        for i in 1..levels.len() {
+            let parent = levels[..i].join("/");
+            if store.folder(account, &parent)?.is_none() {
+                store.create_folder(account, &parent)?;
+            }
+        }
+        store.create_folder(account, &name).map(|_| ())
+    })
+    .await;
+    match result {
+        Ok(()) => s.ok(tag, None, "CREATE completed"),
+        Err(e) => store_error(s, tag, &e),
+    }
+    Flow::Continue
+}
+
+pub(crate) async fn delete(s: &mut Session, tag: &str, name: &str) -> Flow {
+    let account = s.login().expect("authenticated").account;
+    if let State::Selected(_, sel) = &s.state {
+        if sel.folder.name == name {
+            s.no(
+                tag,
+                Some("INUSE"),
+                "Unselect the mailbox before deleting it",
+            );
+            return Flow::Continue;
+        }
+    }
+    let n = name.to_string();
+    match blocking(s, move |store| store.delete_folder(account, &n)).await {
+        Ok(()) => s.ok(tag, None, "DELETE completed"),
+        Err(e) => store_error(s, tag, &e),
+    }
+    Flow::Continue
+}
+
+pub(crate) async fn rename(s: &mut Session, tag: &str, from: &str, to: &str) -> Flow {
+    let account = s.login().expect("authenticated").account;
+    let (f, t) = (from.to_string(), to.trim_end_matches('/').to_string());
+    match blocking(s, move |store| store.rename_folder(account, &f, &t)).await {
+        Ok(()) => s.ok(tag, None, "RENAME completed"),
+        Err(e) => store_error(s, tag, &e),
+    }
+    Flow::Continue
+}
+
+pub(crate) async fn subscribe(s: &mut Session, tag: &str, name: &str, on: bool) -> Flow {
+    let account = s.login().expect("authenticated").account;
+    let n = name.to_string();
+    let verb = if on { "SUBSCRIBE" } else { "UNSUBSCRIBE" };
+    match blocking(s, move |store| store.subscribe(account, &n, on)).await {
+        Ok(()) => s.ok(tag, None, &format!("{verb} completed")),
+        Err(e) => store_error(s, tag, &e),
+    }
+    Flow::Continue
+}
+
+pub(crate) async fn status(
+    s: &mut Session,
+    tag: &str,
+    name: &str,
+    items: &[StatusDataItemName],
+) -> Flow {
+    let account = s.login().expect("authenticated").account;
+    let n = name.to_string();
+    let wants_deleted = items.contains(&StatusDataItemName::Deleted);
+    let result = blocking(s, move |store| {
+        let Some(folder) = store.folder(account, &n)? else {
+            return Ok(None);
+        };
+        let counts = store.folder_counts(folder.id)?;
+        let deleted = if wants_deleted {
+            store
+                .folder_messages(folder.id)?
+                .iter()
+                .filter(|m| m.has_flag("\\Deleted"))
+                .count()
+        } else {
+            0
+        };
+        Ok(Some((folder, counts, deleted)))
+    })
+    .await;
+    let (folder, counts, deleted) = match result {
+        Ok(Some(x)) => x,
+        Ok(None) => {
+            s.no(tag, Some("NONEXISTENT"), "No such mailbox");
+            return Flow::Continue;
+        }
+        Err(e) => {
+            store_error(s, tag, &e);
+            return Flow::Continue;
+        }
+    };
+    let mut parts = Vec::new();
+    for item in items {
+        match item {
+            StatusDataItemName::Messages => parts.push(format!("MESSAGES {}", counts.messages)),
+            StatusDataItemName::Recent => parts.push("RECENT 0".to_string()),
+            StatusDataItemName::UidNext => parts.push(format!("UIDNEXT {}", folder.uidnext.max(1))),
+            StatusDataItemName::UidValidity => {
+                parts.push(format!("UIDVALIDITY {}", folder.uidvalidity))
+            }
+            StatusDataItemName::Unseen => parts.push(format!("UNSEEN {}", counts.unseen)),
+            StatusDataItemName::Deleted => parts.push(format!("DELETED {deleted}")),
+            _ => {
+                s.bad(tag, "Unsupported STATUS item");
+                return Flow::Continue;
+            }
+        }
+    }
+    let mut out = b"* STATUS ".to_vec();
+    wire::astring(&mut out, folder.name.as_bytes());
+    out.extend_from_slice(format!(" ({})\r\n", parts.join(" ")).as_bytes());
+    s.send(&out);
+    s.ok(tag, None, "STATUS completed");
+    Flow::Continue
+}

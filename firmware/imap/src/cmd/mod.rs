@@ -1,0 +1,97 @@
+//! One file per command group. Each handler takes the session and the
+//! parsed arguments, writes untagged data and exactly one tagged reply.
+
+pub(crate) mod append;
+pub(crate) mod auth;
+pub(crate) mod copy;
+pub(crate) mod expunge;
+pub(crate) mod fetch;
+pub(crate) mod idle;
+pub(crate) mod list;
+pub(crate) mod mailbox;
+pub(crate) mod search;
+pub(crate) mod store;
+
+use imap_codec::imap_types::flag::Flag;
+use imap_codec::imap_types::mailbox::Mailbox;
+use pochta_store::{Store, StoreError};
+
+use crate::session::{Session, State};
+
+/// A mailbox name as the store keeps it (the client's bytes; INBOX upper
+/// case).
+pub(crate) fn name(mailbox: &Mailbox<'_>) -> String {
+    match mailbox {
+        Mailbox::Inbox => "INBOX".into(),
+        Mailbox::Other(other) => String::from_utf8_lossy(other.as_ref()).into_owned(),
+    }
+}
+
+/// `\Seen $Work` for a FLAGS list.
+pub(crate) fn flag_list(flags: &[String]) -> String {
+    flags.join(" ")
+}
+
+/// Flags from a command, as stored. `\Recent` is the server's own and is
+/// never stored (RFC 3501 §2.3.2).
+pub(crate) fn flags_from(flags: &[Flag<'_>]) -> Vec<String> {
+    flags
+        .iter()
+        .map(|f| f.to_string())
+        .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+        .collect()
+}
+
+/// Runs a store call off the async runtime.
+pub(crate) async fn blocking<T: Send + 'static>(
+    s: &Session,
+    f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let store = s.ctx.store.clone();
+    match tokio::task::spawn_blocking(move || f(&store)).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(session = %s.id, error = %e, "store task failed");
+            Err(StoreError::Closed)
+        }
+    }
+}
+
+/// Brings the selected folder's view up to date and queues the untagged
+/// updates. Expunges are announced only where RFC 9051 §7.5.1 allows.
+pub(crate) async fn refresh(s: &mut Session, allow_expunge: bool) {
+    let State::Selected(_, selected) = &mut s.state else {
+        return;
+    };
+    let mut out = Vec::new();
+    let store = s.ctx.store.clone();
+    // A short SQLite read; done inline to keep the view and the reply in step.
+    if let Err(e) = selected.refresh(&store, allow_expunge, &mut out) {
+        tracing::warn!(session = %s.id, error = %e, "refresh failed");
+        if matches!(e, StoreError::NotFound(_)) {
+            // The folder was deleted under us.
+            s.conn
+                .push("* BYE [UNAVAILABLE] The selected mailbox was deleted\r\n");
+            s.state = State::Logout;
+        }
+    }
+    s.send(&out);
+}
+
+/// The tagged reply for a store error.
+pub(crate) fn store_error(s: &mut Session, tag: &str, e: &StoreError) {
+    match e {
+        StoreError::NotFound(what) => s.no(tag, Some("NONEXISTENT"), &format!("No such {what}")),
+        StoreError::Exists(what) => s.no(
+            tag,
+            Some("ALREADYEXISTS"),
+            &format!("{what} exists already"),
+        ),
+        StoreError::Invalid(why) => s.no(tag, Some("CANNOT"), why),
+        StoreError::OverQuota => s.no(tag, Some("OVERQUOTA"), "Quota exceeded"),
+        other => {
+            tracing::error!(session = %s.id, error = %other, "store error");
+            s.no(tag, Some("SERVERBUG"), "Internal error, try again later");
+        }
+    }
+}

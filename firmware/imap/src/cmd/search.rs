@@ -1,0 +1,273 @@
+//! SEARCH and UID SEARCH (RFC 9051 §6.4.4) over flags, sizes, dates,
+//! sequence and UID sets, headers and text. Message files are read and
+//! parsed only when a key needs their content.
+//!
+//! Text keys scan the messages one by one; an index (SQLite FTS5) for large
+//! mailboxes is still to come.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use imap_codec::imap_types::search::SearchKey;
+use pochta_store::{Message, Store};
+
+use super::{blocking, refresh, store_error};
+use crate::selected::Selected;
+use crate::session::{Flow, Session, State};
+
+pub(crate) async fn search(
+    s: &mut Session,
+    tag: &str,
+    criteria: &[SearchKey<'_>],
+    by_uid: bool,
+) -> Flow {
+    refresh(s, by_uid).await;
+    let State::Selected(_, selected) = &s.state else {
+        unreachable!("dispatch checked the state");
+    };
+    if let Some(why) = criteria.iter().find_map(unsupported) {
+        s.bad(tag, why);
+        return Flow::Continue;
+    }
+    let folder = selected.folder.id;
+    let view: Vec<u32> = selected.uids.clone();
+    let criteria: Vec<SearchKey<'static>> = criteria
+        .iter()
+        .map(|k| k.clone().into_static_key())
+        .collect();
+    let seq_sets = SetResolver::new(selected);
+    let result = blocking(s, move |store| {
+        let messages: HashMap<u32, Message> = store
+            .folder_messages(folder)?
+            .into_iter()
+            .map(|m| (m.uid, m))
+            .collect();
+        let mut hits = Vec::new();
+        for (i, uid) in view.iter().enumerate() {
+            let Some(m) = messages.get(uid) else { continue };
+            let mut ctx = Candidate {
+                seq: i as u32 + 1,
+                meta: m,
+                store,
+                raw: None,
+            };
+            if criteria.iter().all(|k| ctx.matches(k, &seq_sets)) {
+                hits.push((i as u32 + 1, *uid));
+            }
+        }
+        Ok(hits)
+    })
+    .await;
+    match result {
+        Ok(hits) => {
+            let numbers: Vec<String> = hits
+                .iter()
+                .map(|(seq, uid)| {
+                    if by_uid {
+                        uid.to_string()
+                    } else {
+                        seq.to_string()
+                    }
+                })
+                .collect();
+            let line = if numbers.is_empty() {
+                "* SEARCH\r\n".to_string()
+            } else {
+                format!("* SEARCH {}\r\n", numbers.join(" "))
+            };
+            s.conn.push(&line);
+            s.ok(tag, None, "SEARCH completed");
+        }
+        Err(e) => store_error(s, tag, &e),
+    }
+    Flow::Continue
+}
+
+fn unsupported(key: &SearchKey<'_>) -> Option<&'static str> {
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().find_map(unsupported),
+        SearchKey::Or(a, b) => unsupported(a).or_else(|| unsupported(b)),
+        SearchKey::Not(k) => unsupported(k),
+        _ => None,
+    }
+}
+
+/// Sequence and UID sets resolved against the session's view.
+struct SetResolver {
+    selected_uids: Vec<u32>,
+}
+
+impl SetResolver {
+    fn new(selected: &Selected) -> SetResolver {
+        SetResolver {
+            selected_uids: selected.uids.clone(),
+        }
+    }
+
+    fn contains(
+        &self,
+        set: &imap_codec::imap_types::sequence::SequenceSet,
+        seq: u32,
+        uid: u32,
+        by_uid: bool,
+    ) -> bool {
+        use imap_codec::imap_types::sequence::{SeqOrUid, Sequence};
+        let max = if by_uid {
+            self.selected_uids.last().copied().unwrap_or(0)
+        } else {
+            self.selected_uids.len() as u32
+        };
+        let n = if by_uid { uid } else { seq };
+        let v = |x: &SeqOrUid| match x {
+            SeqOrUid::Value(v) => v.get(),
+            SeqOrUid::Asterisk => max,
+        };
+        set.0.as_ref().iter().any(|s| match s {
+            Sequence::Single(a) => v(a) == n,
+            Sequence::Range(a, b) => (v(a).min(v(b))..=v(a).max(v(b))).contains(&n),
+        })
+    }
+}
+
+struct Candidate<'a> {
+    seq: u32,
+    meta: &'a Message,
+    store: &'a Store,
+    raw: Option<Vec<u8>>,
+}
+
+trait IntoStaticKey {
+    fn into_static_key(self) -> SearchKey<'static>;
+}
+
+impl IntoStaticKey for SearchKey<'_> {
+    fn into_static_key(self) -> SearchKey<'static> {
+        imap_codec::imap_types::IntoStatic::into_static(self)
+    }
+}
+
+fn contains_ci(haystack: &str, needle: &str) -> bool {
+    haystack.to_lowercase().contains(&needle.to_lowercase())
+}
+
+fn date_of(secs: i64) -> NaiveDate {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .unwrap_or_default()
+        .date_naive()
+}
+
+impl Candidate<'_> {
+    fn raw(&mut self) -> &[u8] {
+        if self.raw.is_none() {
+            let path = self.store.blob_path(&self.meta.blob);
+            self.raw = Some(std::fs::read(path).unwrap_or_default());
+        }
+        self.raw.as_deref().unwrap_or(&[])
+    }
+
+    fn header(&mut self, name: &str) -> Option<String> {
+        let raw = self.raw().to_vec();
+        let m = crate::mime::parse(&raw)?;
+        let values: Vec<String> = m
+            .headers()
+            .iter()
+            .filter(|h| h.name().eq_ignore_ascii_case(name))
+            .map(|h| {
+                let v = m
+                    .raw_message
+                    .get(h.offset_start as usize..h.offset_end as usize)
+                    .unwrap_or(&[]);
+                let raw_value = String::from_utf8_lossy(v).into_owned();
+                // Match decoded text too (RFC 2047 words, address names).
+                match h.value().as_text() {
+                    Some(t) => format!("{raw_value} {t}"),
+                    None => raw_value,
+                }
+            })
+            .collect();
+        (!values.is_empty()).then(|| values.join(" "))
+    }
+
+    fn body_text(&mut self) -> String {
+        let raw = self.raw().to_vec();
+        let Some(m) = crate::mime::parse(&raw) else {
+            return String::from_utf8_lossy(&raw).into_owned();
+        };
+        let mut text = String::new();
+        for i in 0..m.text_body.len().max(m.html_body.len()) {
+            if let Some(t) = m.body_text(i) {
+                text.push_str(&t);
+                text.push('\n');
+            }
+        }
+        text
+    }
+
+    fn sent_date(&mut self) -> Option<NaiveDate> {
+        let raw = self.raw().to_vec();
+        let m = crate::mime::parse(&raw)?;
+        let d = m.date()?;
+        NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day))
+    }
+
+    fn matches(&mut self, key: &SearchKey<'_>, sets: &SetResolver) -> bool {
+        let flag = |f: &str| self.meta.has_flag(f);
+        match key {
+            SearchKey::All => true,
+            SearchKey::And(keys) => keys.as_ref().iter().all(|k| self.matches(k, sets)),
+            SearchKey::Or(a, b) => self.matches(a, sets) || self.matches(b, sets),
+            SearchKey::Not(k) => !self.matches(k, sets),
+            SearchKey::SequenceSet(set) => sets.contains(set, self.seq, self.meta.uid, false),
+            SearchKey::Uid(set) => sets.contains(set, self.seq, self.meta.uid, true),
+            SearchKey::Answered => flag("\\Answered"),
+            SearchKey::Deleted => flag("\\Deleted"),
+            SearchKey::Draft => flag("\\Draft"),
+            SearchKey::Flagged => flag("\\Flagged"),
+            SearchKey::Seen => flag("\\Seen"),
+            SearchKey::Unanswered => !flag("\\Answered"),
+            SearchKey::Undeleted => !flag("\\Deleted"),
+            SearchKey::Undraft => !flag("\\Draft"),
+            SearchKey::Unflagged => !flag("\\Flagged"),
+            SearchKey::Unseen => !flag("\\Seen"),
+            // No session ever sees a message as \Recent here.
+            SearchKey::Recent | SearchKey::New => false,
+            SearchKey::Old => true,
+            SearchKey::Keyword(k) => flag(k.as_ref()),
+            SearchKey::Unkeyword(k) => !flag(k.as_ref()),
+            SearchKey::Larger(n) => self.meta.size > u64::from(*n),
+            SearchKey::Smaller(n) => self.meta.size < u64::from(*n),
+            SearchKey::Before(d) => date_of(self.meta.internaldate) < *d.as_ref(),
+            SearchKey::On(d) => date_of(self.meta.internaldate) == *d.as_ref(),
+            SearchKey::Since(d) => date_of(self.meta.internaldate) >= *d.as_ref(),
+            SearchKey::SentBefore(d) => self.sent_date().is_some_and(|s| s < *d.as_ref()),
+            SearchKey::SentOn(d) => self.sent_date().is_some_and(|s| s == *d.as_ref()),
+            SearchKey::SentSince(d) => self.sent_date().is_some_and(|s| s >= *d.as_ref()),
+            SearchKey::Bcc(v) => self.header_has("Bcc", v.as_ref()),
+            SearchKey::Cc(v) => self.header_has("Cc", v.as_ref()),
+            SearchKey::From(v) => self.header_has("From", v.as_ref()),
+            SearchKey::To(v) => self.header_has("To", v.as_ref()),
+            SearchKey::Subject(v) => self.header_has("Subject", v.as_ref()),
+            SearchKey::Header(name, v) => {
+                let name = String::from_utf8_lossy(name.as_ref()).into_owned();
+                self.header_has(&name, v.as_ref())
+            }
+            SearchKey::Body(v) => {
+                let needle = String::from_utf8_lossy(v.as_ref()).into_owned();
+                contains_ci(&self.body_text(), &needle)
+            }
+            SearchKey::Text(v) => {
+                let needle = String::from_utf8_lossy(v.as_ref()).into_owned();
+                let raw = String::from_utf8_lossy(self.raw()).into_owned();
+                contains_ci(&raw, &needle) || contains_ci(&self.body_text(), &needle)
+            }
+        }
+    }
+
+    fn header_has(&mut self, name: &str, needle: &[u8]) -> bool {
+        let needle = String::from_utf8_lossy(needle).into_owned();
+        match self.header(name) {
+            Some(v) => needle.is_empty() || contains_ci(&v, &needle),
+            None => false,
+        }
+    }
+}

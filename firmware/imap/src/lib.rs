@@ -1,0 +1,192 @@
+//! Pochta's IMAP server (RFC 9051 / RFC 3501 IMAP4rev1) on 143 with
+//! STARTTLS and 993 with implicit TLS: every mail client reads, organises
+//! and syncs mail through it.
+//!
+//! Layout:
+//! - [`Server`] and [`Context`]: accept loops, connection limit, shutdown,
+//!   and the change notifier that tells sessions about new mail (IDLE);
+//! - `session`: one connection's state (`State`: not authenticated,
+//!   authenticated, selected) and the dispatch of each command;
+//! - `selected`: a session's view of its selected folder (sequence numbers,
+//!   untagged EXISTS/EXPUNGE/FETCH updates);
+//! - `cmd/`: one file per command group;
+//! - `mime`: ENVELOPE and BODYSTRUCTURE from the parsed message;
+//! - `wire`: quoting strings and literals on the wire.
+//!
+//! Commands are framed by imap-codec's `Fragmentizer` (bounded message size,
+//! literals) and parsed by its `CommandCodec`; responses are written by
+//! `wire`. This crate never touches SQLite or files directly: all state goes
+//! through the store.
+
+mod cmd;
+mod mime;
+mod selected;
+mod session;
+mod wire;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pochta_auth::Authenticator;
+use pochta_config::Limits;
+use pochta_maillog::MailLog;
+use pochta_net::{Conn, Stream};
+use pochta_store::{AccountId, Store};
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc, watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
+
+/// Which listener a connection came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// Port 143: plain until STARTTLS; no login before TLS.
+    Imap,
+    /// Port 993: TLS from the first byte (RFC 8314).
+    Imaps,
+}
+
+impl Service {
+    /// Name for logs and the ready file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Imap => "imap",
+            Service::Imaps => "imaps",
+        }
+    }
+}
+
+/// Everything IMAP sessions share.
+pub struct Context {
+    /// Announced host name.
+    pub hostname: String,
+    /// Protocol limits (line length, timeouts, message size).
+    pub limits: Limits,
+    /// The store.
+    pub store: Store,
+    /// The operator's mail log.
+    pub maillog: Arc<MailLog>,
+    /// TLS for STARTTLS and implicit TLS.
+    pub tls: TlsAcceptor,
+    /// Logins and the brute-force guard, shared with SMTP and POP3.
+    pub auth: Arc<Authenticator>,
+    /// Tells sessions which account's folders changed.
+    changes: broadcast::Sender<AccountId>,
+    connections: Arc<Semaphore>,
+    next_session: AtomicU64,
+    session_prefix: String,
+}
+
+impl Context {
+    /// Builds the context and installs the store's change hook, so that
+    /// deliveries and other sessions' changes wake IDLE sessions.
+    pub fn new(
+        hostname: String,
+        limits: Limits,
+        store: Store,
+        maillog: Arc<MailLog>,
+        tls: TlsAcceptor,
+        auth: Arc<Authenticator>,
+    ) -> Context {
+        let (changes, _) = broadcast::channel(1024);
+        let hook_sender = changes.clone();
+        store.set_change_hook(Arc::new(move |account| {
+            // No receiver (no session) is fine.
+            let _ = hook_sender.send(account);
+        }));
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Context {
+            hostname,
+            connections: Arc::new(Semaphore::new(limits.max_connections)),
+            limits,
+            store,
+            maillog,
+            tls,
+            auth,
+            changes,
+            next_session: AtomicU64::new(1),
+            session_prefix: format!("i{started:x}"),
+        }
+    }
+
+    fn session_id(&self) -> String {
+        let n = self.next_session.fetch_add(1, Ordering::Relaxed);
+        format!("{}.{n:x}", self.session_prefix)
+    }
+}
+
+/// Accept loops for the IMAP services.
+pub struct Server {
+    ctx: Arc<Context>,
+    shutdown: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
+}
+
+impl Server {
+    /// A server whose sessions end when `shutdown` turns true; `alive` is
+    /// cloned into every session so the caller can wait for them to drain.
+    pub fn new(
+        ctx: Arc<Context>,
+        shutdown: watch::Receiver<bool>,
+        alive: mpsc::Sender<()>,
+    ) -> Server {
+        Server {
+            ctx,
+            shutdown,
+            alive,
+        }
+    }
+
+    /// Serves one bound listener until shutdown.
+    pub async fn run(&self, listener: TcpListener, service: Service) {
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            let accepted = tokio::select! {
+                r = listener.accept() => r,
+                _ = shutdown.changed() => return,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, service = service.name(), "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let ctx = self.ctx.clone();
+            let shutdown = self.shutdown.clone();
+            let alive = self.alive.clone();
+            let permit = ctx.connections.clone().try_acquire_owned();
+            tokio::spawn(async move {
+                let _alive = alive;
+                let timeout = Duration::from_secs(ctx.limits.command_timeout_secs);
+                let Ok(_permit) = permit else {
+                    let mut conn = Conn::new(Stream::Plain(tcp), Duration::from_secs(5));
+                    conn.push("* BYE [UNAVAILABLE] Too many connections, try again later\r\n");
+                    conn.close().await;
+                    return;
+                };
+                let stream = match service {
+                    Service::Imaps => {
+                        match tokio::time::timeout(timeout, ctx.tls.accept(tcp)).await {
+                            Ok(Ok(tls)) => Stream::Tls(Box::new(tls)),
+                            _ => {
+                                tracing::debug!(%peer, "TLS handshake failed");
+                                return;
+                            }
+                        }
+                    }
+                    Service::Imap => Stream::Plain(tcp),
+                };
+                let conn = Conn::new(stream, timeout);
+                session::Session::new(ctx, conn, peer, service, shutdown)
+                    .run()
+                    .await;
+            });
+        }
+    }
+}

@@ -1,0 +1,413 @@
+//! What FETCH needs from a parsed message (mail-parser): ENVELOPE and
+//! BODYSTRUCTURE (RFC 9051 §7.5.2), and the byte ranges of body sections
+//! (§6.4.5). Offsets from the parser are checked before slicing, so a
+//! hostile message yields empty sections, never a panic.
+
+use mail_parser::{Addr, Address, Message, MessagePart, MimeHeaders, PartType};
+
+use crate::wire;
+
+/// Deepest MIME nesting described; deeper parts are cut off (a hostile
+/// message must not exhaust the stack).
+const MAX_DEPTH: usize = 32;
+
+/// Parses a stored message.
+pub fn parse(raw: &[u8]) -> Option<Message<'_>> {
+    mail_parser::MessageParser::default().parse(raw)
+}
+
+fn slice(raw: &[u8], from: u32, to: u32) -> &[u8] {
+    raw.get(from as usize..to as usize).unwrap_or(&[])
+}
+
+/// The header block of a part, blank line included.
+pub fn part_header<'a>(raw: &'a [u8], part: &MessagePart<'_>) -> &'a [u8] {
+    slice(raw, part.offset_header, part.offset_body)
+}
+
+/// The (still encoded) body of a part.
+pub fn part_body<'a>(raw: &'a [u8], part: &MessagePart<'_>) -> &'a [u8] {
+    slice(raw, part.offset_body, part.offset_end)
+}
+
+/// A part found by its section number (`1.2.3`), with the message it
+/// belongs to (nested messages have their own offsets).
+pub struct Found<'m, 'x> {
+    pub message: &'m Message<'x>,
+    pub part: &'m MessagePart<'x>,
+}
+
+/// Finds the part for a section path (RFC 9051 §6.4.5): in a multipart,
+/// `n` is the n-th child; in a message/rfc822 part, numbering continues in
+/// the enclosed message; in a single-part message, part 1 is its body.
+pub fn find<'m, 'x>(message: &'m Message<'x>, path: &[u32]) -> Option<Found<'m, 'x>> {
+    let mut msg = message;
+    let mut part = msg.parts.first()?;
+    for &n in path {
+        let n = n.checked_sub(1)? as usize;
+        if let PartType::Message(inner) = &part.body {
+            msg = inner;
+            part = msg.parts.first()?;
+        }
+        match &part.body {
+            PartType::Multipart(children) => {
+                let id = *children.get(n)? as usize;
+                part = msg.parts.get(id)?;
+            }
+            _ if n == 0 => {}
+            _ => return None,
+        }
+    }
+    Some(Found { message: msg, part })
+}
+
+/// Appends `(date subject from sender reply-to to cc bcc in-reply-to
+/// message-id)`.
+pub fn envelope(out: &mut Vec<u8>, msg: &Message<'_>) {
+    let raw = |name: &str| msg.header_raw(name).map(|v| unfold(v.trim()));
+    out.push(b'(');
+    wire::nstring(out, raw("Date").as_deref().map(str::as_bytes));
+    out.push(b' ');
+    wire::nstring(out, raw("Subject").as_deref().map(str::as_bytes));
+    let from = msg.from();
+    for list in [
+        from,
+        msg.sender().or(from),
+        msg.reply_to().or(from),
+        msg.to(),
+        msg.cc(),
+        msg.bcc(),
+    ] {
+        out.push(b' ');
+        addresses(out, list);
+    }
+    out.push(b' ');
+    wire::nstring(out, raw("In-Reply-To").as_deref().map(str::as_bytes));
+    out.push(b' ');
+    wire::nstring(out, raw("Message-ID").as_deref().map(str::as_bytes));
+    out.push(b')');
+}
+
+fn unfold(v: &str) -> String {
+    v.replace("\r\n", "").replace('\n', "")
+}
+
+fn addresses(out: &mut Vec<u8>, list: Option<&Address<'_>>) {
+    let Some(list) = list else {
+        out.extend_from_slice(b"NIL");
+        return;
+    };
+    let mut items = Vec::new();
+    match list {
+        Address::List(addrs) => {
+            for a in addrs {
+                address(&mut items, a);
+            }
+        }
+        Address::Group(groups) => {
+            for g in groups {
+                if let Some(name) = &g.name {
+                    // RFC 9051 §7.5.2: group start and end markers.
+                    items.extend_from_slice(b"(NIL NIL ");
+                    wire::string(&mut items, name.as_bytes());
+                    items.extend_from_slice(b" NIL)");
+                    for a in &g.addresses {
+                        address(&mut items, a);
+                    }
+                    items.extend_from_slice(b"(NIL NIL NIL NIL)");
+                } else {
+                    for a in &g.addresses {
+                        address(&mut items, a);
+                    }
+                }
+            }
+        }
+    }
+    if items.is_empty() {
+        out.extend_from_slice(b"NIL");
+    } else {
+        out.push(b'(');
+        out.extend_from_slice(&items);
+        out.push(b')');
+    }
+}
+
+fn address(out: &mut Vec<u8>, a: &Addr<'_>) {
+    let addr = a.address.as_deref().unwrap_or("");
+    let (mailbox, host) = match addr.rsplit_once('@') {
+        Some((m, h)) => (m, Some(h)),
+        None => (addr, None),
+    };
+    out.push(b'(');
+    wire::nstring(out, a.name.as_deref().map(str::as_bytes));
+    out.extend_from_slice(b" NIL ");
+    wire::nstring(out, Some(mailbox.as_bytes()));
+    out.push(b' ');
+    wire::nstring(out, host.map(str::as_bytes));
+    out.push(b')');
+}
+
+/// Appends BODY (`extended` false) or BODYSTRUCTURE (`extended` true).
+pub fn body_structure(out: &mut Vec<u8>, msg: &Message<'_>, extended: bool) {
+    match msg.parts.first() {
+        Some(_) => structure(out, msg, 0, extended, 0),
+        None => out.extend_from_slice(b"(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)"),
+    }
+}
+
+fn structure(out: &mut Vec<u8>, msg: &Message<'_>, id: usize, extended: bool, depth: usize) {
+    let Some(part) = msg.parts.get(id) else {
+        out.extend_from_slice(b"(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)");
+        return;
+    };
+    let ctype = part.content_type();
+    if let PartType::Multipart(children) = &part.body {
+        let valid: Vec<usize> = children
+            .iter()
+            .map(|&c| c as usize)
+            .filter(|&c| c > id && c < msg.parts.len())
+            .collect();
+        if depth < MAX_DEPTH && !valid.is_empty() {
+            out.push(b'(');
+            for c in valid {
+                structure(out, msg, c, extended, depth + 1);
+            }
+            out.push(b' ');
+            let subtype = ctype
+                .and_then(|c| c.c_subtype.as_deref())
+                .unwrap_or("mixed");
+            wire::string(out, subtype.to_ascii_uppercase().as_bytes());
+            if extended {
+                out.push(b' ');
+                params(out, part);
+                out.push(b' ');
+                disposition(out, part);
+                out.extend_from_slice(b" NIL NIL");
+            }
+            out.push(b')');
+            return;
+        }
+    }
+    let raw: &[u8] = &msg.raw_message;
+    let body = part_body(raw, part);
+    let (mtype, subtype) = match ctype {
+        Some(c) => (
+            c.c_type.to_ascii_uppercase(),
+            c.c_subtype.as_deref().unwrap_or("").to_ascii_uppercase(),
+        ),
+        None => ("TEXT".into(), "PLAIN".into()),
+    };
+    let (mtype, subtype) = if matches!(part.body, PartType::Multipart(_)) {
+        // A multipart too deep or without parts: described as opaque data.
+        ("APPLICATION".to_string(), "OCTET-STREAM".to_string())
+    } else {
+        (mtype, subtype)
+    };
+    out.push(b'(');
+    wire::string(out, mtype.as_bytes());
+    out.push(b' ');
+    wire::string(
+        out,
+        if subtype.is_empty() {
+            b"PLAIN"
+        } else {
+            subtype.as_bytes()
+        },
+    );
+    out.push(b' ');
+    params(out, part);
+    out.push(b' ');
+    wire::nstring(out, part.content_id().map(str::as_bytes));
+    out.push(b' ');
+    wire::nstring(out, part.content_description().map(str::as_bytes));
+    out.push(b' ');
+    let encoding = part
+        .content_transfer_encoding()
+        .unwrap_or("7BIT")
+        .to_ascii_uppercase();
+    wire::string(out, encoding.as_bytes());
+    out.extend_from_slice(format!(" {}", body.len()).as_bytes());
+    // A last line without CRLF (the CRLF before a boundary belongs to the
+    // boundary, RFC 2046 §5.1.1) still counts as a line.
+    let lines = body.iter().filter(|&&b| b == b'\n').count()
+        + usize::from(body.last().is_some_and(|&b| b != b'\n'));
+    match &part.body {
+        PartType::Message(inner) if depth < MAX_DEPTH => {
+            out.push(b' ');
+            envelope(out, inner);
+            out.push(b' ');
+            body_structure_at(out, inner, extended, depth + 1);
+            out.extend_from_slice(format!(" {lines}").as_bytes());
+        }
+        _ if mtype == "TEXT" => out.extend_from_slice(format!(" {lines}").as_bytes()),
+        _ => {}
+    }
+    if extended {
+        out.extend_from_slice(b" NIL ");
+        disposition(out, part);
+        out.extend_from_slice(b" NIL NIL");
+    }
+    out.push(b')');
+}
+
+fn body_structure_at(out: &mut Vec<u8>, msg: &Message<'_>, extended: bool, depth: usize) {
+    if msg.parts.is_empty() {
+        out.extend_from_slice(b"(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)");
+    } else {
+        structure(out, msg, 0, extended, depth);
+    }
+}
+
+fn params(out: &mut Vec<u8>, part: &MessagePart<'_>) {
+    let attrs = part.content_type().and_then(|c| c.attributes.as_ref());
+    match attrs {
+        Some(list) if !list.is_empty() => {
+            out.push(b'(');
+            for (i, a) in list.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                wire::string(out, a.name.to_ascii_uppercase().as_bytes());
+                out.push(b' ');
+                wire::string(out, a.value.as_bytes());
+            }
+            out.push(b')');
+        }
+        _ if part.content_type().is_none() => out.extend_from_slice(b"(\"CHARSET\" \"US-ASCII\")"),
+        _ => out.extend_from_slice(b"NIL"),
+    }
+}
+
+fn disposition(out: &mut Vec<u8>, part: &MessagePart<'_>) {
+    match part.content_disposition() {
+        Some(d) => {
+            out.push(b'(');
+            wire::string(out, d.c_type.to_ascii_uppercase().as_bytes());
+            out.push(b' ');
+            match d.attributes.as_ref() {
+                Some(list) if !list.is_empty() => {
+                    out.push(b'(');
+                    for (i, a) in list.iter().enumerate() {
+                        if i > 0 {
+                            out.push(b' ');
+                        }
+                        wire::string(out, a.name.to_ascii_uppercase().as_bytes());
+                        out.push(b' ');
+                        wire::string(out, a.value.as_bytes());
+                    }
+                    out.push(b')');
+                }
+                _ => out.extend_from_slice(b"NIL"),
+            }
+            out.push(b')');
+        }
+        None => out.extend_from_slice(b"NIL"),
+    }
+}
+
+/// The header lines of `header` whose names are (or, with `not`, are not)
+/// in `names`, with the terminating blank line (§6.4.5 HEADER.FIELDS).
+pub fn header_fields(header: &[u8], names: &[String], not: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut keep = false;
+    for line in header.split_inclusive(|&b| b == b'\n') {
+        if line == b"\r\n" || line == b"\n" {
+            break;
+        }
+        let continuation = matches!(line.first(), Some(b' ') | Some(b'\t'));
+        if !continuation {
+            let name = line.split(|&b| b == b':').next().unwrap_or(&[]);
+            let name = String::from_utf8_lossy(name).trim().to_ascii_lowercase();
+            keep = names.iter().any(|n| n.eq_ignore_ascii_case(&name)) != not;
+        }
+        if keep {
+            out.extend_from_slice(line);
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIXED: &[u8] =
+        b"From: Amy <amy@example.com>\r\nTo: bob@example.com, \"C, D\" <cd@example.org>\r\n\
+Subject: Hello\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\nMessage-ID: <1@x>\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhi there\r\nline 2\r\n\
+--b\r\nContent-Type: application/pdf; name=\"x.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\
+Content-Disposition: attachment; filename=\"x.pdf\"\r\n\r\nAAAA\r\n--b--\r\n";
+
+    fn text(f: impl Fn(&mut Vec<u8>)) -> String {
+        let mut out = Vec::new();
+        f(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn envelope_of_a_message() {
+        let m = parse(MIXED).unwrap();
+        let e = text(|o| envelope(o, &m));
+        assert_eq!(
+            e,
+            "(\"Fri, 27 Nov 2026 10:00:00 +0000\" \"Hello\" ((\"Amy\" NIL \"amy\" \"example.com\")) \
+((\"Amy\" NIL \"amy\" \"example.com\")) ((\"Amy\" NIL \"amy\" \"example.com\")) \
+((NIL NIL \"bob\" \"example.com\")(\"C, D\" NIL \"cd\" \"example.org\")) NIL NIL NIL \"<1@x>\")"
+        );
+    }
+
+    #[test]
+    fn bodystructure_of_multipart() {
+        let m = parse(MIXED).unwrap();
+        let b = text(|o| body_structure(o, &m, false));
+        assert_eq!(
+            b,
+            "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"7BIT\" 16 2)\
+(\"APPLICATION\" \"PDF\" (\"NAME\" \"x.pdf\") NIL NIL \"BASE64\" 4) \"MIXED\")"
+        );
+    }
+
+    #[test]
+    fn sections_are_found() {
+        let m = parse(MIXED).unwrap();
+        let raw: &[u8] = &m.raw_message;
+        let p1 = find(&m, &[1]).unwrap();
+        assert_eq!(part_body(raw, p1.part), b"hi there\r\nline 2");
+        assert!(find(&m, &[3]).is_none());
+        assert!(
+            find(&m, &[1, 1]).is_some(),
+            "a single part's part 1 is itself"
+        );
+        assert!(find(&m, &[1, 2]).is_none());
+        let single = parse(b"Subject: x\r\n\r\nbody\r\n").unwrap();
+        let p = find(&single, &[1]).unwrap();
+        assert_eq!(part_body(&single.raw_message, p.part), b"body\r\n");
+    }
+
+    #[test]
+    fn header_fields_selects_and_keeps_folding() {
+        let h = b"Subject: a\r\n b\r\nFrom: x\r\nTo: y\r\n\r\n";
+        let names = vec!["subject".to_string(), "TO".to_string()];
+        assert_eq!(
+            header_fields(h, &names, false),
+            b"Subject: a\r\n b\r\nTo: y\r\n\r\n"
+        );
+        assert_eq!(header_fields(h, &names, true), b"From: x\r\n\r\n");
+    }
+
+    #[test]
+    fn hostile_nesting_does_not_overflow() {
+        let mut msg = String::new();
+        for i in 0..200 {
+            msg.push_str(&format!(
+                "Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n"
+            ));
+        }
+        msg.push_str("Content-Type: text/plain\r\n\r\nx\r\n");
+        let m = parse(msg.as_bytes()).unwrap();
+        let b = text(|o| body_structure(o, &m, true));
+        assert!(b.starts_with('('));
+    }
+}

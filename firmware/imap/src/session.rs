@@ -1,0 +1,437 @@
+//! One IMAP connection: framing, state, and the dispatch of each command
+//! (RFC 9051 §3: not authenticated → authenticated → selected → logout).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use imap_codec::fragmentizer::DecodeMessageError;
+use imap_codec::fragmentizer::{FragmentInfo, Fragmentizer, LiteralAnnouncement};
+use imap_codec::imap_types::command::{Command, CommandBody};
+use imap_codec::imap_types::core::LiteralMode;
+use imap_codec::imap_types::IntoStatic;
+use imap_codec::CommandCodec;
+use pochta_net::{Conn, ReadError};
+use pochta_store::AccountId;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::cmd;
+use crate::selected::Selected;
+use crate::{Context, Service};
+
+/// Junk commands tolerated before the connection is dropped.
+const MAX_BAD_COMMANDS: u32 = 20;
+/// How long a client may stay silent between commands (RFC 9051 §5.4:
+/// at least 30 minutes).
+const AUTOLOGOUT: Duration = Duration::from_secs(30 * 60);
+/// Bytes of a command that must arrive within the command timeout.
+const PROGRESS_CHUNK: usize = 64 * 1024;
+
+/// A framer for commands: a command may carry a message (APPEND) up to
+/// the size limit, plus room for the command around it.
+pub(crate) fn new_fragmentizer(limits: &pochta_config::Limits) -> Fragmentizer {
+    Fragmentizer::new(u32::try_from(limits.max_message_bytes + 64 * 1024).unwrap_or(u32::MAX))
+}
+
+/// A logged-in user.
+#[derive(Debug, Clone)]
+pub(crate) struct Login {
+    pub account: AccountId,
+}
+
+/// Where the session is (RFC 9051 §3).
+pub(crate) enum State {
+    NotAuthenticated,
+    Authenticated(Login),
+    Selected(Login, Selected),
+    Logout,
+}
+
+/// Whether the session goes on.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Flow {
+    Continue,
+    Close,
+}
+
+/// Why no command came.
+pub(crate) enum Wait {
+    Message,
+    Closed,
+    Timeout,
+    Shutdown,
+}
+
+pub(crate) struct Session {
+    pub ctx: Arc<Context>,
+    pub conn: Conn,
+    pub peer: SocketAddr,
+    pub service: Service,
+    pub id: String,
+    pub state: State,
+    pub shutdown: watch::Receiver<bool>,
+    pub frag: Fragmentizer,
+    bad_commands: u32,
+}
+
+impl Session {
+    pub fn new(
+        ctx: Arc<Context>,
+        conn: Conn,
+        peer: SocketAddr,
+        service: Service,
+        shutdown: watch::Receiver<bool>,
+    ) -> Session {
+        let id = ctx.session_id();
+        let frag = new_fragmentizer(&ctx.limits);
+        Session {
+            ctx,
+            conn,
+            peer,
+            service,
+            id,
+            state: State::NotAuthenticated,
+            shutdown,
+            frag,
+            bad_commands: 0,
+        }
+    }
+
+    /// Queues raw response bytes.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.conn.push_bytes(bytes);
+    }
+
+    /// `TAG OK [code] text`
+    pub fn ok(&mut self, tag: &str, code: Option<&str>, text: &str) {
+        self.status(tag, "OK", code, text);
+    }
+
+    /// `TAG NO [code] text`
+    pub fn no(&mut self, tag: &str, code: Option<&str>, text: &str) {
+        self.status(tag, "NO", code, text);
+    }
+
+    /// `TAG BAD text`
+    pub fn bad(&mut self, tag: &str, text: &str) {
+        self.status(tag, "BAD", None, text);
+    }
+
+    fn status(&mut self, tag: &str, kind: &str, code: Option<&str>, text: &str) {
+        let text = text.replace(['\r', '\n'], " ");
+        let line = match code {
+            Some(c) => format!("{tag} {kind} [{c}] {text}\r\n"),
+            None => format!("{tag} {kind} {text}\r\n"),
+        };
+        self.conn.push(&line);
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.conn.is_tls()
+    }
+
+    pub async fn run(mut self) {
+        tracing::debug!(session = %self.id, peer = %self.peer, service = self.service.name(), "connected");
+        let caps = cmd::auth::capabilities(&self);
+        self.conn.push(&format!(
+            "* OK [CAPABILITY {caps}] {} Pochta IMAP ready\r\n",
+            self.ctx.hostname
+        ));
+        loop {
+            if matches!(self.state, State::Logout) {
+                break;
+            }
+            match self.next_message(AUTOLOGOUT).await {
+                Wait::Message => {}
+                Wait::Closed => break,
+                Wait::Timeout => {
+                    self.conn.push("* BYE Autologout: idle for too long\r\n");
+                    break;
+                }
+                Wait::Shutdown => {
+                    self.conn
+                        .push("* BYE [UNAVAILABLE] Server shutting down\r\n");
+                    break;
+                }
+            }
+            if self.handle_message().await == Flow::Close {
+                break;
+            }
+        }
+        self.conn.close().await;
+        tracing::debug!(session = %self.id, "closed");
+    }
+
+    /// Waits until the fragmentizer holds a complete message, answering
+    /// literal announcements on the way. `idle_limit` bounds the wait for the
+    /// first byte; once a message has started it must progress by
+    /// `PROGRESS_CHUNK` bytes per command timeout.
+    pub async fn next_message(&mut self, idle_limit: Duration) -> Wait {
+        let mut deadline = Instant::now() + idle_limit;
+        let mut progress = 0usize;
+        let mut started = false;
+        loop {
+            match self.frag.progress() {
+                Some(info) => {
+                    if let FragmentInfo::Line {
+                        announcement: Some(LiteralAnnouncement { mode, length }),
+                        ..
+                    } = info
+                    {
+                        self.literal_announced(mode, length);
+                    }
+                    if self.frag.is_message_complete() {
+                        return Wait::Message;
+                    }
+                    continue;
+                }
+                None => {
+                    let mut shutdown = self.shutdown.clone();
+                    if *shutdown.borrow() && !started {
+                        return Wait::Shutdown;
+                    }
+                    let read = tokio::select! {
+                        r = self.conn.read_more(deadline) => r,
+                        _ = shutdown.changed(), if !started => return Wait::Shutdown,
+                    };
+                    match read {
+                        Ok(()) => {}
+                        Err(ReadError::Timeout) => return Wait::Timeout,
+                        Err(_) => return Wait::Closed,
+                    }
+                    let n = self.conn.peek().len();
+                    self.frag.enqueue_bytes(self.conn.peek());
+                    self.conn.consume(n);
+                    if !started {
+                        started = true;
+                        deadline = self.conn.deadline();
+                    }
+                    progress += n;
+                    if progress >= PROGRESS_CHUNK {
+                        progress = 0;
+                        deadline = self.conn.deadline();
+                    }
+                }
+            }
+        }
+    }
+
+    /// RFC 9051 §4.3 / RFC 7888: a sync literal is accepted with `+`, or
+    /// refused with a tagged NO when it is too big; a non-sync literal over
+    /// the limit is read and thrown away by the fragmentizer.
+    fn literal_announced(&mut self, mode: LiteralMode, length: u32) {
+        let limit = self.ctx.limits.max_message_bytes;
+        if u64::from(length) > limit {
+            match (mode, self.frag.decode_tag().map(|t| t.as_ref().to_string())) {
+                (LiteralMode::Sync, Some(tag)) => {
+                    self.no(&tag, Some("TOOBIG"), "Literal too big");
+                    self.frag.skip_message();
+                }
+                _ => self.frag.poison_message(),
+            }
+            return;
+        }
+        if mode == LiteralMode::Sync {
+            self.conn.push("+ Ready for literal data\r\n");
+        }
+    }
+
+    async fn handle_message(&mut self) -> Flow {
+        let decoded = match self.frag.decode_message(&CommandCodec::default()) {
+            Ok(command) => Ok(command.into_static()),
+            Err(e) => {
+                let tag = self.frag.decode_tag().map(|t| t.as_ref().to_string());
+                let why = match e {
+                    DecodeMessageError::MessageTooLong { .. } => "Command too long",
+                    DecodeMessageError::MessagePoisoned { .. } => "Literal too big",
+                    _ => "Syntax error in command",
+                };
+                Err((tag, why))
+            }
+        };
+        match decoded {
+            Ok(command) => self.dispatch(command).await,
+            Err((tag, why)) => self.bad_command(tag.as_deref(), why),
+        }
+    }
+
+    pub fn bad_command(&mut self, tag: Option<&str>, why: &str) -> Flow {
+        self.bad_commands += 1;
+        match tag {
+            Some(tag) => self.bad(tag, why),
+            None => self.conn.push(&format!("* BAD {why}\r\n")),
+        }
+        if self.bad_commands >= MAX_BAD_COMMANDS {
+            self.conn.push("* BYE Too many errors\r\n");
+            return Flow::Close;
+        }
+        Flow::Continue
+    }
+
+    async fn dispatch(&mut self, command: Command<'static>) -> Flow {
+        let tag = command.tag.as_ref().to_string();
+        let authenticated = !matches!(self.state, State::NotAuthenticated);
+        let selected = matches!(self.state, State::Selected(..));
+        use CommandBody as C;
+        let flow = match command.body {
+            // Any state (RFC 9051 §6.1).
+            C::Capability => cmd::auth::capability(self, &tag),
+            C::Noop | C::Check => cmd::mailbox::noop(self, &tag).await,
+            C::Logout => {
+                self.conn.push("* BYE Logging out\r\n");
+                self.ok(&tag, None, "LOGOUT completed");
+                self.state = State::Logout;
+                Flow::Close
+            }
+            C::Id { .. } => cmd::auth::id(self, &tag),
+            // Not authenticated (§6.2).
+            C::StartTLS => cmd::auth::starttls(self, &tag).await,
+            C::Login { username, password } if !authenticated => {
+                cmd::auth::login(
+                    self,
+                    &tag,
+                    username.as_ref(),
+                    password.declassify().as_ref(),
+                )
+                .await
+            }
+            C::Authenticate {
+                mechanism,
+                initial_response,
+            } if !authenticated => {
+                let initial = initial_response.map(|r| r.declassify().to_vec());
+                cmd::auth::authenticate(self, &tag, mechanism.as_ref(), initial).await
+            }
+            C::Login { .. } | C::Authenticate { .. } => {
+                self.bad(&tag, "Already authenticated");
+                Flow::Continue
+            }
+            _ if !authenticated => {
+                self.bad(&tag, "Log in first");
+                Flow::Continue
+            }
+            // Authenticated (§6.3).
+            C::Select { mailbox, .. } => {
+                cmd::mailbox::select(self, &tag, &cmd::name(&mailbox), false).await
+            }
+            C::Examine { mailbox, .. } => {
+                cmd::mailbox::select(self, &tag, &cmd::name(&mailbox), true).await
+            }
+            C::Create { mailbox } => cmd::mailbox::create(self, &tag, &cmd::name(&mailbox)).await,
+            C::Delete { mailbox } => cmd::mailbox::delete(self, &tag, &cmd::name(&mailbox)).await,
+            C::Rename { from, to } => {
+                cmd::mailbox::rename(self, &tag, &cmd::name(&from), &cmd::name(&to)).await
+            }
+            C::Subscribe { mailbox } => {
+                cmd::mailbox::subscribe(self, &tag, &cmd::name(&mailbox), true).await
+            }
+            C::Unsubscribe { mailbox } => {
+                cmd::mailbox::subscribe(self, &tag, &cmd::name(&mailbox), false).await
+            }
+            C::List {
+                reference,
+                mailbox_wildcard,
+            } => {
+                cmd::list::list(
+                    self,
+                    &tag,
+                    &cmd::name(&reference),
+                    &cmd::list::pattern(&mailbox_wildcard),
+                    false,
+                )
+                .await
+            }
+            C::Lsub {
+                reference,
+                mailbox_wildcard,
+            } => {
+                cmd::list::list(
+                    self,
+                    &tag,
+                    &cmd::name(&reference),
+                    &cmd::list::pattern(&mailbox_wildcard),
+                    true,
+                )
+                .await
+            }
+            C::Status {
+                mailbox,
+                item_names,
+            } => cmd::mailbox::status(self, &tag, &cmd::name(&mailbox), &item_names).await,
+            C::Namespace => {
+                self.conn.push("* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
+                self.ok(&tag, None, "NAMESPACE completed");
+                Flow::Continue
+            }
+            C::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => {
+                cmd::append::append(
+                    self,
+                    &tag,
+                    &cmd::name(&mailbox),
+                    &flags,
+                    date.as_ref(),
+                    cmd::append::literal_data(&message),
+                )
+                .await
+            }
+            C::Idle => cmd::idle::idle(self, &tag).await,
+            _ if !selected => {
+                self.bad(&tag, "Select a mailbox first");
+                Flow::Continue
+            }
+            // Selected (§6.4).
+            C::Close => cmd::expunge::close(self, &tag, true).await,
+            C::Unselect => cmd::expunge::close(self, &tag, false).await,
+            C::Expunge => cmd::expunge::expunge(self, &tag, None).await,
+            C::ExpungeUid { sequence_set } => {
+                cmd::expunge::expunge(self, &tag, Some(&sequence_set)).await
+            }
+            C::Search { criteria, uid, .. } => {
+                cmd::search::search(self, &tag, criteria.as_ref(), uid).await
+            }
+            C::Fetch {
+                sequence_set,
+                macro_or_item_names,
+                uid,
+                ..
+            } => cmd::fetch::fetch(self, &tag, &sequence_set, &macro_or_item_names, uid).await,
+            C::Store {
+                sequence_set,
+                kind,
+                response,
+                flags,
+                uid,
+                ..
+            } => cmd::store::store(self, &tag, &sequence_set, kind, response, &flags, uid).await,
+            C::Copy {
+                sequence_set,
+                mailbox,
+                uid,
+            } => cmd::copy::copy(self, &tag, &sequence_set, &cmd::name(&mailbox), uid, false).await,
+            C::Move {
+                sequence_set,
+                mailbox,
+                uid,
+            } => cmd::copy::copy(self, &tag, &sequence_set, &cmd::name(&mailbox), uid, true).await,
+            _ => {
+                self.bad(&tag, "Command not supported");
+                Flow::Continue
+            }
+        };
+        flow
+    }
+
+    /// The logged-in user, if any.
+    pub fn login(&self) -> Option<&Login> {
+        match &self.state {
+            State::Authenticated(l) | State::Selected(l, _) => Some(l),
+            _ => None,
+        }
+    }
+}

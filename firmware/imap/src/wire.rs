@@ -1,0 +1,83 @@
+//! Writing IMAP data on the wire (RFC 9051 §4): atoms, quoted strings,
+//! literals and NIL, chosen so that any byte string is sent correctly.
+
+use std::fmt::Write;
+
+/// Appends `s` as a quoted string when that is safe, else as a literal.
+pub fn string(out: &mut Vec<u8>, s: &[u8]) {
+    let quotable = s.len() < 1024
+        && s.iter()
+            .all(|&b| b != b'\r' && b != b'\n' && b != 0 && b < 0x80);
+    if quotable {
+        out.push(b'"');
+        for &b in s {
+            if b == b'"' || b == b'\\' {
+                out.push(b'\\');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+    } else {
+        literal(out, s);
+    }
+}
+
+/// Appends a literal `{n}\r\n` followed by the bytes.
+pub fn literal(out: &mut Vec<u8>, s: &[u8]) {
+    let _ = write!(Text(out), "{{{}}}\r\n", s.len());
+    out.extend_from_slice(s);
+}
+
+/// Appends a string or NIL.
+pub fn nstring(out: &mut Vec<u8>, s: Option<&[u8]>) {
+    match s {
+        Some(s) => string(out, s),
+        None => out.extend_from_slice(b"NIL"),
+    }
+}
+
+/// Appends a mailbox name: an atom when it is one, else a string.
+pub fn astring(out: &mut Vec<u8>, s: &[u8]) {
+    let atom = !s.is_empty()
+        && s.iter().all(|&b| {
+            b > 0x20 && b < 0x7f && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\')
+        });
+    if atom {
+        out.extend_from_slice(s);
+    } else {
+        string(out, s);
+    }
+}
+
+/// `fmt::Write` over a byte buffer.
+pub struct Text<'a>(pub &'a mut Vec<u8>);
+
+impl Write for Text<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(f: fn(&mut Vec<u8>, &[u8]), s: &[u8]) -> String {
+        let mut out = Vec::new();
+        f(&mut out, s);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn strings() {
+        assert_eq!(enc(string, b"hello"), "\"hello\"");
+        assert_eq!(enc(string, b"say \"hi\" \\o/"), "\"say \\\"hi\\\" \\\\o/\"");
+        assert_eq!(enc(string, b"two\r\nlines"), "{10}\r\ntwo\r\nlines");
+        assert_eq!(enc(string, "Grüße".as_bytes()), "{7}\r\nGrüße");
+        assert_eq!(enc(astring, b"INBOX"), "INBOX");
+        assert_eq!(enc(astring, b"My Folder"), "\"My Folder\"");
+        assert_eq!(enc(astring, b"a*b"), "\"a*b\"");
+        assert_eq!(enc(astring, b""), "\"\"");
+    }
+}
