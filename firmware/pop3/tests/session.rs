@@ -405,10 +405,32 @@ async fn bad_input_gets_err_then_the_door() {
 }
 
 #[tokio::test]
-async fn a_message_that_is_not_utf8_is_refused_for_now() {
+async fn eight_bit_messages_are_sent_as_stored() {
     let h = start(Limits::default()).await;
-    h.append(b"Subject: latin-1\r\n\r\ncaf\xe9\r\n");
+    // Latin-1, not UTF-8: bytes go out as they are.
+    let message = b"Subject: latin-1\r\n\r\ncaf\xe9\r\n.\xff\r\n";
+    h.append(message);
     let mut c = h.logged_in().await;
-    assert!(c.cmd("RETR 1").await.starts_with("-ERR [SYS/PERM] "));
+    c.send(b"RETR 1\r\n").await;
+    let mut got = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            c.reader.read_until(b'\n', &mut line),
+        )
+        .await
+        .expect("reply in time")
+        .unwrap();
+        assert!(!line.is_empty(), "closed");
+        if line == b".\r\n" {
+            break;
+        }
+        got.extend_from_slice(&line);
+    }
+    assert_eq!(
+        got,
+        b"+OK 30 octets\r\nSubject: latin-1\r\n\r\ncaf\xe9\r\n..\xff\r\n"
+    );
     assert!(c.cmd("NOOP").await.starts_with("+OK"));
 }
