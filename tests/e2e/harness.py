@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import poplib
 import re
 import signal
 import smtplib
@@ -393,6 +394,10 @@ def default_config() -> dict:
             "smtp": ["127.0.0.1:0"],
             "submission": ["127.0.0.1:0"],
             "submissions": ["127.0.0.1:0"],
+            "pop3": ["127.0.0.1:0"],
+            "pop3s": ["127.0.0.1:0"],
+            "imap": ["127.0.0.1:0"],
+            "imaps": ["127.0.0.1:0"],
         },
         "server": {"shutdown_grace_secs": 5},
     }
@@ -687,6 +692,35 @@ class Pochta:
             s.close()
             raise
         return s
+
+    def pop3(self, *, implicit_tls: bool = False, stls: bool = True,
+             timeout: float = 15) -> poplib.POP3:
+        """A poplib client: on the POP3 port after STLS (unless stls=False),
+        or on the POP3S port with implicit TLS."""
+        if implicit_tls:
+            host, port = self.addr("pop3s")
+            return poplib.POP3_SSL(host, port, timeout=timeout, context=tls_context())
+        host, port = self.addr("pop3")
+        c = poplib.POP3(host, port, timeout=timeout)
+        if stls:
+            try:
+                c.stls(context=tls_context())
+            except BaseException:
+                c.close()
+                raise
+        return c
+
+    def pop3_login(self, user: str, password: str, *, implicit_tls: bool = False) -> poplib.POP3:
+        """A poplib client over TLS, logged in with USER and PASS."""
+        c = self.pop3(implicit_tls=implicit_tls)
+        try:
+            c.user(user)
+            resp = c.pass_(password)
+            assert resp.startswith(b"+OK"), f"PASS as {user}: {resp!r}"
+        except BaseException:
+            c.close()
+            raise
+        return c
 
     def deliver_mx(self, rcpt: str, message: bytes | None = None,
                    sender: str = "sender@remote.invalid") -> bytes:

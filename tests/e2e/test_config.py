@@ -28,12 +28,16 @@ LISTEN = """
 smtp = ["127.0.0.1:0"]
 submission = ["127.0.0.1:0"]
 submissions = ["127.0.0.1:0"]
+pop3 = ["127.0.0.1:0"]
+pop3s = ["127.0.0.1:0"]
 """
 
 LISTEN_NO_SMTP = """
 [listen]
 submission = ["127.0.0.1:0"]
 submissions = ["127.0.0.1:0"]
+pop3 = ["127.0.0.1:0"]
+pop3s = ["127.0.0.1:0"]
 """
 
 # (id, config text, word that stderr must contain)
@@ -218,6 +222,8 @@ hostname = "full.test.local"
 smtp = ["127.0.0.1:0"]
 submission = ["127.0.0.1:0"]
 submissions = ["127.0.0.1:0"]
+pop3 = ["127.0.0.1:0"]
+pop3s = ["127.0.0.1:0"]
 
 [limits]
 max_message_bytes = 12345678
