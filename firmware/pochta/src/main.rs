@@ -40,7 +40,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run all services (SMTP MX and submission) until SIGTERM or SIGINT.
+    /// Run all services (SMTP MX, submission, IMAP, POP3) until SIGTERM or SIGINT.
     Serve {
         /// TOML configuration; without it the embedded defaults apply.
         #[arg(long)]
