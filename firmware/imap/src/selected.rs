@@ -8,11 +8,16 @@ use std::collections::HashMap;
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use pochta_store::{Folder, Message, Store, StoreError};
 
+use crate::cmd::copy::uid_set;
 use crate::cmd::flag_list;
 
 pub(crate) struct Selected {
     pub folder: Folder,
     pub read_only: bool,
+    /// MODSEQ in FETCH responses (RFC 7162 §3.1).
+    pub condstore: bool,
+    /// VANISHED instead of EXPUNGE (RFC 7162 §3.2.10).
+    pub qresync: bool,
     /// UIDs by sequence number (index + 1), ascending.
     pub uids: Vec<u32>,
     /// The store mod-sequence this view reflects.
@@ -39,6 +44,8 @@ impl Selected {
         store: &Store,
         folder: Folder,
         read_only: bool,
+        condstore: bool,
+        qresync: bool,
     ) -> Result<(Selected, Vec<Message>), StoreError> {
         let messages = store.folder_messages(folder.id)?;
         let uids: Vec<u32> = messages.iter().map(|m| m.uid).collect();
@@ -47,6 +54,8 @@ impl Selected {
             modseq: folder.highestmodseq,
             folder,
             read_only,
+            condstore,
+            qresync,
             uids,
             next_uid,
             pending_expunge: Vec::new(),
@@ -114,15 +123,35 @@ impl Selected {
         self.own_changes.insert(uid, modseq);
     }
 
-    /// Announces expunges learnt earlier, highest sequence number first so
-    /// that each number is right when the client reads it.
+    /// `UID u FLAGS (..) [MODSEQ (m)]` for an unsolicited or STORE FETCH.
+    pub fn flags_item(&self, m: &Message) -> String {
+        let modseq = if self.condstore {
+            format!(" MODSEQ ({})", m.modseq)
+        } else {
+            String::new()
+        };
+        format!("UID {} FLAGS ({}){modseq}", m.uid, flag_list(&m.flags))
+    }
+
+    /// Announces expunges learnt earlier: with QRESYNC as one `VANISHED`,
+    /// otherwise as `EXPUNGE`s, highest sequence number first so that each
+    /// number is right when the client reads it.
     pub fn announce_expunges(&mut self, out: &mut Vec<u8>) {
         self.pending_expunge.sort_unstable();
+        let mut gone = Vec::new();
         for uid in self.pending_expunge.drain(..).rev() {
             if let Ok(i) = self.uids.binary_search(&uid) {
                 self.uids.remove(i);
-                out.extend_from_slice(format!("* {} EXPUNGE\r\n", i + 1).as_bytes());
+                if self.qresync {
+                    gone.push(uid);
+                } else {
+                    out.extend_from_slice(format!("* {} EXPUNGE\r\n", i + 1).as_bytes());
+                }
             }
+        }
+        if !gone.is_empty() {
+            gone.sort_unstable();
+            out.extend_from_slice(format!("* VANISHED {}\r\n", uid_set(&gone)).as_bytes());
         }
     }
 

@@ -72,6 +72,11 @@ pub(crate) struct Session {
     pub state: State,
     pub shutdown: watch::Receiver<bool>,
     pub frag: Fragmentizer,
+    /// CONDSTORE is on (RFC 7162 §3.1): MODSEQ in every FETCH response.
+    pub condstore: bool,
+    /// QRESYNC is on (ENABLE QRESYNC, RFC 7162 §3.2.3): VANISHED replaces
+    /// EXPUNGE.
+    pub qresync: bool,
     bad_commands: u32,
 }
 
@@ -94,6 +99,8 @@ impl Session {
             state: State::NotAuthenticated,
             shutdown,
             frag,
+            condstore: false,
+            qresync: false,
             bad_commands: 0,
         }
     }
@@ -312,12 +319,21 @@ impl Session {
                 Flow::Continue
             }
             // Authenticated (§6.3).
-            C::Select { mailbox, .. } => {
-                cmd::mailbox::select(self, &tag, &cmd::name(&mailbox), false).await
+            C::Enable { capabilities } if !selected => {
+                cmd::auth::enable(self, &tag, capabilities.as_ref())
             }
-            C::Examine { mailbox, .. } => {
-                cmd::mailbox::select(self, &tag, &cmd::name(&mailbox), true).await
+            C::Enable { .. } => {
+                self.bad(&tag, "ENABLE only before SELECT");
+                Flow::Continue
             }
+            C::Select {
+                mailbox,
+                parameters,
+            } => cmd::mailbox::select(self, &tag, &cmd::name(&mailbox), false, &parameters).await,
+            C::Examine {
+                mailbox,
+                parameters,
+            } => cmd::mailbox::select(self, &tag, &cmd::name(&mailbox), true, &parameters).await,
             C::Create { mailbox } => cmd::mailbox::create(self, &tag, &cmd::name(&mailbox)).await,
             C::Delete { mailbox } => cmd::mailbox::delete(self, &tag, &cmd::name(&mailbox)).await,
             C::Rename { from, to } => {
@@ -399,16 +415,40 @@ impl Session {
                 sequence_set,
                 macro_or_item_names,
                 uid,
-                ..
-            } => cmd::fetch::fetch(self, &tag, &sequence_set, &macro_or_item_names, uid).await,
+                modifiers,
+            } => {
+                cmd::fetch::fetch(
+                    self,
+                    &tag,
+                    &sequence_set,
+                    &macro_or_item_names,
+                    uid,
+                    &modifiers,
+                )
+                .await
+            }
             C::Store {
                 sequence_set,
                 kind,
                 response,
                 flags,
                 uid,
-                ..
-            } => cmd::store::store(self, &tag, &sequence_set, kind, response, &flags, uid).await,
+                modifiers,
+            } => {
+                let unchanged_since = modifiers
+                    .iter()
+                    .map(|m| match m {
+                        imap_codec::imap_types::command::StoreModifier::UnchangedSince(v) => *v,
+                    })
+                    .next();
+                let request = cmd::store::Request {
+                    kind,
+                    response,
+                    unchanged_since,
+                    by_uid: uid,
+                };
+                cmd::store::store(self, &tag, &sequence_set, &flags, request).await
+            }
             C::Copy {
                 sequence_set,
                 mailbox,

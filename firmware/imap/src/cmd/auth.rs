@@ -3,6 +3,7 @@
 //! accepted before TLS (RFC 8314): LOGINDISABLED is advertised instead.
 
 use imap_codec::imap_types::auth::AuthenticateData;
+use imap_codec::imap_types::extensions::enable::CapabilityEnable;
 use imap_codec::AuthenticateDataCodec;
 use pochta_auth::Login as Verdict;
 
@@ -44,6 +45,35 @@ pub(crate) fn id(s: &mut Session, tag: &str) -> Flow {
         env!("CARGO_PKG_VERSION")
     ));
     s.ok(tag, None, "ID completed");
+    Flow::Continue
+}
+
+/// ENABLE (RFC 5161): CONDSTORE and QRESYNC (RFC 7162 §3.2.3; QRESYNC
+/// implies CONDSTORE). Others are ignored, as the RFC requires.
+pub(crate) fn enable(s: &mut Session, tag: &str, caps: &[CapabilityEnable<'_>]) -> Flow {
+    let mut enabled = Vec::new();
+    for cap in caps {
+        let name = cap.to_string().to_ascii_uppercase();
+        match name.as_str() {
+            "CONDSTORE" if !s.condstore => {
+                s.condstore = true;
+                enabled.push("CONDSTORE");
+            }
+            "QRESYNC" if !s.qresync => {
+                s.qresync = true;
+                s.condstore = true;
+                enabled.push("QRESYNC");
+            }
+            _ => {}
+        }
+    }
+    let line = if enabled.is_empty() {
+        "* ENABLED\r\n".to_string()
+    } else {
+        format!("* ENABLED {}\r\n", enabled.join(" "))
+    };
+    s.conn.push(&line);
+    s.ok(tag, None, "ENABLE completed");
     Flow::Continue
 }
 

@@ -49,7 +49,14 @@ pub(crate) async fn expunge(s: &mut Session, tag: &str, uid_set: Option<&Sequenc
             // The removed UIDs come back through the change log, with every
             // other session's changes, in the right order.
             refresh(s, true).await;
-            s.ok(tag, None, "EXPUNGE completed");
+            // RFC 7162 §3.2.10 (SHOULD): the new HIGHESTMODSEQ with QRESYNC.
+            let code = match &s.state {
+                State::Selected(_, sel) if s.qresync => {
+                    Some(format!("HIGHESTMODSEQ {}", sel.folder.highestmodseq))
+                }
+                _ => None,
+            };
+            s.ok(tag, code.as_deref(), "EXPUNGE completed");
         }
         Err(e) => store_error(s, tag, &e),
     }

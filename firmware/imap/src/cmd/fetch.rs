@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use imap_codec::imap_types::command::FetchModifier;
 use imap_codec::imap_types::fetch::{
     Macro, MacroOrMessageDataItemNames, MessageDataItemName, Part, Section,
 };
@@ -21,7 +22,21 @@ pub(crate) async fn fetch(
     set: &SequenceSet,
     names: &MacroOrMessageDataItemNames<'_>,
     by_uid: bool,
+    modifiers: &[FetchModifier],
 ) -> Flow {
+    let changed_since = modifiers.iter().find_map(|m| match m {
+        FetchModifier::ChangedSince(v) => Some(v.get()),
+        FetchModifier::Vanished => None,
+    });
+    let vanished = modifiers.contains(&FetchModifier::Vanished);
+    if vanished && (!by_uid || !s.qresync || changed_since.is_none()) {
+        // RFC 7162 §3.2.6
+        s.bad(
+            tag,
+            "VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC",
+        );
+        return Flow::Continue;
+    }
     // RFC 9051 §7.5.1: no EXPUNGE during FETCH, only during UID FETCH.
     refresh(s, by_uid).await;
     let mut items: Vec<MessageDataItemName<'_>> = match names {
@@ -43,6 +58,22 @@ pub(crate) async fn fetch(
     };
     if by_uid && !items.contains(&MessageDataItemName::Uid) {
         items.insert(0, MessageDataItemName::Uid);
+    }
+    let flags_with_condstore = s.condstore && items.contains(&MessageDataItemName::Flags);
+    if changed_since.is_some()
+        || flags_with_condstore
+        || items.contains(&MessageDataItemName::ModSeq)
+    {
+        // RFC 7162 §3.1.4.1: CHANGEDSINCE implies MODSEQ; both enable
+        // CONDSTORE; once it is on, FLAGS always come with MODSEQ (§3.1).
+        s.condstore = true;
+        if !items.contains(&MessageDataItemName::ModSeq) {
+            items.push(MessageDataItemName::ModSeq);
+        }
+    }
+    let condstore = s.condstore;
+    if let State::Selected(_, selected) = &mut s.state {
+        selected.condstore |= condstore;
     }
     if items.iter().any(|i| {
         matches!(
@@ -84,13 +115,28 @@ pub(crate) async fn fetch(
         )
     });
     let wanted: Vec<u32> = pairs.iter().map(|(_, u)| *u).collect();
+    let set_for_vanished = vanished.then(|| set.clone());
     let loaded = blocking(s, move |store| {
         let mut messages: HashMap<u32, Message> = store
             .folder_messages(folder)?
             .into_iter()
             .filter(|m| wanted.binary_search(&m.uid).is_ok())
+            .filter(|m| changed_since.is_none_or(|since| m.modseq > since))
             .map(|m| (m.uid, m))
             .collect();
+        // RFC 7162 §3.2.6: expunged UIDs of the set since CHANGEDSINCE.
+        let gone: Vec<u32> = match (&set_for_vanished, changed_since) {
+            (Some(set), Some(since)) => {
+                let changes = store.changes_since(folder, since)?;
+                let star = changes.uidnext.saturating_sub(1);
+                changes
+                    .expunged
+                    .into_iter()
+                    .filter(|u| super::in_set(set, *u, star))
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
         if sets_seen {
             let unseen: Vec<u32> = messages
                 .values()
@@ -103,10 +149,10 @@ pub(crate) async fn fetch(
                 messages.insert(m.uid, m);
             }
         }
-        Ok(messages)
+        Ok((messages, gone))
     })
     .await;
-    let mut messages = match loaded {
+    let (mut messages, gone) = match loaded {
         Ok(m) => m,
         Err(e) => {
             store_error(s, tag, &e);
@@ -115,6 +161,12 @@ pub(crate) async fn fetch(
     };
     if sets_seen && !items.contains(&MessageDataItemName::Flags) {
         items.push(MessageDataItemName::Flags);
+    }
+    if !gone.is_empty() {
+        s.conn.push(&format!(
+            "* VANISHED (EARLIER) {}\r\n",
+            super::copy::uid_set(&gone)
+        ));
     }
     for (seq, uid) in pairs {
         // Expunged by another session since the view was refreshed: skip.
@@ -236,6 +288,9 @@ fn write_items(
                         wire::literal(out, &data);
                     }
                 }
+            }
+            MessageDataItemName::ModSeq => {
+                out.extend_from_slice(format!("MODSEQ ({})", meta.modseq).as_bytes())
             }
             // Refused before the loop.
             MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {}

@@ -3,7 +3,11 @@
 
 use imap_codec::imap_types::status::StatusDataItemName;
 
-use super::{blocking, refresh, store_error};
+use imap_codec::imap_types::command::SelectParameter;
+use imap_codec::imap_types::sequence::SequenceSet;
+
+use super::copy::uid_set;
+use super::{blocking, in_set, refresh, store_error};
 use crate::selected::Selected;
 use crate::session::{Flow, Session, State};
 use crate::wire;
@@ -14,20 +18,67 @@ pub(crate) async fn noop(s: &mut Session, tag: &str) -> Flow {
     Flow::Continue
 }
 
-pub(crate) async fn select(s: &mut Session, tag: &str, name: &str, read_only: bool) -> Flow {
+/// QRESYNC's SELECT parameters (RFC 7162 §3.2.5).
+struct Resync {
+    uidvalidity: u32,
+    modseq: u64,
+    known_uids: Option<SequenceSet>,
+}
+
+pub(crate) async fn select(
+    s: &mut Session,
+    tag: &str,
+    name: &str,
+    read_only: bool,
+    params: &[SelectParameter],
+) -> Flow {
+    let mut resync = None;
+    for p in params {
+        match p {
+            SelectParameter::CondStore => s.condstore = true,
+            SelectParameter::QResync {
+                uid_validity,
+                mod_sequence_value,
+                known_uids,
+                ..
+            } => {
+                if !s.qresync {
+                    s.bad(tag, "QRESYNC is not enabled (ENABLE QRESYNC first)");
+                    return Flow::Continue;
+                }
+                resync = Some(Resync {
+                    uidvalidity: uid_validity.get(),
+                    modseq: mod_sequence_value.get(),
+                    known_uids: known_uids.clone(),
+                });
+            }
+        }
+    }
     let login = s.login().cloned().expect("dispatch checked the state");
     // SELECT while selected first deselects, without expunging (§6.3.2).
+    let was_selected = matches!(s.state, State::Selected(..));
     s.state = State::Authenticated(login.clone());
+    if was_selected && s.qresync {
+        // RFC 7162 §3.2.11
+        s.conn.push("* OK [CLOSED] Previous mailbox closed\r\n");
+    }
     let account = login.account;
     let lookup = name.to_string();
+    let (condstore, qresync) = (s.condstore, s.qresync);
+    let since = resync.as_ref().map(|r| r.modseq);
     let opened = blocking(s, move |store| {
         let Some(folder) = store.folder(account, &lookup)? else {
             return Ok(None);
         };
-        Selected::open(store, folder, read_only).map(Some)
+        let (selected, messages) = Selected::open(store, folder, read_only, condstore, qresync)?;
+        let changes = match since {
+            Some(m) => Some(store.changes_since(selected.folder.id, m)?),
+            None => None,
+        };
+        Ok(Some((selected, messages, changes)))
     })
     .await;
-    let (selected, messages) = match opened {
+    let (selected, messages, changes) = match opened {
         Ok(Some(x)) => x,
         Ok(None) => {
             s.no(tag, Some("NONEXISTENT"), "No such mailbox");
@@ -59,6 +110,37 @@ pub(crate) async fn select(s: &mut Session, tag: &str, name: &str, read_only: bo
         "* OK [UIDNEXT {}] Predicted next UID\r\n",
         f.uidnext.max(1)
     ));
+    if s.condstore {
+        out.push_str(&format!(
+            "* OK [HIGHESTMODSEQ {}] Highest\r\n",
+            f.highestmodseq
+        ));
+    }
+    // RFC 7162 §3.2.5.2: what the client missed since its last visit.
+    if let (Some(r), Some(changes)) = (&resync, &changes) {
+        if r.uidvalidity == f.uidvalidity {
+            let star = selected
+                .uids
+                .last()
+                .copied()
+                .unwrap_or(0)
+                .max(changes.uidnext);
+            let vanished: Vec<u32> = changes
+                .expunged
+                .iter()
+                .copied()
+                .filter(|u| r.known_uids.as_ref().is_none_or(|k| in_set(k, *u, star)))
+                .collect();
+            if !vanished.is_empty() {
+                out.push_str(&format!("* VANISHED (EARLIER) {}\r\n", uid_set(&vanished)));
+            }
+            for m in &changes.changed {
+                if let Some(seq) = selected.seq_of(m.uid) {
+                    out.push_str(&format!("* {seq} FETCH ({})\r\n", selected.flags_item(m)));
+                }
+            }
+        }
+    }
     s.conn.push(&out);
     let (code, verb) = if read_only {
         ("READ-ONLY", "EXAMINE")
@@ -148,6 +230,10 @@ pub(crate) async fn status(
     let account = s.login().expect("authenticated").account;
     let n = name.to_string();
     let wants_deleted = items.contains(&StatusDataItemName::Deleted);
+    if items.contains(&StatusDataItemName::HighestModSeq) {
+        // RFC 7162 §3.1.2.1: asking for it turns CONDSTORE on.
+        s.condstore = true;
+    }
     let result = blocking(s, move |store| {
         let Some(folder) = store.folder(account, &n)? else {
             return Ok(None);
@@ -187,6 +273,9 @@ pub(crate) async fn status(
             }
             StatusDataItemName::Unseen => parts.push(format!("UNSEEN {}", counts.unseen)),
             StatusDataItemName::Deleted => parts.push(format!("DELETED {deleted}")),
+            StatusDataItemName::HighestModSeq => {
+                parts.push(format!("HIGHESTMODSEQ {}", folder.highestmodseq))
+            }
             _ => {
                 s.bad(tag, "Unsupported STATUS item");
                 return Flow::Continue;

@@ -27,6 +27,23 @@ pub(crate) fn name(mailbox: &Mailbox<'_>) -> String {
     }
 }
 
+/// Whether `n` is in a sequence set, `*` standing for `star`.
+pub(crate) fn in_set(
+    set: &imap_codec::imap_types::sequence::SequenceSet,
+    n: u32,
+    star: u32,
+) -> bool {
+    use imap_codec::imap_types::sequence::{SeqOrUid, Sequence};
+    let v = |x: &SeqOrUid| match x {
+        SeqOrUid::Value(v) => v.get(),
+        SeqOrUid::Asterisk => star,
+    };
+    set.0.as_ref().iter().any(|s| match s {
+        Sequence::Single(a) => v(a) == n,
+        Sequence::Range(a, b) => (v(a).min(v(b))..=v(a).max(v(b))).contains(&n),
+    })
+}
+
 /// `\Seen $Work` for a FLAGS list.
 pub(crate) fn flag_list(flags: &[String]) -> String {
     flags.join(" ")

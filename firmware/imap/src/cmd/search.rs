@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use chrono::NaiveDate;
 use imap_codec::imap_types::search::SearchKey;
+use imap_codec::imap_types::sequence::SequenceSet;
 use pochta_store::{Message, Store};
 
 use super::{blocking, refresh, store_error};
@@ -22,13 +23,13 @@ pub(crate) async fn search(
     by_uid: bool,
 ) -> Flow {
     refresh(s, by_uid).await;
+    let uses_modseq = criteria.iter().any(has_modseq);
+    if uses_modseq {
+        s.condstore = true;
+    }
     let State::Selected(_, selected) = &s.state else {
         unreachable!("dispatch checked the state");
     };
-    if let Some(why) = criteria.iter().find_map(unsupported) {
-        s.bad(tag, why);
-        return Flow::Continue;
-    }
     let folder = selected.folder.id;
     let view: Vec<u32> = selected.uids.clone();
     let criteria: Vec<SearchKey<'static>> = criteria
@@ -52,7 +53,7 @@ pub(crate) async fn search(
                 raw: None,
             };
             if criteria.iter().all(|k| ctx.matches(k, &seq_sets)) {
-                hits.push((i as u32 + 1, *uid));
+                hits.push((i as u32 + 1, *uid, m.modseq));
             }
         }
         Ok(hits)
@@ -62,7 +63,7 @@ pub(crate) async fn search(
         Ok(hits) => {
             let numbers: Vec<String> = hits
                 .iter()
-                .map(|(seq, uid)| {
+                .map(|(seq, uid, _)| {
                     if by_uid {
                         uid.to_string()
                     } else {
@@ -70,10 +71,16 @@ pub(crate) async fn search(
                     }
                 })
                 .collect();
+            // RFC 7162 §3.1.5: with MODSEQ in the criteria, the highest
+            // mod-sequence of the matches follows.
+            let modseq = match hits.iter().map(|h| h.2).max() {
+                Some(m) if uses_modseq => format!(" (MODSEQ {m})"),
+                _ => String::new(),
+            };
             let line = if numbers.is_empty() {
                 "* SEARCH\r\n".to_string()
             } else {
-                format!("* SEARCH {}\r\n", numbers.join(" "))
+                format!("* SEARCH {}{modseq}\r\n", numbers.join(" "))
             };
             s.conn.push(&line);
             s.ok(tag, None, "SEARCH completed");
@@ -83,12 +90,13 @@ pub(crate) async fn search(
     Flow::Continue
 }
 
-fn unsupported(key: &SearchKey<'_>) -> Option<&'static str> {
+fn has_modseq(key: &SearchKey<'_>) -> bool {
     match key {
-        SearchKey::And(keys) => keys.as_ref().iter().find_map(unsupported),
-        SearchKey::Or(a, b) => unsupported(a).or_else(|| unsupported(b)),
-        SearchKey::Not(k) => unsupported(k),
-        _ => None,
+        SearchKey::ModSequence { .. } => true,
+        SearchKey::And(keys) => keys.as_ref().iter().any(has_modseq),
+        SearchKey::Or(a, b) => has_modseq(a) || has_modseq(b),
+        SearchKey::Not(k) => has_modseq(k),
+        _ => false,
     }
 }
 
@@ -104,28 +112,12 @@ impl SetResolver {
         }
     }
 
-    fn contains(
-        &self,
-        set: &imap_codec::imap_types::sequence::SequenceSet,
-        seq: u32,
-        uid: u32,
-        by_uid: bool,
-    ) -> bool {
-        use imap_codec::imap_types::sequence::{SeqOrUid, Sequence};
-        let max = if by_uid {
-            self.selected_uids.last().copied().unwrap_or(0)
+    fn contains(&self, set: &SequenceSet, seq: u32, uid: u32, by_uid: bool) -> bool {
+        if by_uid {
+            super::in_set(set, uid, self.selected_uids.last().copied().unwrap_or(0))
         } else {
-            self.selected_uids.len() as u32
-        };
-        let n = if by_uid { uid } else { seq };
-        let v = |x: &SeqOrUid| match x {
-            SeqOrUid::Value(v) => v.get(),
-            SeqOrUid::Asterisk => max,
-        };
-        set.0.as_ref().iter().any(|s| match s {
-            Sequence::Single(a) => v(a) == n,
-            Sequence::Range(a, b) => (v(a).min(v(b))..=v(a).max(v(b))).contains(&n),
-        })
+            super::in_set(set, seq, self.selected_uids.len() as u32)
+        }
     }
 }
 
@@ -251,6 +243,8 @@ impl Candidate<'_> {
                 let name = String::from_utf8_lossy(name.as_ref()).into_owned();
                 self.header_has(&name, v.as_ref())
             }
+            // RFC 7162 §3.1.5 (entry names are not kept per flag here).
+            SearchKey::ModSequence { modseq, .. } => self.meta.modseq >= *modseq,
             SearchKey::Body(v) => {
                 let needle = String::from_utf8_lossy(v.as_ref()).into_owned();
                 contains_ci(&self.body_text(), &needle)

@@ -1,30 +1,43 @@
-//! STORE and UID STORE (RFC 9051 §6.4.6).
+//! STORE and UID STORE (RFC 9051 §6.4.6), with UNCHANGEDSINCE and
+//! [MODIFIED] (RFC 7162 §3.1.3).
 
 use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_codec::imap_types::sequence::SequenceSet;
 use pochta_store::FlagOp;
 
-use super::{blocking, flag_list, flags_from, refresh, store_error};
+use super::copy::uid_set;
+use super::{blocking, flags_from, refresh, store_error};
 use crate::session::{Flow, Session, State};
+
+/// What STORE was asked to do, beside the set and the flags.
+pub(crate) struct Request {
+    pub kind: StoreType,
+    pub response: StoreResponse,
+    pub unchanged_since: Option<u64>,
+    pub by_uid: bool,
+}
 
 pub(crate) async fn store(
     s: &mut Session,
     tag: &str,
     set: &SequenceSet,
-    kind: StoreType,
-    response: StoreResponse,
     flags: &[Flag<'_>],
-    by_uid: bool,
+    req: Request,
 ) -> Flow {
-    refresh(s, by_uid).await;
-    let State::Selected(_, selected) = &s.state else {
+    if req.unchanged_since.is_some() {
+        s.condstore = true;
+    }
+    refresh(s, req.by_uid).await;
+    let condstore = s.condstore;
+    let State::Selected(_, selected) = &mut s.state else {
         unreachable!("dispatch checked the state");
     };
+    selected.condstore |= condstore;
     if selected.read_only {
         s.no(tag, Some("READ-ONLY"), "Mailbox is read-only");
         return Flow::Continue;
     }
-    let pairs = match selected.resolve(set, by_uid) {
+    let pairs = match selected.resolve(set, req.by_uid) {
         Ok(p) => p,
         Err(_) => {
             s.bad(tag, "Invalid sequence set");
@@ -32,19 +45,20 @@ pub(crate) async fn store(
         }
     };
     let folder = selected.folder.id;
-    let op = match kind {
+    let op = match req.kind {
         StoreType::Add => FlagOp::Add,
         StoreType::Remove => FlagOp::Remove,
         StoreType::Replace => FlagOp::Replace,
     };
     let flags = flags_from(flags);
     let uids: Vec<u32> = pairs.iter().map(|(_, u)| *u).collect();
+    let since = req.unchanged_since;
     let result = blocking(s, move |store| {
-        store.set_flags(folder, &uids, op, &flags, None)
+        store.set_flags(folder, &uids, op, &flags, since)
     })
     .await;
-    let updated = match result {
-        Ok((updated, _)) => updated,
+    let (updated, refused) = match result {
+        Ok(x) => x,
         Err(e) => {
             store_error(s, tag, &e);
             return Flow::Continue;
@@ -56,22 +70,30 @@ pub(crate) async fn store(
     let mut out = String::new();
     for m in &updated {
         selected.note_own_change(m.uid, m.modseq);
-        if response == StoreResponse::Silent {
+        // RFC 7162 §3.1.3: with UNCHANGEDSINCE the new MODSEQ is always
+        // reported, even for .SILENT.
+        if req.response == StoreResponse::Silent && since.is_none() {
             continue;
         }
         if let Some(seq) = selected.seq_of(m.uid) {
-            let uid = if by_uid {
-                format!("UID {} ", m.uid)
-            } else {
-                String::new()
-            };
-            out.push_str(&format!(
-                "* {seq} FETCH ({uid}FLAGS ({}))\r\n",
-                flag_list(&m.flags)
-            ));
+            out.push_str(&format!("* {seq} FETCH ({})\r\n", selected.flags_item(m)));
         }
     }
+    // MODIFIED lists UIDs for UID STORE, sequence numbers otherwise.
+    let modified: Vec<u32> = if req.by_uid {
+        refused.clone()
+    } else {
+        refused.iter().filter_map(|u| selected.seq_of(*u)).collect()
+    };
     s.conn.push(&out);
-    s.ok(tag, None, "STORE completed");
+    if modified.is_empty() {
+        s.ok(tag, None, "STORE completed");
+    } else {
+        s.ok(
+            tag,
+            Some(&format!("MODIFIED {}", uid_set(&modified))),
+            "Some messages changed meanwhile",
+        );
+    }
     Flow::Continue
 }
