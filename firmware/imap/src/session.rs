@@ -397,6 +397,14 @@ impl Session {
                 .await
             }
             C::Idle => cmd::idle::idle(self, &tag).await,
+            C::GetQuotaRoot { mailbox } => {
+                cmd::quota::get_quota_root(self, &tag, &cmd::name(&mailbox)).await
+            }
+            C::GetQuota { root } => cmd::quota::get_quota(self, &tag, root.as_ref()).await,
+            C::SetQuota { .. } => {
+                self.no(&tag, Some("NOPERM"), "Quotas are set by the administrator");
+                Flow::Continue
+            }
             _ if !selected => {
                 self.bad(&tag, "Select a mailbox first");
                 Flow::Continue

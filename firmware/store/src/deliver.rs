@@ -152,6 +152,17 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound(format!("folder {folder}")).into())
     }
 
+    /// Bytes used and quota (0 = unlimited) of an account (RFC 9208 STORAGE).
+    pub fn usage(&self, account: AccountId) -> Result<(u64, u64), StoreError> {
+        let conn = self.conn()?;
+        let (used, quota): (i64, i64) = conn.query_row(
+            "SELECT used_bytes, quota_bytes FROM accounts WHERE id = ?1",
+            [account.0],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok((used.max(0) as u64, quota.max(0) as u64))
+    }
+
     /// Refuses early (at RCPT, with the SIZE the client announced) a message
     /// that could not fit. The committer checks again with the real size.
     pub fn has_room(&self, account: AccountId, size: u64) -> Result<bool, StoreError> {

@@ -23,10 +23,23 @@ pub(crate) fn capabilities(s: &Session) -> String {
                 "SPECIAL-USE",
                 "UNSELECT",
                 "CHILDREN",
+                "ENABLE",
+                "CONDSTORE",
+                "QRESYNC",
+                "QUOTA",
+                "QUOTA=RES-STORAGE",
             ]);
         }
     } else {
         caps.extend(["STARTTLS", "LOGINDISABLED"]);
+    }
+    let mut caps: Vec<String> = caps.into_iter().map(String::from).collect();
+    if !matches!(s.state, State::NotAuthenticated) {
+        // RFC 7889: the largest message APPEND takes.
+        caps.push(format!(
+            "APPENDLIMIT={}",
+            s.ctx.limits.max_message_bytes.min(u64::from(u32::MAX))
+        ));
     }
     caps.join(" ")
 }

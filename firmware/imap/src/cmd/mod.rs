@@ -9,6 +9,7 @@ pub(crate) mod fetch;
 pub(crate) mod idle;
 pub(crate) mod list;
 pub(crate) mod mailbox;
+pub(crate) mod quota;
 pub(crate) mod search;
 pub(crate) mod store;
 
