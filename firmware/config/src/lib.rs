@@ -82,7 +82,8 @@ pub struct Limits {
     pub max_line_bytes: usize,
     /// A command line, or a line of message data, must arrive within this.
     pub command_timeout_secs: u64,
-    /// Most simultaneous connections over all SMTP listeners.
+    /// Most simultaneous connections per protocol (SMTP, IMAP, POP3), over
+    /// all of that protocol's listeners.
     pub max_connections: usize,
     /// Failed AUTH attempts allowed in one session before it is closed.
     pub max_auth_failures: u32,
