@@ -10,6 +10,7 @@
 //! - `selected`: a session's view of its selected folder (sequence numbers,
 //!   untagged EXISTS/EXPUNGE/FETCH updates);
 //! - `cmd/`: one file per command group;
+//! - `extended`: ESEARCH and extended LIST, which the codec does not parse yet;
 //! - `mime`: ENVELOPE and BODYSTRUCTURE from the parsed message;
 //! - `wire`: quoting strings and literals on the wire.
 //!
@@ -19,6 +20,7 @@
 //! through the store.
 
 mod cmd;
+mod extended;
 mod mime;
 mod selected;
 mod session;

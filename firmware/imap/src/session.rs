@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use imap_codec::decode::Decoder;
 use imap_codec::fragmentizer::DecodeMessageError;
 use imap_codec::fragmentizer::{FragmentInfo, Fragmentizer, LiteralAnnouncement};
 use imap_codec::imap_types::command::{Command, CommandBody};
@@ -17,6 +18,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::cmd;
+use crate::extended::{self, Extended};
 use crate::selected::Selected;
 use crate::{Context, Service};
 
@@ -245,6 +247,12 @@ impl Session {
     }
 
     async fn handle_message(&mut self) -> Flow {
+        let intact = !self.frag.is_max_message_size_exceeded() && !self.frag.is_message_poisoned();
+        if intact && self.login().is_some() {
+            if let Some(ext) = extended::recognise(self.frag.message_bytes()) {
+                return self.dispatch_extended(ext).await;
+            }
+        }
         let decoded = match self.frag.decode_message(&CommandCodec::default()) {
             Ok(command) => Ok(command.into_static()),
             Err(e) => {
@@ -260,6 +268,36 @@ impl Session {
         match decoded {
             Ok(command) => self.dispatch(command).await,
             Err((tag, why)) => self.bad_command(tag.as_deref(), why),
+        }
+    }
+
+    /// The command forms imap-codec cannot parse yet (see `extended`).
+    async fn dispatch_extended(&mut self, ext: Extended) -> Flow {
+        match ext {
+            Extended::Bad(tag, why) => self.bad_command(Some(&tag), why),
+            Extended::List(list) => cmd::list::list_extended(self, list).await,
+            Extended::Search(ret, rest) => {
+                let parsed = CommandCodec::default()
+                    .decode(&rest)
+                    .map(|(_, c)| c.into_static());
+                match parsed {
+                    Ok(Command {
+                        tag,
+                        body: CommandBody::Search { criteria, uid, .. },
+                    }) => {
+                        let tag = tag.as_ref().to_string();
+                        if !matches!(self.state, State::Selected(..)) {
+                            self.bad(&tag, "Select a mailbox first");
+                            return Flow::Continue;
+                        }
+                        cmd::search::search(self, &tag, criteria.as_ref(), uid, Some(ret)).await
+                    }
+                    _ => {
+                        let tag = self.frag.decode_tag().map(|t| t.as_ref().to_string());
+                        self.bad_command(tag.as_deref(), "Syntax error in SEARCH")
+                    }
+                }
+            }
         }
     }
 
@@ -417,7 +455,7 @@ impl Session {
                 cmd::expunge::expunge(self, &tag, Some(&sequence_set)).await
             }
             C::Search { criteria, uid, .. } => {
-                cmd::search::search(self, &tag, criteria.as_ref(), uid).await
+                cmd::search::search(self, &tag, criteria.as_ref(), uid, None).await
             }
             C::Fetch {
                 sequence_set,

@@ -46,6 +46,10 @@ pub struct FolderCounts {
     pub unseen: u32,
     /// Sum of message sizes.
     pub size: u64,
+    /// Messages flagged `\Deleted`.
+    pub deleted: u32,
+    /// Sum of their sizes.
+    pub deleted_size: u64,
 }
 
 /// A message's metadata.
@@ -227,19 +231,27 @@ impl Store {
     /// Message count, unseen count and total size.
     pub fn folder_counts(&self, folder: FolderId) -> Result<FolderCounts, StoreError> {
         let conn = self.conn()?;
-        let (messages, unseen, size): (i64, i64, i64) = conn.query_row(
+        // Flags are matched case-insensitively (RFC 9051 §2.3.2).
+        let row = conn.query_row(
             "SELECT count(*),
-                    coalesce(sum(instr(' ' || flags || ' ', ' \\Seen ') = 0), 0),
-                    coalesce(sum(size), 0)
+                    coalesce(sum(instr(' ' || lower(flags) || ' ', ' \\seen ') = 0), 0),
+                    coalesce(sum(size), 0),
+                    coalesce(sum(instr(' ' || lower(flags) || ' ', ' \\deleted ') > 0), 0),
+                    coalesce(sum(CASE WHEN instr(' ' || lower(flags) || ' ', ' \\deleted ') > 0
+                                 THEN size ELSE 0 END), 0)
              FROM messages WHERE mailbox_id = ?1",
             [folder.0],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| {
+                Ok(FolderCounts {
+                    messages: r.get::<_, i64>(0)? as u32,
+                    unseen: r.get::<_, i64>(1)? as u32,
+                    size: r.get::<_, i64>(2)? as u64,
+                    deleted: r.get::<_, i64>(3)? as u32,
+                    deleted_size: r.get::<_, i64>(4)? as u64,
+                })
+            },
         )?;
-        Ok(FolderCounts {
-            messages: messages as u32,
-            unseen: unseen as u32,
-            size: size as u64,
-        })
+        Ok(row)
     }
 
     /// Creates a folder (RFC 9051 §6.3.4). Parents are implied by the name.

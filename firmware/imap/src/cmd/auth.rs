@@ -28,6 +28,9 @@ pub(crate) fn capabilities(s: &Session) -> String {
                 "QRESYNC",
                 "QUOTA",
                 "QUOTA=RES-STORAGE",
+                "ESEARCH",
+                "LIST-EXTENDED",
+                "LIST-STATUS",
             ]);
         }
     } else {

@@ -2,6 +2,7 @@
 //! (RFC 3348) and SPECIAL-USE (RFC 6154) attributes.
 
 use super::{blocking, store_error};
+use crate::extended::ExtendedList;
 use crate::session::{Flow, Session};
 use crate::wire;
 
@@ -20,13 +21,7 @@ pub(crate) async fn list(
         s.ok(tag, None, "LIST completed");
         return Flow::Continue;
     }
-    let full = if reference.is_empty() || pattern.starts_with('/') {
-        pattern
-    } else if reference.ends_with('/') {
-        format!("{reference}{pattern}")
-    } else {
-        format!("{reference}/{pattern}")
-    };
+    let full = full_pattern(reference, &pattern);
     let account = s.login().expect("authenticated").account;
     let folders = match blocking(s, move |store| store.folders(account)).await {
         Ok(f) => f,
@@ -136,5 +131,114 @@ mod tests {
         for (p, n, want) in cases {
             assert_eq!(matches(p, n), want, "{p:?} vs {n:?}");
         }
+    }
+}
+
+/// Extended LIST (RFC 5258) with LIST-STATUS (RFC 5819): selection options
+/// SUBSCRIBED, SPECIAL-USE, RECURSIVEMATCH; return options SUBSCRIBED,
+/// CHILDREN, SPECIAL-USE, STATUS; several patterns.
+pub(crate) async fn list_extended(s: &mut Session, l: ExtendedList) -> Flow {
+    let tag = l.tag.clone();
+    if l.patterns.iter().all(|p| p.is_empty()) {
+        s.conn.push("* LIST (\\Noselect) \"/\" \"\"\r\n");
+        s.ok(&tag, None, "LIST completed");
+        return Flow::Continue;
+    }
+    let reference = String::from_utf8_lossy(&l.reference).into_owned();
+    let patterns: Vec<String> = l
+        .patterns
+        .iter()
+        .map(|p| full_pattern(&reference, &String::from_utf8_lossy(p)))
+        .collect();
+    let account = s.login().expect("authenticated").account;
+    let wants_status = l.return_status.is_some();
+    let listed = blocking(s, move |store| {
+        let folders = store.folders(account)?;
+        let mut counts = Vec::new();
+        for f in &folders {
+            counts.push(if wants_status {
+                Some(store.folder_counts(f.id)?)
+            } else {
+                None
+            });
+        }
+        Ok((folders, counts))
+    })
+    .await;
+    let (folders, counts) = match listed {
+        Ok(x) => x,
+        Err(e) => {
+            store_error(s, &tag, &e);
+            return Flow::Continue;
+        }
+    };
+    let names: Vec<&str> = folders.iter().map(|f| f.name.as_str()).collect();
+    let mut out = Vec::new();
+    for (f, count) in folders.iter().zip(&counts) {
+        let matched = patterns.iter().any(|p| matches(p, &f.name));
+        let prefix = format!("{}/", f.name);
+        let mut attrs: Vec<&str> = Vec::new();
+        let mut childinfo = false;
+        if l.subscribed && !f.subscribed {
+            // RFC 5258 §3.5: a parent of subscribed children is named with
+            // CHILDINFO under RECURSIVEMATCH.
+            let subscribed_child = folders
+                .iter()
+                .any(|c| c.subscribed && c.name.starts_with(&prefix));
+            if !(l.recursive_match && matched && subscribed_child) {
+                continue;
+            }
+            childinfo = true;
+        }
+        if l.special_use_only && f.special_use.is_none() || !matched {
+            continue;
+        }
+        if names.iter().any(|n| n.starts_with(&prefix)) {
+            attrs.push("\\HasChildren");
+        } else {
+            attrs.push("\\HasNoChildren");
+        }
+        if (l.subscribed || l.return_subscribed) && f.subscribed {
+            attrs.push("\\Subscribed");
+        }
+        if let Some(special) = &f.special_use {
+            attrs.push(special);
+        }
+        out.extend_from_slice(format!("* LIST ({}) \"/\" ", attrs.join(" ")).as_bytes());
+        wire::astring(&mut out, f.name.as_bytes());
+        if childinfo {
+            out.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+        }
+        out.extend_from_slice(b"\r\n");
+        if let (Some(items), Some(c)) = (&l.return_status, count) {
+            let values: Vec<String> = items
+                .iter()
+                .map(|i| match i.as_str() {
+                    "MESSAGES" => format!("MESSAGES {}", c.messages),
+                    "UIDNEXT" => format!("UIDNEXT {}", f.uidnext.max(1)),
+                    "UIDVALIDITY" => format!("UIDVALIDITY {}", f.uidvalidity),
+                    "UNSEEN" => format!("UNSEEN {}", c.unseen),
+                    "HIGHESTMODSEQ" => format!("HIGHESTMODSEQ {}", f.highestmodseq),
+                    "DELETED" => format!("DELETED {}", c.deleted),
+                    _ => "RECENT 0".to_string(),
+                })
+                .collect();
+            out.extend_from_slice(b"* STATUS ");
+            wire::astring(&mut out, f.name.as_bytes());
+            out.extend_from_slice(format!(" ({})\r\n", values.join(" ")).as_bytes());
+        }
+    }
+    s.send(&out);
+    s.ok(&tag, None, "LIST completed");
+    Flow::Continue
+}
+
+fn full_pattern(reference: &str, pattern: &str) -> String {
+    if reference.is_empty() || pattern.starts_with('/') {
+        pattern.to_string()
+    } else if reference.ends_with('/') {
+        format!("{reference}{pattern}")
+    } else {
+        format!("{reference}/{pattern}")
     }
 }

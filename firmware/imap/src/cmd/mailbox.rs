@@ -229,8 +229,6 @@ pub(crate) async fn status(
 ) -> Flow {
     let account = s.login().expect("authenticated").account;
     let n = name.to_string();
-    let wants_deleted = items.contains(&StatusDataItemName::Deleted)
-        || items.contains(&StatusDataItemName::DeletedStorage);
     if items.contains(&StatusDataItemName::HighestModSeq) {
         // RFC 7162 §3.1.2.1: asking for it turns CONDSTORE on.
         s.condstore = true;
@@ -240,17 +238,10 @@ pub(crate) async fn status(
             return Ok(None);
         };
         let counts = store.folder_counts(folder.id)?;
-        let (deleted, deleted_bytes) = if wants_deleted {
-            let msgs = store.folder_messages(folder.id)?;
-            let gone: Vec<_> = msgs.iter().filter(|m| m.has_flag("\\Deleted")).collect();
-            (gone.len(), gone.iter().map(|m| m.size).sum::<u64>())
-        } else {
-            (0, 0)
-        };
-        Ok(Some((folder, counts, deleted, deleted_bytes)))
+        Ok(Some((folder, counts)))
     })
     .await;
-    let (folder, counts, deleted, deleted_bytes) = match result {
+    let (folder, counts) = match result {
         Ok(Some(x)) => x,
         Ok(None) => {
             s.no(tag, Some("NONEXISTENT"), "No such mailbox");
@@ -271,11 +262,12 @@ pub(crate) async fn status(
                 parts.push(format!("UIDVALIDITY {}", folder.uidvalidity))
             }
             StatusDataItemName::Unseen => parts.push(format!("UNSEEN {}", counts.unseen)),
-            StatusDataItemName::Deleted => parts.push(format!("DELETED {deleted}")),
+            StatusDataItemName::Deleted => parts.push(format!("DELETED {}", counts.deleted)),
             // RFC 9208 §4.2: in units of 1024 octets, like STORAGE.
-            StatusDataItemName::DeletedStorage => {
-                parts.push(format!("DELETED-STORAGE {}", deleted_bytes.div_ceil(1024)))
-            }
+            StatusDataItemName::DeletedStorage => parts.push(format!(
+                "DELETED-STORAGE {}",
+                counts.deleted_size.div_ceil(1024)
+            )),
             StatusDataItemName::HighestModSeq => {
                 parts.push(format!("HIGHESTMODSEQ {}", folder.highestmodseq))
             }

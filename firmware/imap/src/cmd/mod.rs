@@ -53,10 +53,19 @@ pub(crate) fn flag_list(flags: &[String]) -> String {
 /// Flags from a command, as stored. `\Recent` is the server's own and is
 /// never stored (RFC 3501 §2.3.2).
 pub(crate) fn flags_from(flags: &[Flag<'_>]) -> Vec<String> {
+    const SYSTEM: [&str; 5] = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"];
     flags
         .iter()
         .map(|f| f.to_string())
         .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+        // System flags in their canonical spelling, so that `\SEEN` counts
+        // as seen everywhere.
+        .map(|f| {
+            SYSTEM
+                .iter()
+                .find(|s| s.eq_ignore_ascii_case(&f))
+                .map_or(f, |s| s.to_string())
+        })
         .collect()
 }
 

@@ -12,7 +12,9 @@ use imap_codec::imap_types::search::SearchKey;
 use imap_codec::imap_types::sequence::SequenceSet;
 use pochta_store::{Message, Store};
 
+use super::copy::uid_set;
 use super::{blocking, refresh, store_error};
+use crate::extended::SearchReturn;
 use crate::selected::Selected;
 use crate::session::{Flow, Session, State};
 
@@ -21,6 +23,7 @@ pub(crate) async fn search(
     tag: &str,
     criteria: &[SearchKey<'_>],
     by_uid: bool,
+    ret: Option<SearchReturn>,
 ) -> Flow {
     refresh(s, by_uid).await;
     let uses_modseq = criteria.iter().any(has_modseq);
@@ -61,26 +64,31 @@ pub(crate) async fn search(
     .await;
     match result {
         Ok(hits) => {
-            let numbers: Vec<String> = hits
-                .iter()
-                .map(|(seq, uid, _)| {
-                    if by_uid {
-                        uid.to_string()
+            let top_modseq = hits.iter().map(|h| h.2).max().filter(|_| uses_modseq);
+            let line = match ret {
+                Some(ret) => esearch(tag, by_uid, &ret, &hits, top_modseq),
+                None => {
+                    let numbers: Vec<String> = hits
+                        .iter()
+                        .map(|(seq, uid, _)| {
+                            if by_uid {
+                                uid.to_string()
+                            } else {
+                                seq.to_string()
+                            }
+                        })
+                        .collect();
+                    // RFC 7162 §3.1.5: with MODSEQ in the criteria, the
+                    // highest mod-sequence of the matches follows.
+                    let modseq = top_modseq
+                        .map(|m| format!(" (MODSEQ {m})"))
+                        .unwrap_or_default();
+                    if numbers.is_empty() {
+                        "* SEARCH\r\n".to_string()
                     } else {
-                        seq.to_string()
+                        format!("* SEARCH {}{modseq}\r\n", numbers.join(" "))
                     }
-                })
-                .collect();
-            // RFC 7162 §3.1.5: with MODSEQ in the criteria, the highest
-            // mod-sequence of the matches follows.
-            let modseq = match hits.iter().map(|h| h.2).max() {
-                Some(m) if uses_modseq => format!(" (MODSEQ {m})"),
-                _ => String::new(),
-            };
-            let line = if numbers.is_empty() {
-                "* SEARCH\r\n".to_string()
-            } else {
-                format!("* SEARCH {}{modseq}\r\n", numbers.join(" "))
+                }
             };
             s.conn.push(&line);
             s.ok(tag, None, "SEARCH completed");
@@ -88,6 +96,44 @@ pub(crate) async fn search(
         Err(e) => store_error(s, tag, &e),
     }
     Flow::Continue
+}
+
+/// `* ESEARCH (TAG "t") [UID] MIN a MAX b ALL set COUNT n` (RFC 4731 §3.1):
+/// MIN, MAX and ALL are left out when nothing matched.
+fn esearch(
+    tag: &str,
+    by_uid: bool,
+    ret: &SearchReturn,
+    hits: &[(u32, u32, u64)],
+    modseq: Option<u64>,
+) -> String {
+    let numbers: Vec<u32> = hits
+        .iter()
+        .map(|(seq, uid, _)| if by_uid { *uid } else { *seq })
+        .collect();
+    let mut line = format!("* ESEARCH (TAG \"{tag}\")");
+    if by_uid {
+        line.push_str(" UID");
+    }
+    if let (Some(min), Some(max)) = (numbers.iter().min(), numbers.iter().max()) {
+        if ret.min {
+            line.push_str(&format!(" MIN {min}"));
+        }
+        if ret.max {
+            line.push_str(&format!(" MAX {max}"));
+        }
+        if ret.all {
+            line.push_str(&format!(" ALL {}", uid_set(&numbers)));
+        }
+    }
+    if ret.count {
+        line.push_str(&format!(" COUNT {}", numbers.len()));
+    }
+    if let Some(m) = modseq {
+        line.push_str(&format!(" MODSEQ {m}"));
+    }
+    line.push_str("\r\n");
+    line
 }
 
 fn has_modseq(key: &SearchKey<'_>) -> bool {
