@@ -108,32 +108,6 @@ pub(crate) fn matches(pattern: &str, name: &str) -> bool {
     reach[n.len()]
 }
 
-#[cfg(test)]
-mod tests {
-    use super::matches;
-
-    #[test]
-    fn wildcards() {
-        let cases = [
-            ("*", "INBOX", true),
-            ("inbox", "INBOX", true),
-            ("%", "Work/2026", false),
-            ("%", "Work", true),
-            ("Work/%", "Work/2026", true),
-            ("Work/%", "Work/2026/Q1", false),
-            ("Work/*", "Work/2026/Q1", true),
-            ("W*6", "Work/2026", true),
-            ("Sent", "Sent", true),
-            ("Sent", "sent", false),
-            ("%/%", "a/b", true),
-            ("", "a", false),
-        ];
-        for (p, n, want) in cases {
-            assert_eq!(matches(p, n), want, "{p:?} vs {n:?}");
-        }
-    }
-}
-
 /// Extended LIST (RFC 5258) with LIST-STATUS (RFC 5819): selection options
 /// SUBSCRIBED, SPECIAL-USE, RECURSIVEMATCH; return options SUBSCRIBED,
 /// CHILDREN, SPECIAL-USE, STATUS; several patterns.
@@ -240,5 +214,31 @@ fn full_pattern(reference: &str, pattern: &str) -> String {
         format!("{reference}{pattern}")
     } else {
         format!("{reference}/{pattern}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches;
+
+    #[test]
+    fn wildcards() {
+        let cases = [
+            ("*", "INBOX", true),
+            ("inbox", "INBOX", true),
+            ("%", "Work/2026", false),
+            ("%", "Work", true),
+            ("Work/%", "Work/2026", true),
+            ("Work/%", "Work/2026/Q1", false),
+            ("Work/*", "Work/2026/Q1", true),
+            ("W*6", "Work/2026", true),
+            ("Sent", "Sent", true),
+            ("Sent", "sent", false),
+            ("%/%", "a/b", true),
+            ("", "a", false),
+        ];
+        for (p, n, want) in cases {
+            assert_eq!(matches(p, n), want, "{p:?} vs {n:?}");
+        }
     }
 }
