@@ -435,6 +435,21 @@ impl Session {
                 .await
             }
             C::Idle => cmd::idle::idle(self, &tag).await,
+            // RFC 4978: DEFLATE is the only algorithm the codec knows.
+            C::Compress { .. } if self.conn.is_compressed() => {
+                self.no(&tag, Some("COMPRESSIONACTIVE"), "DEFLATE is already active");
+                Flow::Continue
+            }
+            C::Compress { .. } => {
+                self.ok(&tag, None, "DEFLATE active");
+                match self.conn.start_deflate().await {
+                    Ok(()) => Flow::Continue,
+                    Err(e) => {
+                        tracing::debug!(session = %self.id, error = %e, "COMPRESS failed");
+                        Flow::Close
+                    }
+                }
+            }
             C::GetQuotaRoot { mailbox } => {
                 cmd::quota::get_quota_root(self, &tag, &cmd::name(&mailbox)).await
             }

@@ -8,6 +8,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+
+use crate::deflate::Deflate;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
@@ -82,6 +84,8 @@ pub enum ReadError {
 /// A connection with its buffers.
 pub struct Conn {
     stream: Option<Stream>,
+    /// COMPRESS=DEFLATE, once started (RFC 4978).
+    deflate: Option<Box<Deflate>>,
     input: Vec<u8>,
     /// Start of unread bytes in `input`.
     pos: usize,
@@ -93,6 +97,7 @@ impl Conn {
     pub fn new(stream: Stream, timeout: Duration) -> Conn {
         Conn {
             stream: Some(stream),
+            deflate: None,
             input: Vec::with_capacity(READ_CHUNK),
             pos: 0,
             output: Vec::with_capacity(1024),
@@ -132,12 +137,20 @@ impl Conn {
         if self.output.is_empty() {
             return Ok(());
         }
+        let compressed;
+        let bytes: &[u8] = match self.deflate.as_mut() {
+            Some(d) => {
+                compressed = d.deflate(&self.output)?;
+                &compressed
+            }
+            None => &self.output,
+        };
         let stream = self
             .stream
             .as_mut()
             .ok_or_else(|| io::Error::other("no stream"))?;
         let write = async {
-            stream.write_all(&self.output).await?;
+            stream.write_all(bytes).await?;
             stream.flush().await
         };
         match tokio::time::timeout(self.timeout, write).await {
@@ -166,12 +179,44 @@ impl Conn {
         self.flush().await.map_err(ReadError::Io)?;
         self.compact();
         let stream = self.stream.as_mut().ok_or(ReadError::Closed)?;
-        self.input.reserve(READ_CHUNK);
-        match stream.read_buf(&mut self.input).await {
-            Ok(0) => Err(ReadError::Closed),
-            Ok(_) => Ok(()),
-            Err(e) => Err(ReadError::Io(e)),
+        let Some(deflate) = self.deflate.as_mut() else {
+            self.input.reserve(READ_CHUNK);
+            return match stream.read_buf(&mut self.input).await {
+                Ok(0) => Err(ReadError::Closed),
+                Ok(_) => Ok(()),
+                Err(e) => Err(ReadError::Io(e)),
+            };
+        };
+        loop {
+            if !deflate.raw.is_empty()
+                && deflate.inflate(&mut self.input).map_err(ReadError::Io)? > 0
+            {
+                return Ok(());
+            }
+            deflate.raw.reserve(READ_CHUNK);
+            match stream.read_buf(&mut deflate.raw).await {
+                Ok(0) => return Err(ReadError::Closed),
+                Ok(_) => {}
+                Err(e) => return Err(ReadError::Io(e)),
+            }
         }
+    }
+
+    /// Starts COMPRESS=DEFLATE: replies queued so far go out uncompressed
+    /// (the OK of the COMPRESS command), everything after is compressed both
+    /// ways. Bytes the client sent after the command are compressed data.
+    pub async fn start_deflate(&mut self) -> io::Result<()> {
+        self.flush().await?;
+        self.compact();
+        let pending = std::mem::take(&mut self.input);
+        self.pos = 0;
+        self.deflate = Some(Box::new(Deflate::new(pending)));
+        Ok(())
+    }
+
+    /// Whether COMPRESS=DEFLATE is active.
+    pub fn is_compressed(&self) -> bool {
+        self.deflate.is_some()
     }
 
     /// Reads one line of at most `max` bytes; the whole line must arrive

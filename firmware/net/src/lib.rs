@@ -3,10 +3,12 @@
 //! bounded in length and time, and an output buffer flushed only when the
 //! client waits for an answer (pipelining).
 //!
-//! Layout: `conn` ([`Conn`], [`Stream`], [`Line`], [`ReadError`]).
+//! Layout: `conn` ([`Conn`], [`Stream`], [`Line`], [`ReadError`]); `deflate`
+//! (COMPRESS=DEFLATE, RFC 4978).
 //!
-//! Knows no protocol; depends only on tokio and tokio-rustls.
+//! Knows no protocol; depends only on tokio, tokio-rustls and flate2.
 
 mod conn;
+mod deflate;
 
 pub use conn::{Conn, Line, ReadError, Stream};

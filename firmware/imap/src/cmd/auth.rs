@@ -31,6 +31,7 @@ pub(crate) fn capabilities(s: &Session) -> String {
                 "ESEARCH",
                 "LIST-EXTENDED",
                 "LIST-STATUS",
+                "COMPRESS=DEFLATE",
             ]);
         }
     } else {
