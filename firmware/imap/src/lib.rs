@@ -12,6 +12,7 @@
 //! - `cmd/`: one file per command group;
 //! - `extended`: ESEARCH and extended LIST, which the codec does not parse yet;
 //! - `mime`: ENVELOPE and BODYSTRUCTURE from the parsed message;
+//! - `thread`: RFC 5256 base subjects and threading, free of I/O;
 //! - `wire`: quoting strings and literals on the wire.
 //!
 //! Commands are framed by imap-codec's `Fragmentizer` (bounded message size,
@@ -24,6 +25,7 @@ mod extended;
 mod mime;
 mod selected;
 mod session;
+mod thread;
 mod wire;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -510,6 +510,24 @@ impl Session {
                 };
                 cmd::store::store(self, &tag, &sequence_set, &flags, request).await
             }
+            C::Sort {
+                sort_criteria,
+                search_criteria,
+                uid,
+                ..
+            } => {
+                let order = cmd::sort::Order::Sort(sort_criteria.as_ref().to_vec());
+                cmd::sort::sort(self, &tag, order, search_criteria.as_ref(), uid).await
+            }
+            C::Thread {
+                algorithm,
+                search_criteria,
+                uid,
+                ..
+            } => {
+                let order = cmd::sort::Order::Thread(algorithm);
+                cmd::sort::sort(self, &tag, order, search_criteria.as_ref(), uid).await
+            }
             C::Copy {
                 sequence_set,
                 mailbox,
@@ -520,10 +538,6 @@ impl Session {
                 mailbox,
                 uid,
             } => cmd::copy::copy(self, &tag, &sequence_set, &cmd::name(&mailbox), uid, true).await,
-            _ => {
-                self.bad(&tag, "Command not supported");
-                Flow::Continue
-            }
         };
         flow
     }

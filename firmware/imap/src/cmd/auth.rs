@@ -32,6 +32,10 @@ pub(crate) fn capabilities(s: &Session) -> String {
                 "LIST-EXTENDED",
                 "LIST-STATUS",
                 "COMPRESS=DEFLATE",
+                "SORT",
+                "SORT=DISPLAY",
+                "THREAD=ORDEREDSUBJECT",
+                "THREAD=REFERENCES",
             ]);
         }
     } else {

@@ -11,6 +11,7 @@ pub(crate) mod list;
 pub(crate) mod mailbox;
 pub(crate) mod quota;
 pub(crate) mod search;
+pub(crate) mod sort;
 pub(crate) mod store;
 
 use imap_codec::imap_types::flag::Flag;

@@ -41,25 +41,7 @@ pub(crate) async fn search(
         .collect();
     let seq_sets = SetResolver::new(selected);
     let result = blocking(s, move |store| {
-        let messages: HashMap<u32, Message> = store
-            .folder_messages(folder)?
-            .into_iter()
-            .map(|m| (m.uid, m))
-            .collect();
-        let mut hits = Vec::new();
-        for (i, uid) in view.iter().enumerate() {
-            let Some(m) = messages.get(uid) else { continue };
-            let mut ctx = Candidate {
-                seq: i as u32 + 1,
-                meta: m,
-                store,
-                raw: None,
-            };
-            if criteria.iter().all(|k| ctx.matches(k, &seq_sets)) {
-                hits.push((i as u32 + 1, *uid, m.modseq));
-            }
-        }
-        Ok(hits)
+        matching(store, folder, &view, &criteria, &seq_sets)
     })
     .await;
     match result {
@@ -136,6 +118,39 @@ fn esearch(
     line
 }
 
+/// A message that matched: sequence number, UID, mod-sequence, metadata.
+pub(crate) type Hit = (u32, u32, u64);
+
+/// The messages of the session's view that match all `criteria`, in
+/// sequence order. Blocking: reads message files for content keys.
+pub(crate) fn matching(
+    store: &Store,
+    folder: pochta_store::FolderId,
+    view: &[u32],
+    criteria: &[SearchKey<'_>],
+    seq_sets: &SetResolver,
+) -> Result<Vec<Hit>, pochta_store::StoreError> {
+    let messages: HashMap<u32, Message> = store
+        .folder_messages(folder)?
+        .into_iter()
+        .map(|m| (m.uid, m))
+        .collect();
+    let mut hits = Vec::new();
+    for (i, uid) in view.iter().enumerate() {
+        let Some(m) = messages.get(uid) else { continue };
+        let mut ctx = Candidate {
+            seq: i as u32 + 1,
+            meta: m,
+            store,
+            raw: None,
+        };
+        if criteria.iter().all(|k| ctx.matches(k, seq_sets)) {
+            hits.push((i as u32 + 1, *uid, m.modseq));
+        }
+    }
+    Ok(hits)
+}
+
 fn has_modseq(key: &SearchKey<'_>) -> bool {
     match key {
         SearchKey::ModSequence { .. } => true,
@@ -147,12 +162,12 @@ fn has_modseq(key: &SearchKey<'_>) -> bool {
 }
 
 /// Sequence and UID sets resolved against the session's view.
-struct SetResolver {
+pub(crate) struct SetResolver {
     selected_uids: Vec<u32>,
 }
 
 impl SetResolver {
-    fn new(selected: &Selected) -> SetResolver {
+    pub(crate) fn new(selected: &Selected) -> SetResolver {
         SetResolver {
             selected_uids: selected.uids.clone(),
         }
@@ -174,7 +189,7 @@ struct Candidate<'a> {
     raw: Option<Vec<u8>>,
 }
 
-trait IntoStaticKey {
+pub(crate) trait IntoStaticKey {
     fn into_static_key(self) -> SearchKey<'static>;
 }
 
