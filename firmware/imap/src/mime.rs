@@ -305,6 +305,107 @@ fn disposition(out: &mut Vec<u8>, part: &MessagePart<'_>) {
     }
 }
 
+/// Why a part cannot be delivered decoded (RFC 3516 BINARY).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Undecodable {
+    /// No such part, or a multipart (BINARY needs a leaf).
+    NoPart,
+    /// A Content-Transfer-Encoding this server does not know (`[UNKNOWN-CTE]`).
+    UnknownEncoding,
+}
+
+/// The content of a part with its Content-Transfer-Encoding removed (and
+/// nothing else: no charset conversion), for FETCH BINARY (RFC 3516 §4.2).
+/// An empty path is the whole message's body.
+pub fn binary(message: &Message<'_>, path: &[u32]) -> Result<Vec<u8>, Undecodable> {
+    let found = if path.is_empty() {
+        Found {
+            message,
+            part: message.parts.first().ok_or(Undecodable::NoPart)?,
+        }
+    } else {
+        find(message, path).ok_or(Undecodable::NoPart)?
+    };
+    if matches!(found.part.body, PartType::Multipart(_)) {
+        return Err(Undecodable::NoPart);
+    }
+    let body = part_body(&found.message.raw_message, found.part);
+    let encoding = found
+        .part
+        .content_transfer_encoding()
+        .unwrap_or("7bit")
+        .trim()
+        .to_ascii_lowercase();
+    match encoding.as_str() {
+        "7bit" | "8bit" | "binary" => Ok(body.to_vec()),
+        "base64" => Ok(decode_base64(body)),
+        "quoted-printable" => Ok(decode_quoted_printable(body)),
+        _ => Err(Undecodable::UnknownEncoding),
+    }
+}
+
+/// Lenient base64: whitespace and junk skipped, as RFC 2045 §6.8 asks.
+fn decode_base64(body: &[u8]) -> Vec<u8> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut out = Vec::with_capacity(body.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for &c in body {
+        if c == b'=' {
+            break;
+        }
+        let Some(v) = value(c) else { continue };
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+/// RFC 2045 §6.7: `=XX` escapes and `=` soft line breaks.
+fn decode_quoted_printable(body: &[u8]) -> Vec<u8> {
+    let hex = |c: u8| (c as char).to_digit(16);
+    let mut out = Vec::with_capacity(body.len());
+    let mut i = 0;
+    while i < body.len() {
+        if body[i] == b'=' {
+            match (body.get(i + 1), body.get(i + 2)) {
+                (Some(b'\r'), Some(b'\n')) => {
+                    i += 3;
+                    continue;
+                }
+                (Some(b'\n'), _) => {
+                    i += 2;
+                    continue;
+                }
+                (Some(&a), Some(&b)) => {
+                    if let (Some(h), Some(l)) = (hex(a), hex(b)) {
+                        out.push((h * 16 + l) as u8);
+                        i += 3;
+                        continue;
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.push(body[i]);
+        i += 1;
+    }
+    out
+}
+
 /// The header lines of `header` whose names are (or, with `not`, are not)
 /// in `names`, with the terminating blank line (§6.4.5 HEADER.FIELDS).
 pub fn header_fields(header: &[u8], names: &[String], not: bool) -> Vec<u8> {
@@ -384,6 +485,21 @@ Content-Disposition: attachment; filename=\"x.pdf\"\r\n\r\nAAAA\r\n--b--\r\n";
         let single = parse(b"Subject: x\r\n\r\nbody\r\n").unwrap();
         let p = find(&single, &[1]).unwrap();
         assert_eq!(part_body(&single.raw_message, p.part), b"body\r\n");
+    }
+
+    #[test]
+    fn binary_decodes_transfer_encodings() {
+        let m = parse(MIXED).unwrap();
+        assert_eq!(binary(&m, &[1]).unwrap(), b"hi there\r\nline 2");
+        assert_eq!(binary(&m, &[2]).unwrap(), vec![0u8, 0, 0]);
+        assert_eq!(binary(&m, &[]), Err(Undecodable::NoPart));
+        assert_eq!(binary(&m, &[9]), Err(Undecodable::NoPart));
+        let qp =
+            parse(b"Content-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9 =\r\nok=3D\r\n")
+                .unwrap();
+        assert_eq!(binary(&qp, &[1]).unwrap(), "café ok=\r\n".as_bytes());
+        let odd = parse(b"Content-Transfer-Encoding: x-uuencode\r\n\r\nabc\r\n").unwrap();
+        assert_eq!(binary(&odd, &[1]), Err(Undecodable::UnknownEncoding));
     }
 
     #[test]

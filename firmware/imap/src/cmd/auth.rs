@@ -32,6 +32,7 @@ pub(crate) fn capabilities(s: &Session) -> String {
                 "LIST-EXTENDED",
                 "LIST-STATUS",
                 "COMPRESS=DEFLATE",
+                "BINARY",
                 "SORT",
                 "SORT=DISPLAY",
                 "THREAD=ORDEREDSUBJECT",

@@ -75,15 +75,6 @@ pub(crate) async fn fetch(
     if let State::Selected(_, selected) = &mut s.state {
         selected.condstore |= condstore;
     }
-    if items.iter().any(|i| {
-        matches!(
-            i,
-            MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }
-        )
-    }) {
-        s.bad(tag, "BINARY is not supported");
-        return Flow::Continue;
-    }
     let State::Selected(_, selected) = &s.state else {
         unreachable!("dispatch checked the state");
     };
@@ -101,6 +92,7 @@ pub(crate) async fn fetch(
             matches!(
                 i,
                 MessageDataItemName::BodyExt { peek: false, .. }
+                    | MessageDataItemName::Binary { peek: false, .. }
                     | MessageDataItemName::Rfc822
                     | MessageDataItemName::Rfc822Text
             )
@@ -168,6 +160,7 @@ pub(crate) async fn fetch(
             super::copy::uid_set(&gone)
         ));
     }
+    let mut unknown_cte = false;
     for (seq, uid) in pairs {
         // Expunged by another session since the view was refreshed: skip.
         let Some(meta) = messages.remove(&uid) else {
@@ -191,7 +184,7 @@ pub(crate) async fn fetch(
             None
         };
         let mut out = format!("* {seq} FETCH (").into_bytes();
-        write_items(&mut out, &items, &meta, raw.as_deref());
+        unknown_cte |= write_items(&mut out, &items, &meta, raw.as_deref());
         out.extend_from_slice(b")\r\n");
         s.send(&out);
         // Large responses go out as they are made, not all at the end.
@@ -202,16 +195,27 @@ pub(crate) async fn fetch(
             }
         }
     }
-    s.ok(tag, None, "FETCH completed");
+    if unknown_cte {
+        s.no(
+            tag,
+            Some("UNKNOWN-CTE"),
+            "A part has a transfer encoding this server cannot decode",
+        );
+    } else {
+        s.ok(tag, None, "FETCH completed");
+    }
     Flow::Continue
 }
 
+/// Writes the items of one message; true when a BINARY item met an
+/// unknown Content-Transfer-Encoding (RFC 3516 §4.3).
 fn write_items(
     out: &mut Vec<u8>,
     items: &[MessageDataItemName<'_>],
     meta: &Message,
     raw: Option<&[u8]>,
-) {
+) -> bool {
+    let mut unknown_cte = false;
     let empty: &[u8] = &[];
     let raw_bytes = raw.unwrap_or(empty);
     let parsed = raw.and_then(mime::parse);
@@ -293,9 +297,57 @@ fn write_items(
                 out.extend_from_slice(format!("MODSEQ ({})", meta.modseq).as_bytes())
             }
             // Refused before the loop.
-            MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {}
+            MessageDataItemName::Binary {
+                section, partial, ..
+            } => {
+                let path: Vec<u32> = section.iter().map(|n| n.get()).collect();
+                let decoded = parsed.as_ref().map(|m| mime::binary(m, &path));
+                let nums: Vec<String> = path.iter().map(u32::to_string).collect();
+                out.extend_from_slice(format!("BINARY[{}]", nums.join(".")).as_bytes());
+                match decoded {
+                    Some(Ok(data)) => {
+                        let (start, end) = match partial {
+                            Some((origin, length)) => {
+                                out.extend_from_slice(format!("<{origin}>").as_bytes());
+                                let start = (*origin as usize).min(data.len());
+                                (
+                                    start,
+                                    start.saturating_add(length.get() as usize).min(data.len()),
+                                )
+                            }
+                            None => (0, data.len()),
+                        };
+                        out.push(b' ');
+                        let data = &data[start..end];
+                        // RFC 3516 §4.2: NULs need a literal8.
+                        if data.contains(&0) {
+                            out.push(b'~');
+                        }
+                        wire::literal(out, data);
+                    }
+                    Some(Err(mime::Undecodable::UnknownEncoding)) => {
+                        unknown_cte = true;
+                        out.extend_from_slice(b" NIL");
+                    }
+                    _ => out.extend_from_slice(b" NIL"),
+                }
+            }
+            MessageDataItemName::BinarySize { section } => {
+                let path: Vec<u32> = section.iter().map(|n| n.get()).collect();
+                let nums: Vec<String> = path.iter().map(u32::to_string).collect();
+                let size = match parsed.as_ref().map(|m| mime::binary(m, &path)) {
+                    Some(Ok(data)) => data.len(),
+                    Some(Err(mime::Undecodable::UnknownEncoding)) => {
+                        unknown_cte = true;
+                        0
+                    }
+                    _ => 0,
+                };
+                out.extend_from_slice(format!("BINARY.SIZE[{}] {size}", nums.join(".")).as_bytes());
+            }
         }
     }
+    unknown_cte
 }
 
 /// The bytes of a body section (RFC 9051 §6.4.5). A section that does not
