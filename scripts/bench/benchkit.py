@@ -9,10 +9,10 @@ Subcommands (each bounded in time, each prints one line for the caller):
 
   free-port                      a free TCP port on 127.0.0.1
   wait-port PORT TIMEOUT         wait until 127.0.0.1:PORT accepts a connection
-  wait-serve-json FILE TIMEOUT SERVER_PID
+  wait-serve-json FILE TIMEOUT SERVER_PID [SERVICE]
                                  wait for Pochta's run/serve.json; print "PID PORT"
-                                 (PORT is the first "smtp" listener); give up early
-                                 if SERVER_PID exits
+                                 (PORT is the first listener of SERVICE, "smtp" by
+                                 default); give up early if SERVER_PID exits
   wait-maildir DIR COUNT TIMEOUT wait until DIR/new holds COUNT files; print the
                                  wall-clock time (seconds since the epoch) it did
   count-maildir DIR              number of files in DIR/new
@@ -25,6 +25,7 @@ Subcommands (each bounded in time, each prints one line for the caller):
                                  hwm_kb=N" to OUT (hwm_kb: VmHWM, when ROOT_PID
                                  had no children; else 0)
   summary RESULTS                print the final table from the results file
+  imap-summary RESULTS           the same for scripts/bench/imap
 """
 
 import os
@@ -67,7 +68,7 @@ def alive(pid):
         return False
 
 
-def wait_serve_json(path, timeout, server_pid):
+def wait_serve_json(path, timeout, server_pid, service="smtp"):
     deadline = time.monotonic() + float(timeout)
     last_err = "file not there"
     while time.monotonic() < deadline:
@@ -77,7 +78,7 @@ def wait_serve_json(path, timeout, server_pid):
             with open(path) as f:
                 doc = json.load(f)
             pid = int(doc["pid"])
-            addr = doc["smtp"][0]
+            addr = doc[service][0]
             port = int(addr.rsplit(":", 1)[1])
             print(pid, port)
             return
@@ -245,16 +246,80 @@ def summary(path):
         print(f"({head})")
 
 
+def imap_summary(path):
+    """Results file of scripts/bench/imap, one record a line:
+    load SIDE REP ok_per_s ops_per_s no bad errors sessions peak_rss_kb peak_pss_kb
+         procs before_rss_kb before_pss_kb gen_cpu_s
+    populate SIDE MAILBOX COUNT SECS RETRIED
+    search SIDE MESSAGES SELECT_S FIRST_S MEDIAN_S HITS EXPECTED
+    """
+    loads, searches = {}, {}
+    with open(path) as f:
+        for line in f:
+            w = line.split()
+            if not w:
+                continue
+            if w[0] == "load":
+                loads.setdefault(w[1], []).append(dict(
+                    ok=float(w[3]), ops=float(w[4]), no=int(w[5]), bad=int(w[6]),
+                    err=int(w[7]), rss=int(w[9]), pss=int(w[10]), procs=int(w[11]),
+                    brss=int(w[12]), bpss=int(w[13])))
+            elif w[0] == "search":
+                searches[w[1]] = dict(n=int(w[2]), first=float(w[4]),
+                                      median=float(w[5]), hits=int(w[6]), expected=int(w[7]))
+
+    def med(side, key):
+        return statistics.median(r[key] for r in loads[side])
+
+    def mib(kb):
+        return f"{kb / 1024:.1f}"
+
+    sides = [s for s in ("pochta", "dovecot") if s in loads]
+    if sides:
+        reps = max(len(loads[s]) for s in sides)
+        print()
+        print(f"{'':9} {'ops/s':>9} {'ops/s':>9} {'NO':>6} {'BAD':>5} {'errors':>6} "
+              f"{'peak RSS':>9} {'peak PSS':>9} {'procs':>6} {'RSS':>7} {'PSS':>7}")
+        print(f"{'':9} {'(OK)':>9} {'(all)':>9} {'':>6} {'':>5} {'':>6} "
+              f"{'MiB':>9} {'MiB':>9} {'':>6} {'before':>7} {'before':>7}")
+        for s in sides:
+            print(f"{s:9} {med(s, 'ok'):9.1f} {med(s, 'ops'):9.1f} {int(med(s, 'no')):6d} "
+                  f"{int(med(s, 'bad')):5d} {int(med(s, 'err')):6d} {mib(med(s, 'rss')):>9} "
+                  f"{mib(med(s, 'pss')):>9} {int(med(s, 'procs')):6d} "
+                  f"{mib(med(s, 'brss')):>7} {mib(med(s, 'bpss')):>7}")
+        head = "median of %d run%s" % (reps, "" if reps == 1 else "s")
+        if len(sides) == 2:
+            print()
+            print(f"pochta/dovecot: ops/s (OK) {med('pochta', 'ok') / med('dovecot', 'ok'):.2f}x, "
+                  f"peak RSS {med('pochta', 'rss') / med('dovecot', 'rss'):.2f}x, "
+                  f"peak PSS {med('pochta', 'pss') / med('dovecot', 'pss'):.2f}x ({head})")
+        else:
+            print(f"({head})")
+    ss = [s for s in ("pochta", "dovecot") if s in searches]
+    if ss:
+        print()
+        for s in ss:
+            r = searches[s]
+            flag = "" if r["hits"] == r["expected"] else f"  (WRONG: {r['expected']} expected)"
+            print(f"{s:9} SEARCH TEXT over {r['n']} msgs: first {r['first']:.3f} s, "
+                  f"median {r['median']:.3f} s, {r['hits']} hits{flag}")
+        if len(ss) == 2:
+            p, d = searches["pochta"], searches["dovecot"]
+            print(f"pochta/dovecot: SEARCH TEXT time {p['median'] / d['median']:.2f}x (median), "
+                  f"{p['first'] / d['first']:.2f}x (first)")
+
+
 def main():
     cmds = {
         "free-port": (free_port, 0),
         "wait-port": (wait_port, 2),
-        "wait-serve-json": (wait_serve_json, 3),
+        "wait-serve-json": (wait_serve_json, (3, 4)),
         "wait-maildir": (wait_maildir, 3),
         "count-maildir": (lambda d: print(count_files(d)), 1),
         "status-messages": (status_messages, 1),
         "mem-sample": (mem_sample, (2, 3)),
         "summary": (summary, 1),
+        "imap-summary": (imap_summary, 1),
     }
     if len(sys.argv) < 2 or sys.argv[1] not in cmds:
         die("usage: benchkit.py {" + ",".join(cmds) + "} ARGS...", 2)
