@@ -12,6 +12,7 @@ import re
 import socket
 import ssl
 import time
+import zlib
 
 from harness import ALICE, ALICE_PW, ConnectionClosed, tls_context
 
@@ -29,6 +30,8 @@ class ImapConn:
         self.sock = tls_context().wrap_socket(sock) if tls else sock
         self.buf = bytearray()
         self.tag_no = 0
+        self.deflate = None
+        self.inflate = None
 
     def __enter__(self):
         return self
@@ -46,9 +49,17 @@ class ImapConn:
         assert not self.buf, f"data after the STARTTLS reply: {bytes(self.buf)!r}"
         self.sock = tls_context().wrap_socket(self.sock)
 
+    def start_deflate(self) -> None:
+        """COMPRESS=DEFLATE (RFC 4978): raw deflate both ways from now on."""
+        assert not self.buf, f"data after the COMPRESS reply: {bytes(self.buf)!r}"
+        self.deflate = zlib.compressobj(wbits=-15)
+        self.inflate = zlib.decompressobj(wbits=-15)
+
     def send(self, data: bytes | str) -> None:
         if isinstance(data, str):
             data = data.encode()
+        if self.deflate is not None:
+            data = self.deflate.compress(data) + self.deflate.flush(zlib.Z_SYNC_FLUSH)
         self.sock.sendall(data)
 
     def _fill(self, deadline: float) -> None:
@@ -62,6 +73,8 @@ class ImapConn:
             raise ConnectionClosed(f"connection broken: {e}") from e
         if not chunk:
             raise ConnectionClosed("server closed the connection")
+        if self.inflate is not None:
+            chunk = self.inflate.decompress(chunk)
         self.buf += chunk
 
     def _take_line(self, deadline: float) -> bytes:

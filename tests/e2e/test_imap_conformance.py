@@ -129,6 +129,24 @@ SERVER_BUGS = {
     "search-bad-charset":
         "SEARCH CHARSET X-NO-SUCH-CHARSET answers results and OK instead of "
         "NO [BADCHARSET] (RFC 3501 §6.4.4)",
+    "condstore-enabling-reports-highestmodseq":
+        "the first CONDSTORE enabling command with a mailbox selected (here STORE "
+        "UNCHANGEDSINCE) sends no * OK [HIGHESTMODSEQ] (RFC 7162 §3.1 MUST)",
+    "condstore-unsolicited-fetch-has-modseq":
+        "after SELECT (CONDSTORE), another session's flag change arrives as "
+        "* 1 FETCH (UID 1 FLAGS (\\Deleted)) without MODSEQ (RFC 7162 §3.1 MUST)",
+    "qresync-fetch-has-uid-and-modseq":
+        "with QRESYNC enabled, FETCH BODY[TEXT] that sets \\Seen answers "
+        "FLAGS (\\Seen) without UID and MODSEQ (RFC 7162 §3.2.4 MUST)",
+    "appendlimit-status":
+        "STATUS INBOX (APPENDLIMIT) is BAD Syntax error (RFC 7889 §3.1, §3.2: "
+        "the server MUST recognize the APPENDLIMIT status item)",
+    "sort-bad-charset":
+        "SORT (SUBJECT) X-NO-SUCH-CHARSET ALL answers results instead of "
+        "NO [BADCHARSET] (RFC 5256 §3)",
+    "list-extended-subscribed-nonexistent":
+        "LIST (SUBSCRIBED) does not list a subscribed name after DELETE (the "
+        "subscription is dropped; RFC 5258 §3.1, RFC 3501 §6.3.6)",
     "enclosed-message-header-text":
         "BODY[3.HEADER], BODY[3.TEXT] and BODY[3.HEADER.FIELDS (...)] of a "
         "message/rfc822 part return the outer message's header and text "
@@ -212,4 +230,83 @@ def test_uidvalidity_of_copyuid_is_the_destination(server):
     assert re.match(rb"t\d+ OK \[COPYUID " + later + rb" 1 1\]", tagged), (tagged, later, inbox)
     _, tagged = c.command(b"APPEND Later {%d+}\r\n" % len(fixture("s2")) + fixture("s2"))
     assert re.match(rb"t\d+ OK \[APPENDUID " + later + rb" 2\]", tagged), (tagged, later)
+    c.close()
+
+
+# ---------------------------------------------------------------------------
+# RFC 3516 BINARY: decoded bytes with NULs cannot be written as script lines.
+
+BINARY_MESSAGE = (
+    b"From: a@example.com\r\nSubject: bin\r\nMIME-Version: 1.0\r\n"
+    b"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+    b"--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    b"AAECAwBoZWxsbw==\r\n"
+    b"--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+    b"caf=C3=A9 =3D ok\r\n"
+    b"--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\n"
+    b"begin 644 x\r\nend\r\n"
+    b"--b--\r\n"
+)
+
+
+def binary_session(server):
+    c = connect(server)
+    append(c, "INBOX", BINARY_MESSAGE)
+    select(c)
+    return c
+
+
+def test_binary_decodes_sections(server):
+    """RFC 3516 §4.2, §4.3: BINARY[n] is the decoded section, in a literal8
+    when it holds NUL, with BINARY.SIZE equal to its length; <partial>
+    counts decoded octets; BINARY.PEEK leaves \\Seen alone."""
+    c = binary_session(server)
+    (r,) = c.ok("FETCH 1 (BINARY.SIZE[1] BINARY.PEEK[1])")
+    assert r == b"* 1 FETCH (BINARY.SIZE[1] 10 BINARY[1] ~{10}\r\n\x00\x01\x02\x03\x00hello)", r
+    (r,) = c.ok("FETCH 1 BINARY.PEEK[2]")
+    assert r in (b'* 1 FETCH (BINARY[2] {10}\r\ncaf\xc3\xa9 = ok)',), r
+    (r,) = c.ok("FETCH 1 BINARY.PEEK[1]<2.3>")
+    assert r == b"* 1 FETCH (BINARY[1]<2> ~{3}\r\n\x02\x03\x00)", r
+    (r,) = c.ok("FETCH 1 FLAGS")
+    assert r == b"* 1 FETCH (FLAGS ())", r
+    c.close()
+
+
+def test_binary_unknown_cte(server):
+    """RFC 3516 §4.3: a CTE the server cannot decode fails with NO [UNKNOWN-CTE]."""
+    c = binary_session(server)
+    for item in ("BINARY.PEEK[3]", "BINARY.SIZE[3]"):
+        _, tagged = c.command(f"FETCH 1 {item}")
+        assert re.match(rb"t\d+ NO \[UNKNOWN-CTE\]", tagged), (item, tagged)
+    c.close()
+
+
+@pytest.mark.xfail(strict=True, reason="server bug: FETCH BINARY.PEEK[] (the whole message, "
+                   "section-binary \"[]\" of RFC 3516 §7) answers BINARY[] NIL")
+def test_binary_whole_message(server):
+    """RFC 3516 §7: section-binary = "[" [section-part] "]": BINARY[] is the
+    whole message, which has no transfer encoding of its own."""
+    c = binary_session(server)
+    (r,) = c.ok("FETCH 1 BINARY.PEEK[]")
+    assert r == b"* 1 FETCH (BINARY[] {%d}\r\n%s)" % (len(BINARY_MESSAGE), BINARY_MESSAGE), r
+    c.close()
+
+
+@pytest.mark.xfail(strict=True, reason="server bug: a message APPENDed with literal8 ~{n} holding "
+                   "a NUL is sent back by FETCH BODY[] in a plain {n} literal with the NUL "
+                   "(RFC 3501 §4.3 literals exclude NUL; RFC 3516 §4.4, §6)")
+def test_binary_append_literal8_roundtrip(server):
+    """RFC 3516 §4.4: APPEND takes a literal8; the server may re-encode but
+    loses no data, and plain FETCH BODY[] must stay within RFC 3501 (no NUL
+    in a literal)."""
+    c = connect(server)
+    body = b"Subject: nul\r\n\r\na\x00b\r\n"
+    _, tagged = c.command(b"APPEND INBOX ~{%d+}\r\n" % len(body) + body)
+    assert re.match(rb"t\d+ OK", tagged), tagged
+    select(c)
+    (r,) = c.ok("FETCH 1 BODY.PEEK[]")
+    m = re.match(rb"\* 1 FETCH \(BODY\[\] (~?)\{(\d+)\}\r\n", r)
+    assert m, r
+    data = r[m.end():m.end() + int(m.group(2))]
+    assert b"\x00" not in data or m.group(1) == b"~", f"NUL inside a plain literal: {r!r}"
     c.close()
