@@ -297,3 +297,55 @@ def fetch_items(response: bytes) -> tuple[int, dict]:
 def tagged_status(tagged: bytes) -> str:
     parts = tagged.split(b" ", 2)
     return parts[1].decode() if len(parts) > 1 else ""
+
+
+# ---------------------------------------------------------------------------
+# Filling a mailbox
+
+
+def deliver_many(server, messages: list[bytes], *, rcpt: str = ALICE, connections: int = 4,
+                 retries: int = 20, timeout: float = 120) -> int:
+    """Delivers `messages` to `rcpt` through the MX port over `connections`
+    parallel SMTP sessions, the way an MTA would: a 4xx reply is retried
+    (up to `retries` times per message, 0.1 s apart). Returns the number of
+    4xx replies met on the way; any 5xx, or a message still refused after
+    the retries, fails."""
+    import smtplib
+    import threading
+
+    chunks = [messages[i::connections] for i in range(connections)]
+    temp_failures = [0]
+    errors: list[str] = []
+    lock = threading.Lock()
+    deadline = time.monotonic() + timeout
+
+    def worker(chunk):
+        try:
+            with smtplib.SMTP(*server.addr("smtp"), timeout=30) as c:
+                c.ehlo("load.e2e.test")
+                for msg in chunk:
+                    for attempt in range(retries + 1):
+                        if time.monotonic() > deadline:
+                            raise AssertionError(f"delivery did not finish within {timeout}s")
+                        try:
+                            c.sendmail("sender@remote.invalid", [rcpt], msg)
+                            break
+                        except smtplib.SMTPDataError as e:
+                            if not 400 <= e.smtp_code < 500 or attempt == retries:
+                                raise
+                            with lock:
+                                temp_failures[0] += 1
+                            c.rset()
+                            time.sleep(0.1)
+        except Exception as e:  # reported by the caller's assertion
+            with lock:
+                errors.append(repr(e))
+
+    threads = [threading.Thread(target=worker, args=(chunk,), daemon=True) for chunk in chunks if chunk]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(max(1.0, deadline - time.monotonic() + 5))
+    assert not any(t.is_alive() for t in threads), f"delivery threads still running after {timeout}s"
+    assert not errors, f"delivery failed: {errors[:3]}"
+    return temp_failures[0]
