@@ -147,6 +147,9 @@ SERVER_BUGS = {
     "list-extended-subscribed-nonexistent":
         "LIST (SUBSCRIBED) does not list a subscribed name after DELETE (the "
         "subscription is dropped; RFC 5258 §3.1, RFC 3501 §6.3.6)",
+    "search-nesting-depth":
+        "SEARCH keys nested deeper than 8 (9 chained ORs, or 9 NOTs) get BAD Syntax "
+        "error; RFC 3501 §6.4.4 sets no limit and clients build such OR chains",
     "enclosed-message-header-text":
         "BODY[3.HEADER], BODY[3.TEXT] and BODY[3.HEADER.FIELDS (...)] of a "
         "message/rfc822 part return the outer message's header and text "
