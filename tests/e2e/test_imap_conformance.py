@@ -96,9 +96,60 @@ RFC 3348 CHILDREN: \\HasChildren / \\HasNoChildren follow CREATE and DELETE.
 RFC 4959 SASL-IR: AUTHENTICATE PLAIN with an initial response, with an
 empty challenge, cancelled with `*`, refused before TLS.
 
-Extensions that arrived later (RFC 5161 ENABLE, RFC 7162 CONDSTORE and
-QRESYNC, RFC 9208 QUOTA, RFC 7889 APPENDLIMIT, ...) have their own script
-files; see the files' headers.
+RFC 5161 ENABLE: ENABLED lists what was enabled (CONDSTORE, QRESYNC),
+unknown names are ignored, CAPABILITY does not change, not before login.
+
+RFC 7162 CONDSTORE: SELECT (CONDSTORE) gives [HIGHESTMODSEQ] equal to
+STATUS HIGHESTMODSEQ; FETCH MODSEQ; MODSEQ in every FETCH afterwards;
+FETCH/UID FETCH (CHANGEDSINCE) returns only changed messages; STORE
+(UNCHANGEDSINCE) reports MODSEQ even with .SILENT, [MODIFIED] for messages
+changed meanwhile, UNCHANGEDSINCE 0 always fails; SEARCH MODSEQ (also with
+an entry name) appends (MODSEQ n); ESEARCH with MODSEQ; the first enabling
+command with a mailbox selected sends [HIGHESTMODSEQ]; another session's
+flag change carries MODSEQ.
+RFC 7162 QRESYNC: the QRESYNC select parameter and the VANISHED modifier
+need ENABLE QRESYNC (BAD otherwise); SELECT (QRESYNC (uidvalidity
+modseq [known-uids])) answers [CLOSED] when reselecting, VANISHED (EARLIER)
+and FETCH (UID FLAGS MODSEQ) for what changed; a wrong UIDVALIDITY is
+ignored; EXPUNGE and other sessions' expunges arrive as VANISHED; UID FETCH
+(CHANGEDSINCE n VANISHED); FETCH that sets \\Seen carries UID and MODSEQ.
+
+RFC 9208 QUOTA: QUOTAROOT with no root when unlimited, QUOTAROOT INBOX ""
+and QUOTA "" (STORAGE used limit) in KiB, GETQUOTA, unknown root and
+SETQUOTA refused, APPEND and COPY over quota NO [OVERQUOTA] (MOVE is not),
+STATUS DELETED-STORAGE.
+
+RFC 7889 APPENDLIMIT: APPENDLIMIT=n after login, a larger synchronizing
+APPEND is NO [TOOBIG] without +, STATUS (APPENDLIMIT) and LIST RETURN
+(STATUS (APPENDLIMIT)).
+
+RFC 4731 ESEARCH: the RFC's examples: MIN, MAX, COUNT, ALL, RETURN (),
+UID, an empty result, an unknown return option is BAD.
+
+RFC 5258 LIST-EXTENDED, RFC 5819 LIST-STATUS, RFC 6154 §5: LIST
+(SUBSCRIBED) with \\Subscribed, RETURN (SUBSCRIBED), (SUBSCRIBED
+RECURSIVEMATCH) with CHILDINFO, RECURSIVEMATCH alone is BAD, several
+patterns, LIST "" "" still gives the delimiter, a deleted but subscribed
+name is \\NonExistent, LIST (SPECIAL-USE) and RETURN (SPECIAL-USE), RETURN
+(STATUS (...)) follows each LIST with its STATUS.
+
+RFC 5256 SORT and THREAD, RFC 5957 SORT=DISPLAY: SUBJECT (base subject),
+REVERSE DATE, SIZE, DISPLAYFROM, UID SORT, empty result, bad key BAD,
+unknown charset NO [BADCHARSET]; THREAD REFERENCES and ORDEREDSUBJECT,
+UID THREAD.
+
+RFC 4978 COMPRESS=DEFLATE: the session goes on deflated both ways (select,
+fetch with a literal, logout), a second COMPRESS is NO
+[COMPRESSIONACTIVE], an unknown algorithm is refused.
+
+RFC 3516 BINARY (Python tests below): decoded base64 section with NULs in
+a literal8 and BINARY.SIZE equal to it, quoted-printable decoded, partial on
+decoded octets, PEEK keeps \\Seen, unknown CTE NO [UNKNOWN-CTE], BINARY[]
+of the whole message, APPEND with a literal8.
+
+Scenarios that find a server bug are strict xfail (SERVER_BUGS below, and
+the marks on the Python tests): they fail for the reason given and will
+turn the suite red once fixed, so that the mark is removed.
 """
 
 from __future__ import annotations
