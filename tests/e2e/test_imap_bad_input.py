@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from harness import ALICE, ALICE_PW, ConnectionClosed, RssSampler, make_message
+from harness import ALICE, ConnectionClosed, make_message
 from imap_wire import ImapConn, append, connect, parse, tagged_status
 
 # A server with a small message limit, so that "too big" is cheap to reach.

@@ -21,14 +21,13 @@ from __future__ import annotations
 import random
 import re
 import smtplib
-import socket
 import threading
 import time
 
 import pytest
 
-from harness import ALICE, ConnectionClosed, make_message
-from imap_wire import ImapConn, append, connect, deliver_many, fetch_items
+from harness import ALICE, make_message
+from imap_wire import append, connect, deliver_many, fetch_items
 
 RUN_SECONDS = 10
 SEED_MESSAGES = 20
