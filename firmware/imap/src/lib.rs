@@ -92,6 +92,10 @@ impl Context {
         tls: TlsAcceptor,
         auth: Arc<Authenticator>,
     ) -> Context {
+        if let Err(e) = store.start_indexer(Arc::new(mime::index_text)) {
+            // SEARCH still works without the index, only slower.
+            tracing::warn!(error = %e, "cannot start the search indexer");
+        }
         let (changes, _) = broadcast::channel(1024);
         let hook_sender = changes.clone();
         store.set_change_hook(Arc::new(move |account| {

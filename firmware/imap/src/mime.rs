@@ -305,6 +305,53 @@ fn disposition(out: &mut Vec<u8>, part: &MessagePart<'_>) {
     }
 }
 
+/// The text the search index keeps of a message: the header block plus
+/// decoded subject and addresses; the text of the text parts (HTML as
+/// text) and attachment names.
+pub fn index_text(raw: &[u8]) -> pochta_store::IndexText {
+    let Some(m) = parse(raw) else {
+        return pochta_store::IndexText {
+            headers: String::new(),
+            body: String::from_utf8_lossy(raw).into_owned(),
+        };
+    };
+    let mut headers =
+        String::from_utf8_lossy(m.parts.first().map_or(&[][..], |p| part_header(raw, p)))
+            .into_owned();
+    if let Some(subject) = m.subject() {
+        headers.push('\n');
+        headers.push_str(subject);
+    }
+    for list in [m.from(), m.to(), m.cc(), m.bcc(), m.reply_to()]
+        .into_iter()
+        .flatten()
+    {
+        for a in list.iter() {
+            for part in [a.name.as_deref(), a.address.as_deref()]
+                .into_iter()
+                .flatten()
+            {
+                headers.push('\n');
+                headers.push_str(part);
+            }
+        }
+    }
+    let mut body = String::new();
+    for i in 0..m.text_body.len().max(m.html_body.len()) {
+        if let Some(t) = m.body_text(i) {
+            body.push_str(&t);
+            body.push('\n');
+        }
+    }
+    for a in m.attachments() {
+        if let Some(name) = a.attachment_name() {
+            body.push_str(name);
+            body.push('\n');
+        }
+    }
+    pochta_store::IndexText { headers, body }
+}
+
 /// Why a part cannot be delivered decoded (RFC 3516 BINARY).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Undecodable {

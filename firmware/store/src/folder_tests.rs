@@ -1,3 +1,4 @@
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -216,4 +217,57 @@ fn change_hook_hears_deliveries_and_flag_changes() {
     s.set_flags(inbox.id, &[1], FlagOp::Add, &["\\Seen".into()], None)
         .unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn index_narrows_text_search_and_catches_up_in_the_background() {
+    let (_d, s, bob) = setup();
+    append(
+        &s,
+        bob,
+        "INBOX",
+        "Subject: Quarterly figures\r\n\r\nThe zebra count rose.\r\n",
+        &[],
+    );
+    append(
+        &s,
+        bob,
+        "INBOX",
+        "Subject: Lunch\r\n\r\nPizza or pasta?\r\n",
+        &[],
+    );
+    s.start_indexer(Arc::new(|raw: &[u8]| {
+        let text = String::from_utf8_lossy(raw);
+        let (h, b) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        IndexText {
+            headers: h.to_string(),
+            body: b.to_string(),
+        }
+    }))
+    .unwrap();
+    let inbox = s.folder(bob, "INBOX").unwrap().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while s.indexed_uids(inbox.id).unwrap().len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "indexer did not catch up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let body = |n: &str| s.text_candidates(inbox.id, TextField::Body, n).unwrap();
+    assert_eq!(body("ZEBRA"), Some([1].into()));
+    assert_eq!(body("ebra co"), Some([1].into()), "substrings match");
+    assert_eq!(body("quarterly"), Some(HashSet::new()), "not in the body");
+    assert_eq!(
+        s.text_candidates(inbox.id, TextField::Headers, "quarterly")
+            .unwrap(),
+        Some([1].into())
+    );
+    assert_eq!(
+        s.text_candidates(inbox.id, TextField::Any, "pasta")
+            .unwrap(),
+        Some([2].into())
+    );
+    assert_eq!(body("\"quoted\" text"), Some(HashSet::new()));
+    assert_eq!(body("ab"), None, "too short for trigrams");
 }

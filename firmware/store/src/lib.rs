@@ -9,6 +9,10 @@
 //!   catch-alls and recipient resolution;
 //! - `deliver`: the committer thread (group commit) that makes a received
 //!   message durable before SMTP answers `250`;
+//! - `folder`: folders and message operations (flags, expunge, copy, move,
+//!   changes by mod-sequence) for IMAP and POP3;
+//! - `index`: the full-text index (FTS5) that narrows SEARCH, filled in the
+//!   background;
 //! - `mailbox`: reading folders, messages and the outbound queue.
 //!
 //! The data folder holds `pochta.db` (WAL, `synchronous=FULL`), `blobs/`,
@@ -20,6 +24,7 @@ mod blob;
 mod deliver;
 mod directory;
 mod folder;
+mod index;
 mod mailbox;
 mod schema;
 
@@ -35,6 +40,7 @@ pub use directory::{hash_password, normalize_address, Account, AccountId, CatchA
 pub use folder::{
     check_folder_name, ChangeHook, Changes, Copied, FlagOp, Folder, FolderCounts, FolderId, Message,
 };
+pub use index::{Extractor, IndexText, TextField};
 pub use mailbox::{MessageInfo, QueueItem, StoreStatus};
 
 /// The folders every account gets, with their RFC 6154 special-use flag.
@@ -105,12 +111,17 @@ pub(crate) fn notify(hook: &RwLock<Option<ChangeHook>>, account: AccountId) {
 }
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path)?;
+    let mut conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(30))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // Durability promise: a commit is on disk when it returns.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Several connections write (the committer, the indexer, IMAP flag
+    // changes, the CLI). A deferred transaction that reads first and then
+    // writes cannot wait for the write lock in WAL mode and fails with
+    // "database is locked"; IMMEDIATE takes the lock at BEGIN and waits.
+    conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
     Ok(conn)
 }
 

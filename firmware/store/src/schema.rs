@@ -84,6 +84,17 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX messages_modseq ON messages(mailbox_id, modseq);
     "#,
+    // 3: full-text index for SEARCH (index.rs): trigram FTS5, contentless
+    // (the text is not stored twice), keyed by body.
+    r#"
+    CREATE TABLE indexed_blobs(
+        id INTEGER PRIMARY KEY,
+        blob TEXT NOT NULL UNIQUE
+    );
+    CREATE VIRTUAL TABLE message_text USING fts5(
+        headers, body, content='', contentless_delete=1, tokenize='trigram'
+    );
+    "#,
 ];
 
 /// Brings the database up to the newest schema.

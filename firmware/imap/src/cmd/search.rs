@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 use imap_codec::imap_types::search::SearchKey;
 use imap_codec::imap_types::sequence::SequenceSet;
-use pochta_store::{Message, Store};
+use pochta_store::{Message, Store, TextField};
 
 use super::copy::uid_set;
 use super::{blocking, refresh, store_error};
@@ -135,6 +135,12 @@ pub(crate) fn matching(
         .into_iter()
         .map(|m| (m.uid, m))
         .collect();
+    let mut index = Prefilter {
+        store,
+        folder,
+        indexed: None,
+        cache: HashMap::new(),
+    };
     let mut hits = Vec::new();
     for (i, uid) in view.iter().enumerate() {
         let Some(m) = messages.get(uid) else { continue };
@@ -143,6 +149,7 @@ pub(crate) fn matching(
             meta: m,
             store,
             raw: None,
+            index: &mut index,
         };
         if criteria.iter().all(|k| ctx.matches(k, seq_sets)) {
             hits.push((i as u32 + 1, *uid, m.modseq));
@@ -182,11 +189,46 @@ impl SetResolver {
     }
 }
 
-struct Candidate<'a> {
+/// The full-text index as a filter: a message the index has seen and did
+/// not list for a needle cannot contain it, so it is skipped without
+/// reading its file. Everything else is checked exactly.
+struct Prefilter<'a> {
+    store: &'a Store,
+    folder: pochta_store::FolderId,
+    indexed: Option<std::collections::HashSet<u32>>,
+    cache: HashMap<(TextField, String), Option<std::collections::HashSet<u32>>>,
+}
+
+impl Prefilter<'_> {
+    /// True when the index rules the message out.
+    fn rules_out(&mut self, uid: u32, field: TextField, needle: &str) -> bool {
+        if needle.is_empty() {
+            return false;
+        }
+        if self.indexed.is_none() {
+            self.indexed = Some(self.store.indexed_uids(self.folder).unwrap_or_default());
+        }
+        if !self.indexed.as_ref().is_some_and(|i| i.contains(&uid)) {
+            return false;
+        }
+        let key = (field, needle.to_string());
+        if !self.cache.contains_key(&key) {
+            let found = self
+                .store
+                .text_candidates(self.folder, field, needle)
+                .unwrap_or(None);
+            self.cache.insert(key.clone(), found);
+        }
+        matches!(self.cache.get(&key), Some(Some(set)) if !set.contains(&uid))
+    }
+}
+
+struct Candidate<'a, 'i> {
     seq: u32,
     meta: &'a Message,
     store: &'a Store,
     raw: Option<Vec<u8>>,
+    index: &'i mut Prefilter<'a>,
 }
 
 pub(crate) trait IntoStaticKey {
@@ -209,7 +251,7 @@ fn date_of(secs: i64) -> NaiveDate {
         .date_naive()
 }
 
-impl Candidate<'_> {
+impl Candidate<'_, '_> {
     fn raw(&mut self) -> &[u8] {
         if self.raw.is_none() {
             let path = self.store.blob_path(&self.meta.blob);
@@ -308,10 +350,19 @@ impl Candidate<'_> {
             SearchKey::ModSequence { modseq, .. } => self.meta.modseq >= *modseq,
             SearchKey::Body(v) => {
                 let needle = String::from_utf8_lossy(v.as_ref()).into_owned();
+                if self
+                    .index
+                    .rules_out(self.meta.uid, TextField::Body, &needle)
+                {
+                    return false;
+                }
                 contains_ci(&self.body_text(), &needle)
             }
             SearchKey::Text(v) => {
                 let needle = String::from_utf8_lossy(v.as_ref()).into_owned();
+                if self.index.rules_out(self.meta.uid, TextField::Any, &needle) {
+                    return false;
+                }
                 let raw = String::from_utf8_lossy(self.raw()).into_owned();
                 contains_ci(&raw, &needle) || contains_ci(&self.body_text(), &needle)
             }
@@ -320,6 +371,12 @@ impl Candidate<'_> {
 
     fn header_has(&mut self, name: &str, needle: &[u8]) -> bool {
         let needle = String::from_utf8_lossy(needle).into_owned();
+        if self
+            .index
+            .rules_out(self.meta.uid, TextField::Headers, &needle)
+        {
+            return false;
+        }
         match self.header(name) {
             Some(v) => needle.is_empty() || contains_ci(&v, &needle),
             None => false,
