@@ -182,6 +182,7 @@ pub(crate) fn run_committer(
     blob_dir: PathBuf,
     jobs: mpsc::Receiver<Job>,
     hook: Arc<RwLock<Option<ChangeHook>>>,
+    last_delivery: Arc<std::sync::atomic::AtomicU64>,
 ) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -192,6 +193,7 @@ pub(crate) fn run_committer(
             }
         }
         let results = commit_batch(&mut conn, &blob_dir, &batch);
+        last_delivery.store(crate::now_ms(), std::sync::atomic::Ordering::Relaxed);
         let mut touched = HashSet::new();
         for (job, result) in batch.iter().zip(&results) {
             if result.is_ok() {

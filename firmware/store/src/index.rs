@@ -43,6 +43,8 @@ pub enum TextField {
 const BATCH: usize = 64;
 /// Most body text indexed per message.
 const MAX_TEXT: usize = 256 * 1024;
+/// How long deliveries must have paused before indexing resumes.
+const QUIET_MS: u64 = 300;
 /// Trigrams need three characters.
 const MIN_NEEDLE: usize = 3;
 
@@ -117,7 +119,15 @@ fn run(store: Weak<Inner>, mut conn: Connection, extract: Extractor) {
     loop {
         let Some(inner) = store.upgrade() else { return };
         let blob_dir = inner.blob_dir.clone();
+        let last = inner
+            .last_delivery
+            .load(std::sync::atomic::Ordering::Relaxed);
         drop(inner);
+        // Deliveries first: index only after a quiet moment.
+        if crate::now_ms().saturating_sub(last) < QUIET_MS {
+            std::thread::sleep(Duration::from_millis(QUIET_MS));
+            continue;
+        }
         let started = std::time::Instant::now();
         match index_batch(&mut conn, &blob_dir, &extract) {
             // Rest as long as the batch took: indexing is background work

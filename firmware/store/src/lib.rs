@@ -29,6 +29,7 @@ mod mailbox;
 mod schema;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -101,6 +102,17 @@ struct Inner {
     conn: Mutex<Connection>,
     committer: Mutex<mpsc::Sender<deliver::Job>>,
     hook: Arc<RwLock<Option<ChangeHook>>>,
+    /// When the committer last committed (ms since the epoch); the indexer
+    /// waits for a quiet moment so it never slows deliveries down.
+    last_delivery: Arc<AtomicU64>,
+}
+
+/// Milliseconds since the epoch.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Calls the change hook, if one is installed.
@@ -150,9 +162,13 @@ impl Store {
         let committer_blobs = blob_dir.clone();
         let hook: Arc<RwLock<Option<ChangeHook>>> = Arc::default();
         let committer_hook = hook.clone();
+        let last_delivery = Arc::new(AtomicU64::new(0));
+        let committer_clock = last_delivery.clone();
         std::thread::Builder::new()
             .name("store-commit".into())
-            .spawn(move || deliver::run_committer(writer, committer_blobs, rx, committer_hook))?;
+            .spawn(move || {
+                deliver::run_committer(writer, committer_blobs, rx, committer_hook, committer_clock)
+            })?;
         Ok(Store {
             inner: Arc::new(Inner {
                 dir: dir.to_owned(),
@@ -161,6 +177,7 @@ impl Store {
                 conn: Mutex::new(conn),
                 committer: Mutex::new(tx),
                 hook,
+                last_delivery,
             }),
         })
     }
