@@ -33,6 +33,7 @@ pub(crate) fn capabilities(s: &Session) -> String {
                 "LIST-STATUS",
                 "COMPRESS=DEFLATE",
                 "BINARY",
+                "STATUS=SIZE",
                 "SORT",
                 "SORT=DISPLAY",
                 "THREAD=ORDEREDSUBJECT",

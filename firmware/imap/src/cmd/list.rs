@@ -194,6 +194,7 @@ pub(crate) async fn list_extended(s: &mut Session, l: ExtendedList) -> Flow {
                     "UNSEEN" => format!("UNSEEN {}", c.unseen),
                     "HIGHESTMODSEQ" => format!("HIGHESTMODSEQ {}", f.highestmodseq),
                     "DELETED" => format!("DELETED {}", c.deleted),
+                    "SIZE" => format!("SIZE {}", c.size),
                     _ => "RECENT 0".to_string(),
                 })
                 .collect();

@@ -268,6 +268,8 @@ pub(crate) async fn status(
                 "DELETED-STORAGE {}",
                 counts.deleted_size.div_ceil(1024)
             )),
+            // RFC 8438: total octets of the mailbox's messages.
+            StatusDataItemName::Size => parts.push(format!("SIZE {}", counts.size)),
             StatusDataItemName::HighestModSeq => {
                 parts.push(format!("HIGHESTMODSEQ {}", folder.highestmodseq))
             }
