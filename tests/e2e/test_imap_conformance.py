@@ -253,6 +253,36 @@ def test_expunge_example_numbers(server):
     c.close()
 
 
+def apply_expunges(model: list[int], untagged: list[bytes], what: str) -> None:
+    for r in untagged:
+        m = re.fullmatch(rb"\* (\d+) EXPUNGE", r)
+        if not m:
+            continue
+        n = int(m.group(1))
+        assert 1 <= n <= len(model), f"{what}: EXPUNGE {n} with {len(model)} messages: {untagged}"
+        del model[n - 1]
+
+
+def test_uid_expunge_and_move_numbers(server):
+    """RFC 4315 §2.1 and RFC 6851 §4.3: UID EXPUNGE and MOVE of scattered
+    messages send EXPUNGE numbers that are right one after the other."""
+    c = connect(server)
+    for i in range(1, 13):
+        append(c, "INBOX", fixture("s4"), "\\Deleted" if i % 2 else "")
+    select(c)
+    model = list(range(1, 13))
+    untagged = c.ok("UID EXPUNGE 1,5,7:11")  # \Deleted among them: 1, 5, 7, 9, 11
+    apply_expunges(model, untagged, "UID EXPUNGE")
+    assert model == [2, 3, 4, 6, 8, 10, 12], f"UID EXPUNGE answered {untagged}"
+    untagged = c.ok("UID MOVE 2,4,8,12 Archive")
+    assert untagged and untagged[0].startswith(b"* OK [COPYUID "), untagged
+    apply_expunges(model, untagged[1:], "UID MOVE")
+    assert model == [3, 6, 10], f"UID MOVE answered {untagged}"
+    fetched = c.ok("FETCH 1:* (UID)")
+    assert [int(re.search(rb"UID (\d+)", f).group(1)) for f in fetched] == model
+    c.close()
+
+
 def test_append_internaldate_keeps_the_instant(server):
     """RFC 3501 §6.3.11: the date-time given to APPEND SHOULD become the
     internal date; another zone is fine, another instant is not."""
