@@ -24,6 +24,9 @@ Subcommands (each bounded in time, each prints one line for the caller):
                                  "peak_rss_kb=N peak_pss_kb=N peak_procs=N samples=N
                                  hwm_kb=N" to OUT (hwm_kb: VmHWM, when ROOT_PID
                                  had no children; else 0)
+  wait-quiet ROOT_PID TIMEOUT    wait until ROOT_PID and its descendants use under
+                                 2% of a CPU over a 1 s window (background work
+                                 such as indexing is done); print the seconds waited
   summary RESULTS                print the final table from the results file
   imap-summary RESULTS           the same for scripts/bench/imap
 """
@@ -200,6 +203,34 @@ def mem_sample(root, out, interval="0.1"):
         )
 
 
+def cpu_ticks(root):
+    """User + system CPU ticks of ROOT and its descendants."""
+    total = 0
+    for pid in descendants(root):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def wait_quiet(root, timeout, window=1.0, share=0.02):
+    root, hz = int(root), os.sysconf("SC_CLK_TCK")
+    start = time.monotonic()
+    deadline = start + float(timeout)
+    prev = cpu_ticks(root)
+    while time.monotonic() < deadline:
+        time.sleep(window)
+        now = cpu_ticks(root)
+        if (now - prev) / hz <= window * share:
+            print(f"{time.monotonic() - start:.1f}")
+            return
+        prev = now
+    die(f"pid {root} still busy after {timeout}s")
+
+
 def summary(path):
     """Results file: one line per measured run, whitespace-separated:
     side rep n ack_s delivered_s peak_rss_kb peak_pss_kb hwm_kb procs
@@ -265,7 +296,7 @@ def imap_summary(path):
                     err=int(w[7]), rss=int(w[9]), pss=int(w[10]), procs=int(w[11]),
                     brss=int(w[12]), bpss=int(w[13])))
             elif w[0] == "search":
-                searches[w[1]] = dict(n=int(w[2]), first=float(w[4]),
+                searches[w[1]] = dict(n=int(w[2]), select=float(w[3]), first=float(w[4]),
                                       median=float(w[5]), hits=int(w[6]), expected=int(w[7]))
 
     def med(side, key):
@@ -302,7 +333,8 @@ def imap_summary(path):
             r = searches[s]
             flag = "" if r["hits"] == r["expected"] else f"  (WRONG: {r['expected']} expected)"
             print(f"{s:9} SEARCH TEXT over {r['n']} msgs: first {r['first']:.3f} s, "
-                  f"median {r['median']:.3f} s, {r['hits']} hits{flag}")
+                  f"median {r['median']:.3f} s, {r['hits']} hits{flag} "
+                  f"(first SELECT {r['select']:.2f} s)")
         if len(ss) == 2:
             p, d = searches["pochta"], searches["dovecot"]
             print(f"pochta/dovecot: SEARCH TEXT time {p['median'] / d['median']:.2f}x (median), "
@@ -318,6 +350,7 @@ def main():
         "count-maildir": (lambda d: print(count_files(d)), 1),
         "status-messages": (status_messages, 1),
         "mem-sample": (mem_sample, (2, 3)),
+        "wait-quiet": (wait_quiet, 2),
         "summary": (summary, 1),
         "imap-summary": (imap_summary, 1),
     }

@@ -9,21 +9,25 @@
 //!   profile;
 //! - `message`: deterministic generated messages, with a rare word for
 //!   `SEARCH TEXT`;
+//! - `maildir`: the same messages written straight into a Maildir;
 //! - `stats`: per-command counters and the report;
 //! - `tls`: the certificate-ignoring TLS setup (bench use only).
 //!
 //! Subcommands: `load` (the throughput run), `populate` (APPEND generated
-//! messages), `search` (time `SEARCH TEXT`). Each prints a human report and
-//! a last `RESULT key=value ...` line for the driving script. This tool
-//! depends on no Pochta crate: it sees the server only through the wire.
+//! messages), `maildir` (write them into a Maildir), `search` (time `SEARCH
+//! TEXT`). Each prints a human report and a last `RESULT key=value ...` line
+//! for the driving script. This tool depends on no Pochta crate: it sees the
+//! server only through the wire.
 
 mod client;
+mod maildir;
 mod message;
 mod profile;
 mod stats;
 mod tls;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -120,6 +124,22 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         repeat: u32,
     },
+    /// Writes generated messages START..START+COUNT straight into a Maildir
+    /// folder (for Dovecot; no server involved).
+    Maildir {
+        /// The Maildir folder (its cur/, new/ and tmp/ are created).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The To: address written into the messages.
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        count: u64,
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Prints generated message INDEX (to look at the data).
     Show {
         #[arg(long, default_value_t = 1)]
@@ -201,6 +221,24 @@ async fn run(command: Command) -> Result<(), String> {
             populated,
             repeat,
         } => search(&server, &tls, &mailbox, populated, repeat).await,
+        Command::Maildir {
+            dir,
+            user,
+            count,
+            start,
+            seed,
+        } => {
+            let began = Instant::now();
+            maildir::write(&dir, seed, start, count, &user)
+                .map_err(|e| format!("writing {}: {e}", dir.display()))?;
+            let secs = began.elapsed().as_secs_f64();
+            println!(
+                "imap-load: wrote {count} messages into {} in {secs:.1} s",
+                dir.display()
+            );
+            println!("RESULT written={count} secs={secs:.3} retried=0");
+            Ok(())
+        }
         Command::Show { seed, index } => {
             let m = message::generate(seed, index, "user@bench.test");
             print!("{}", String::from_utf8_lossy(&m));
