@@ -303,7 +303,7 @@ class Runner:
     @property
     def conn(self) -> ImapConn:
         if self.current not in self.sessions:
-            c = ImapConn(self.server.addr(self.service), tls=self.service == "imaps")
+            c = ImapConn(self.server.addr(self.service), tls=self.service == "imaps", timeout=20)
             self.sessions[self.current] = c
             greeting = c.response()
             self.log(f"S: {greeting.decode(errors='replace')}")
@@ -468,7 +468,7 @@ class Runner:
             m = re.match(r'\s*(\([^)]*\))?\s*("([^"]*)")?\s*$', rest[0])
             assert m, f"line {line.lineno}: ! append MAILBOX NAME [(FLAGS)] [\"DATE\"]"
             flags = (m.group(1) or "()")[1:-1]
-            with connect(self.server) as side:
+            with connect(self.server, timeout=20) as side:
                 uid = append(side, mailbox, self.fixture_bytes(fixture_name), flags, m.group(3))
             self.log(f"! append {mailbox} {fixture_name} -> UID {uid}")
         elif name == "deliver":

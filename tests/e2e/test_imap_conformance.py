@@ -52,8 +52,11 @@ RFC 3501 IMAP4rev1 (and RFC 9051 where they agree)
   ranges past the last UID (n:* includes the last message); UID FETCH,
   STORE, COPY, SEARCH, EXPUNGE on UIDs that do not exist: OK and nothing
 - EXPUNGE: the RFC example (3, 4, 7, 11 of 11) checked against a model of
-  the sequence numbers; CLOSE expunges silently, not after EXAMINE
-- COPY: the RFC example, flags and INTERNALDATE kept, [TRYCREATE]
+  the sequence numbers; CLOSE expunges silently, not after EXAMINE; another
+  session's expunge is not announced during FETCH, STORE or SEARCH, only
+  at NOOP (§7.4.1)
+- COPY: the RFC example, flags and INTERNALDATE kept, [TRYCREATE]; COPY
+  into the selected mailbox reports EXISTS
 - SEARCH: every flag key, KEYWORD/UNKEYWORD, NEW/OLD/RECENT, LARGER/SMALLER,
   BEFORE/ON/SINCE, SENTBEFORE/SENTON/SENTSINCE, FROM/TO/CC/BCC/SUBJECT
   (case-insensitive substrings), HEADER (with an empty value), BODY, TEXT,
