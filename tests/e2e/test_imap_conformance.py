@@ -145,6 +145,9 @@ RFC 4978 COMPRESS=DEFLATE: the session goes on deflated both ways (select,
 fetch with a literal, logout), a second COMPRESS is NO
 [COMPRESSIONACTIVE], an unknown algorithm is refused.
 
+RFC 8438 STATUS=SIZE: STATUS (MESSAGES SIZE UIDNEXT) as in the RFC's
+example, an empty mailbox, and LIST RETURN (STATUS (MESSAGES SIZE)).
+
 RFC 3516 BINARY (Python tests below): decoded base64 section with NULs in
 a literal8 and BINARY.SIZE equal to it, quoted-printable decoded, partial on
 decoded octets, PEEK keeps \\Seen, unknown CTE NO [UNKNOWN-CTE], BINARY[]
@@ -204,6 +207,9 @@ SERVER_BUGS = {
     "search-nesting-depth":
         "SEARCH keys nested deeper than 8 (9 chained ORs, or 9 NOTs) get BAD Syntax "
         "error; RFC 3501 §6.4.4 sets no limit and clients build such OR chains",
+    "list-status-size":
+        "LIST \"\" INBOX RETURN (STATUS (MESSAGES SIZE)) is BAD Bad LIST return "
+        "options; STATUS (SIZE) alone works (RFC 8438 §3 example A04, RFC 5819 §2)",
     "enclosed-message-header-text":
         "BODY[3.HEADER], BODY[3.TEXT] and BODY[3.HEADER.FIELDS (...)] of a "
         "message/rfc822 part return the outer message's header and text "
