@@ -31,6 +31,8 @@ RFC 3501 IMAP4rev1 (and RFC 9051 where they agree)
   modified UTF-7 names round-trip, `%` and `*` refused
 - LIST: `LIST "" ""` gives the delimiter, `%` stops at the delimiter, `*`
   does not, a reference with a trailing delimiter, no match is just OK
+- UIDVALIDITY: a mailbox deleted or renamed away and created again does not
+  reuse a (UIDVALIDITY, UID) pair (§2.3.1.1)
 - STATUS items MESSAGES, RECENT, UIDNEXT, UIDVALIDITY, UNSEEN; missing
   mailbox is NO
 - APPEND: the RFC example with a synchronizing literal and `+`, flags and
@@ -210,6 +212,14 @@ SERVER_BUGS = {
     "list-status-size":
         "LIST \"\" INBOX RETURN (STATUS (MESSAGES SIZE)) is BAD Bad LIST return "
         "options; STATUS (SIZE) alone works (RFC 8438 §3 example A04, RFC 5819 §2)",
+    "uidvalidity-after-recreate":
+        "DELETE x, CREATE x within the same second: the new x has the old "
+        "UIDVALIDITY and gives UID 1 to another message, e.g. [APPENDUID v 1] "
+        "twice for different messages (UIDVALIDITY is the creation second; "
+        "RFC 3501 §2.3.1.1 MUST)",
+    "uidvalidity-after-rename":
+        "RENAME x y, CREATE x within the same second: the new x reuses x's "
+        "UIDVALIDITY and UID 1 (RFC 3501 §2.3.1.1 MUST)",
     "enclosed-message-header-text":
         "BODY[3.HEADER], BODY[3.TEXT] and BODY[3.HEADER.FIELDS (...)] of a "
         "message/rfc822 part return the outer message's header and text "
