@@ -64,7 +64,9 @@ RFC 3501 IMAP4rev1 (and RFC 9051 where they agree)
   (case-insensitive substrings), HEADER (with an empty value), BODY, TEXT,
   UID and sequence sets, OR, NOT, parenthesised lists, the RFC examples;
   CHARSET UTF-8 with a literal; an unknown CHARSET gets NO [BADCHARSET];
-  bad keys and dates get BAD
+  bad keys and dates get BAD; BODY/TEXT match decoded quoted-printable and
+  base64 text, case-insensitively beyond ASCII, and strings of 1-2
+  characters; SUBJECT matches a decoded encoded-word; a 12-OR chain
 - literals: synchronizing `{n}` gets `+` in LOGIN and APPEND
 
 RFC 4315 UIDPLUS: APPENDUID <uidvalidity> <uid> matching SELECT and STATUS;
