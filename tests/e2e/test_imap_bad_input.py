@@ -222,9 +222,6 @@ def test_literal_at_the_limit_is_accepted(small_server):
     c.close()
 
 
-@pytest.mark.xfail(strict=True, reason="server weakness: before login a client may send literals "
-                   "up to limits.max_message_bytes (25 MB by default), all buffered in memory; five "
-                   "unauthenticated 20 MB LOGIN literals grow the server by ~100 MB")
 def test_literal_before_login_is_bounded(server):
     """An unauthenticated client needs no more than a short user name and
     password: a 1 MiB literal before login is refused without +."""

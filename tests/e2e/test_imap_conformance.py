@@ -175,36 +175,21 @@ from imap_wire import append, connect
 
 # Scenarios that find a server bug: they stay, failing for the right reason.
 SERVER_BUGS = {
-    "check-needs-selected-state":
-        "CHECK before login and in authenticated state answers OK (it is a "
-        "selected-state command, RFC 3501 §6.4.1)",
     "delete-leaves-noselect-parent":
         "after DELETE foo with foo/bar left, LIST \"\" % omits foo; RFC 3501 "
         "§6.3.8 and the §6.3.4 example want * LIST (\\Noselect) \"/\" foo",
-    "rename-creates-superiors":
-        "RENAME owatagu x/y/z creates no x or x/y (RFC 3501 §6.3.5 SHOULD), so "
-        "LIST \"\" % does not show x at all",
     "subscription-survives-delete":
         "DELETE removes the name from the subscription list (RFC 3501 §6.3.6: "
         "MUST NOT unilaterally remove it)",
-    "search-bad-charset":
-        "SEARCH CHARSET X-NO-SUCH-CHARSET answers results and OK instead of "
-        "NO [BADCHARSET] (RFC 3501 §6.4.4)",
     "condstore-enabling-reports-highestmodseq":
         "the first CONDSTORE enabling command with a mailbox selected (here STORE "
         "UNCHANGEDSINCE) sends no * OK [HIGHESTMODSEQ] (RFC 7162 §3.1 MUST)",
     "condstore-unsolicited-fetch-has-modseq":
         "after SELECT (CONDSTORE), another session's flag change arrives as "
         "* 1 FETCH (UID 1 FLAGS (\\Deleted)) without MODSEQ (RFC 7162 §3.1 MUST)",
-    "qresync-fetch-has-uid-and-modseq":
-        "with QRESYNC enabled, FETCH BODY[TEXT] that sets \\Seen answers "
-        "FLAGS (\\Seen) without UID and MODSEQ (RFC 7162 §3.2.4 MUST)",
     "appendlimit-status":
         "STATUS INBOX (APPENDLIMIT) is BAD Syntax error (RFC 7889 §3.1, §3.2: "
         "the server MUST recognize the APPENDLIMIT status item)",
-    "sort-bad-charset":
-        "SORT (SUBJECT) X-NO-SUCH-CHARSET ALL answers results instead of "
-        "NO [BADCHARSET] (RFC 5256 §3)",
     "list-extended-subscribed-nonexistent":
         "LIST (SUBSCRIBED) does not list a subscribed name after DELETE (the "
         "subscription is dropped; RFC 5258 §3.1, RFC 3501 §6.3.6)",
@@ -214,18 +199,6 @@ SERVER_BUGS = {
     "list-status-size":
         "LIST \"\" INBOX RETURN (STATUS (MESSAGES SIZE)) is BAD Bad LIST return "
         "options; STATUS (SIZE) alone works (RFC 8438 §3 example A04, RFC 5819 §2)",
-    "uidvalidity-after-recreate":
-        "DELETE x, CREATE x within the same second: the new x has the old "
-        "UIDVALIDITY and gives UID 1 to another message, e.g. [APPENDUID v 1] "
-        "twice for different messages (UIDVALIDITY is the creation second; "
-        "RFC 3501 §2.3.1.1 MUST)",
-    "uidvalidity-after-rename":
-        "RENAME x y, CREATE x within the same second: the new x reuses x's "
-        "UIDVALIDITY and UID 1 (RFC 3501 §2.3.1.1 MUST)",
-    "enclosed-message-header-text":
-        "BODY[3.HEADER], BODY[3.TEXT] and BODY[3.HEADER.FIELDS (...)] of a "
-        "message/rfc822 part return the outer message's header and text "
-        "(RFC 3501 §6.4.5)",
 }
 
 
@@ -386,8 +359,6 @@ def test_binary_unknown_cte(server):
     c.close()
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: FETCH BINARY.PEEK[] (the whole message, "
-                   "section-binary \"[]\" of RFC 3516 §7) answers BINARY[] NIL")
 def test_binary_whole_message(server):
     """RFC 3516 §7: section-binary = "[" [section-part] "]": BINARY[] is the
     whole message, which has no transfer encoding of its own."""
@@ -397,9 +368,6 @@ def test_binary_whole_message(server):
     c.close()
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: a message APPENDed with literal8 ~{n} holding "
-                   "a NUL is sent back by FETCH BODY[] in a plain {n} literal with the NUL "
-                   "(RFC 3501 §4.3 literals exclude NUL; RFC 3516 §4.4, §6)")
 def test_binary_append_literal8_roundtrip(server):
     """RFC 3516 §4.4: APPEND takes a literal8; the server may re-encode but
     loses no data, and plain FETCH BODY[] must stay within RFC 3501 (no NUL

@@ -27,6 +27,8 @@ const MAX_BAD_COMMANDS: u32 = 20;
 /// How long a client may stay silent between commands (RFC 9051 §5.4:
 /// at least 30 minutes).
 const AUTOLOGOUT: Duration = Duration::from_secs(30 * 60);
+/// Largest literal accepted before login.
+const PRE_LOGIN_LITERAL: u64 = 8 * 1024;
 /// Bytes of a command that must arrive within the command timeout.
 const PROGRESS_CHUNK: usize = 64 * 1024;
 
@@ -230,7 +232,13 @@ impl Session {
     /// refused with a tagged NO when it is too big; a non-sync literal over
     /// the limit is read and thrown away by the fragmentizer.
     fn literal_announced(&mut self, mode: LiteralMode, length: u32) {
-        let limit = self.ctx.limits.max_message_bytes;
+        // Before login a client needs no more than a user name and a
+        // password: nobody unauthenticated gets to fill memory.
+        let limit = if self.login().is_some() {
+            self.ctx.limits.max_message_bytes
+        } else {
+            PRE_LOGIN_LITERAL
+        };
         if u64::from(length) > limit {
             match (mode, self.frag.decode_tag().map(|t| t.as_ref().to_string())) {
                 (LiteralMode::Sync, Some(tag)) => {
@@ -322,7 +330,7 @@ impl Session {
         let flow = match command.body {
             // Any state (RFC 9051 §6.1).
             C::Capability => cmd::auth::capability(self, &tag),
-            C::Noop | C::Check => cmd::mailbox::noop(self, &tag).await,
+            C::Noop => cmd::mailbox::noop(self, &tag).await,
             C::Logout => {
                 self.conn.push("* BYE Logging out\r\n");
                 self.ok(&tag, None, "LOGOUT completed");
@@ -463,11 +471,21 @@ impl Session {
                 Flow::Continue
             }
             // Selected (§6.4).
+            C::Check => cmd::mailbox::noop(self, &tag).await,
             C::Close => cmd::expunge::close(self, &tag, true).await,
             C::Unselect => cmd::expunge::close(self, &tag, false).await,
             C::Expunge => cmd::expunge::expunge(self, &tag, None).await,
             C::ExpungeUid { sequence_set } => {
                 cmd::expunge::expunge(self, &tag, Some(&sequence_set)).await
+            }
+            C::Search {
+                charset: Some(charset),
+                ..
+            } if !cmd::known_charset(charset.as_ref()) => cmd::bad_charset(self, &tag),
+            C::Sort { charset, .. } | C::Thread { charset, .. }
+                if !cmd::known_charset(charset.as_ref()) =>
+            {
+                cmd::bad_charset(self, &tag)
             }
             C::Search { criteria, uid, .. } => {
                 cmd::search::search(self, &tag, criteria.as_ref(), uid, None).await

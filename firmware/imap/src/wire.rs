@@ -22,8 +22,13 @@ pub fn string(out: &mut Vec<u8>, s: &[u8]) {
     }
 }
 
-/// Appends a literal `{n}\r\n` followed by the bytes.
+/// Appends a literal `{n}\r\n` followed by the bytes; a literal8
+/// `~{n}` when they hold NUL, which a plain literal may not carry (RFC 3501
+/// §4.3, RFC 3516 §4.4: only a message APPENDed with a literal8 can).
 pub fn literal(out: &mut Vec<u8>, s: &[u8]) {
+    if s.contains(&0) {
+        out.push(b'~');
+    }
     let _ = write!(Text(out), "{{{}}}\r\n", s.len());
     out.extend_from_slice(s);
 }

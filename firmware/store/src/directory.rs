@@ -193,7 +193,7 @@ impl Store {
             return Err(StoreError::Exists(format!("account {a}")));
         }
         let id = AccountId(tx.last_insert_rowid());
-        let uidvalidity = now();
+        let uidvalidity = crate::folder::next_uidvalidity(&tx)?;
         for (name, special) in SPECIAL_FOLDERS {
             tx.execute(
                 "INSERT INTO mailboxes(account_id, name, special_use, uidvalidity)

@@ -262,9 +262,10 @@ impl Store {
         if folder_by_name(&conn, account, &name)?.is_some() {
             return Err(StoreError::Exists(format!("folder {name}")));
         }
+        let uidvalidity = next_uidvalidity(&conn)?;
         conn.execute(
             "INSERT INTO mailboxes(account_id, name, uidvalidity) VALUES (?1, ?2, ?3)",
-            params![account.0, name, uidvalidity_now()],
+            params![account.0, name, uidvalidity],
         )?;
         folder_by_name(&conn, account, &name)?
             .ok_or_else(|| StoreError::NotFound(format!("folder {name}")))
@@ -330,7 +331,7 @@ impl Store {
         };
         tx.execute(
             "UPDATE mailboxes SET name = ?2, uidvalidity = ?3 WHERE id = ?1",
-            params![folder.id.0, to, uidvalidity_now()],
+            params![folder.id.0, to, next_uidvalidity(&tx)?],
         )?;
         for (id, name) in children {
             let new = format!("{to}{}", &name[from.len()..]);
@@ -555,10 +556,24 @@ impl Store {
     }
 }
 
-/// A UIDVALIDITY that differs from any earlier one of the same name
-/// (seconds since the epoch, as Dovecot and Cyrus do).
-fn uidvalidity_now() -> i64 {
-    now() & 0xffff_ffff
+/// A UIDVALIDITY greater than every one handed out before (RFC 9051
+/// §2.3.1.1: a name deleted and created again, or renamed away and created
+/// again, must not reuse a (UIDVALIDITY, UID) pair). It follows the clock,
+/// as Dovecot and Cyrus do, but never repeats within a second.
+pub(crate) fn next_uidvalidity(conn: &Connection) -> Result<i64, StoreError> {
+    let last: i64 = conn
+        .query_row(
+            "SELECT max(coalesce((SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'last_uidvalidity'), 0),
+                        coalesce((SELECT max(uidvalidity) FROM mailboxes), 0))",
+            [],
+            |r| r.get(0),
+        )?;
+    let next = (now() & 0xffff_ffff).max(last + 1);
+    conn.execute(
+        "INSERT OR REPLACE INTO settings(key, value) VALUES ('last_uidvalidity', ?1)",
+        [next.to_string()],
+    )?;
+    Ok(next)
 }
 
 pub(crate) fn folder_by_name(

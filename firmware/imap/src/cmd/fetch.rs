@@ -154,6 +154,17 @@ pub(crate) async fn fetch(
     if sets_seen && !items.contains(&MessageDataItemName::Flags) {
         items.push(MessageDataItemName::Flags);
     }
+    // RFC 7162 §3.1: with CONDSTORE on, FLAGS always come with MODSEQ;
+    // §3.2.4: with QRESYNC on, every FETCH response carries UID.
+    if s.condstore
+        && items.contains(&MessageDataItemName::Flags)
+        && !items.contains(&MessageDataItemName::ModSeq)
+    {
+        items.push(MessageDataItemName::ModSeq);
+    }
+    if s.qresync && !items.contains(&MessageDataItemName::Uid) {
+        items.insert(0, MessageDataItemName::Uid);
+    }
     if !gone.is_empty() {
         s.conn.push(&format!(
             "* VANISHED (EARLIER) {}\r\n",
@@ -301,7 +312,13 @@ fn write_items(
                 section, partial, ..
             } => {
                 let path: Vec<u32> = section.iter().map(|n| n.get()).collect();
-                let decoded = parsed.as_ref().map(|m| mime::binary(m, &path));
+                // RFC 3516 §7: BINARY[] is the whole message, which has no
+                // transfer encoding of its own.
+                let decoded = if path.is_empty() {
+                    raw.map(|r| Ok(r.to_vec()))
+                } else {
+                    parsed.as_ref().map(|m| mime::binary(m, &path))
+                };
                 let nums: Vec<String> = path.iter().map(u32::to_string).collect();
                 out.extend_from_slice(format!("BINARY[{}]", nums.join(".")).as_bytes());
                 match decoded {
@@ -318,12 +335,8 @@ fn write_items(
                             None => (0, data.len()),
                         };
                         out.push(b' ');
-                        let data = &data[start..end];
-                        // RFC 3516 §4.2: NULs need a literal8.
-                        if data.contains(&0) {
-                            out.push(b'~');
-                        }
-                        wire::literal(out, data);
+                        // RFC 3516 §4.2: NULs make it a literal8.
+                        wire::literal(out, &data[start..end]);
                     }
                     Some(Err(mime::Undecodable::UnknownEncoding)) => {
                         unknown_cte = true;
@@ -335,7 +348,12 @@ fn write_items(
             MessageDataItemName::BinarySize { section } => {
                 let path: Vec<u32> = section.iter().map(|n| n.get()).collect();
                 let nums: Vec<String> = path.iter().map(u32::to_string).collect();
-                let size = match parsed.as_ref().map(|m| mime::binary(m, &path)) {
+                let decoded = if path.is_empty() {
+                    raw.map(|r| Ok(r.to_vec()))
+                } else {
+                    parsed.as_ref().map(|m| mime::binary(m, &path))
+                };
+                let size = match decoded {
                     Some(Ok(data)) => data.len(),
                     Some(Err(mime::Undecodable::UnknownEncoding)) => {
                         unknown_cte = true;
@@ -413,16 +431,21 @@ fn section_bytes(
             let mail_parser::PartType::Message(inner) = &f.part.body else {
                 return Vec::new();
             };
-            let inner_raw: &[u8] = &inner.raw_message;
-            let end = header_len(inner_raw);
+            // The enclosed message's own root part: its raw text may be the
+            // outer buffer, so offsets, not the start of the buffer, count.
+            let Some(root) = inner.parts.first() else {
+                return Vec::new();
+            };
+            let header = mime::part_header(&inner.raw_message, root);
+            let text = mime::part_body(&inner.raw_message, root);
             match section {
-                Section::Header(_) => inner_raw[..end].to_vec(),
-                Section::Text(_) => inner_raw[end..].to_vec(),
+                Section::Header(_) => header.to_vec(),
+                Section::Text(_) => text.to_vec(),
                 Section::HeaderFields(_, names) => {
-                    mime::header_fields(&inner_raw[..end], &field_names(names.as_ref()), false)
+                    mime::header_fields(header, &field_names(names.as_ref()), false)
                 }
                 Section::HeaderFieldsNot(_, names) => {
-                    mime::header_fields(&inner_raw[..end], &field_names(names.as_ref()), true)
+                    mime::header_fields(header, &field_names(names.as_ref()), true)
                 }
                 _ => Vec::new(),
             }

@@ -203,7 +203,20 @@ pub(crate) async fn delete(s: &mut Session, tag: &str, name: &str) -> Flow {
 pub(crate) async fn rename(s: &mut Session, tag: &str, from: &str, to: &str) -> Flow {
     let account = s.login().expect("authenticated").account;
     let (f, t) = (from.to_string(), to.trim_end_matches('/').to_string());
-    match blocking(s, move |store| store.rename_folder(account, &f, &t)).await {
+    let renamed = blocking(s, move |store| {
+        pochta_store::check_folder_name(&t)?;
+        // RFC 3501 §6.3.5: superior names of the new name are created.
+        let levels: Vec<&str> = t.split('/').collect();
+        for i in 1..levels.len() {
+            let parent = levels[..i].join("/");
+            if parent != f && store.folder(account, &parent)?.is_none() {
+                store.create_folder(account, &parent)?;
+            }
+        }
+        store.rename_folder(account, &f, &t)
+    })
+    .await;
+    match renamed {
         Ok(()) => s.ok(tag, None, "RENAME completed"),
         Err(e) => store_error(s, tag, &e),
     }

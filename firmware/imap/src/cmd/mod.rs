@@ -29,6 +29,23 @@ pub(crate) fn name(mailbox: &Mailbox<'_>) -> String {
     }
 }
 
+/// Charsets SEARCH, SORT and THREAD accept (RFC 3501 §6.4.4: US-ASCII
+/// always; UTF-8 because that is what strings are compared in).
+pub(crate) fn known_charset(name: &str) -> bool {
+    ["UTF-8", "US-ASCII"]
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(name))
+}
+
+pub(crate) fn bad_charset(s: &mut Session, tag: &str) -> crate::session::Flow {
+    s.no(
+        tag,
+        Some("BADCHARSET (UTF-8 US-ASCII)"),
+        "Unsupported charset",
+    );
+    crate::session::Flow::Continue
+}
+
 /// Whether `n` is in a sequence set, `*` standing for `star`.
 pub(crate) fn in_set(
     set: &imap_codec::imap_types::sequence::SequenceSet,
