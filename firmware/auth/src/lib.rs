@@ -37,15 +37,21 @@ pub struct Authenticator {
     store: Store,
     maillog: Arc<MailLog>,
     guard: Guard,
+    /// argon2id takes 19 MiB per check: at most this many run at once, so
+    /// a burst of logins queues instead of taking hundreds of MiB (and
+    /// leaving them in the allocator's per-thread pools).
+    hashing: tokio::sync::Semaphore,
 }
 
 impl Authenticator {
     /// An authenticator with the given guard policy.
     pub fn new(store: Store, maillog: Arc<MailLog>, policy: pochta_config::Guard) -> Authenticator {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Authenticator {
             store,
             maillog,
             guard: Guard::new(policy),
+            hashing: tokio::sync::Semaphore::new(cores),
         }
     }
 
