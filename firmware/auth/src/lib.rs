@@ -82,6 +82,9 @@ impl Authenticator {
         }
         let store = self.store.clone();
         let name = user.to_string();
+        let Ok(_permit) = self.hashing.acquire().await else {
+            return Login::Unavailable;
+        };
         let checked =
             tokio::task::spawn_blocking(move || store.authenticate(&name, &password)).await;
         match checked {
