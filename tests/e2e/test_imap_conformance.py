@@ -181,12 +181,6 @@ SERVER_BUGS = {
     "subscription-survives-delete":
         "DELETE removes the name from the subscription list (RFC 3501 §6.3.6: "
         "MUST NOT unilaterally remove it)",
-    "condstore-enabling-reports-highestmodseq":
-        "the first CONDSTORE enabling command with a mailbox selected (here STORE "
-        "UNCHANGEDSINCE) sends no * OK [HIGHESTMODSEQ] (RFC 7162 §3.1 MUST)",
-    "condstore-unsolicited-fetch-has-modseq":
-        "after SELECT (CONDSTORE), another session's flag change arrives as "
-        "* 1 FETCH (UID 1 FLAGS (\\Deleted)) without MODSEQ (RFC 7162 §3.1 MUST)",
     "appendlimit-status":
         "STATUS INBOX (APPENDLIMIT) is BAD Syntax error (RFC 7889 §3.1, §3.2: "
         "the server MUST recognize the APPENDLIMIT status item)",

@@ -97,14 +97,8 @@ impl Selected {
                     continue;
                 }
                 if !self.pending_expunge.contains(&m.uid) {
-                    out.extend_from_slice(
-                        format!(
-                            "* {seq} FETCH (UID {} FLAGS ({}))\r\n",
-                            m.uid,
-                            flag_list(&m.flags)
-                        )
-                        .as_bytes(),
-                    );
+                    let item = self.flags_item(m, self.qresync);
+                    out.extend_from_slice(format!("* {seq} FETCH ({item})\r\n").as_bytes());
                 }
             }
         }
@@ -123,14 +117,20 @@ impl Selected {
         self.own_changes.insert(uid, modseq);
     }
 
-    /// `UID u FLAGS (..) [MODSEQ (m)]` for an unsolicited or STORE FETCH.
-    pub fn flags_item(&self, m: &Message) -> String {
+    /// `[UID u ]FLAGS (..)[ MODSEQ (m)]`: UID when asked (UID commands,
+    /// QRESYNC, RFC 7162 §3.2.4), MODSEQ under CONDSTORE (§3.1).
+    pub fn flags_item(&self, m: &Message, with_uid: bool) -> String {
+        let uid = if with_uid {
+            format!("UID {} ", m.uid)
+        } else {
+            String::new()
+        };
         let modseq = if self.condstore {
             format!(" MODSEQ ({})", m.modseq)
         } else {
             String::new()
         };
-        format!("UID {} FLAGS ({}){modseq}", m.uid, flag_list(&m.flags))
+        format!("{uid}FLAGS ({}){modseq}", flag_list(&m.flags))
     }
 
     /// Announces expunges learnt earlier: with QRESYNC as one `VANISHED`,

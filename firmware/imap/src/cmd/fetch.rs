@@ -66,7 +66,7 @@ pub(crate) async fn fetch(
     {
         // RFC 7162 §3.1.4.1: CHANGEDSINCE implies MODSEQ; both enable
         // CONDSTORE; once it is on, FLAGS always come with MODSEQ (§3.1).
-        s.condstore = true;
+        super::enable_condstore(s);
         if !items.contains(&MessageDataItemName::ModSeq) {
             items.push(MessageDataItemName::ModSeq);
         }

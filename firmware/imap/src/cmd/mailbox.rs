@@ -136,7 +136,10 @@ pub(crate) async fn select(
             }
             for m in &changes.changed {
                 if let Some(seq) = selected.seq_of(m.uid) {
-                    out.push_str(&format!("* {seq} FETCH ({})\r\n", selected.flags_item(m)));
+                    out.push_str(&format!(
+                        "* {seq} FETCH ({})\r\n",
+                        selected.flags_item(m, true)
+                    ));
                 }
             }
         }
@@ -244,7 +247,7 @@ pub(crate) async fn status(
     let n = name.to_string();
     if items.contains(&StatusDataItemName::HighestModSeq) {
         // RFC 7162 §3.1.2.1: asking for it turns CONDSTORE on.
-        s.condstore = true;
+        super::enable_condstore(s);
     }
     let result = blocking(s, move |store| {
         let Some(folder) = store.folder(account, &n)? else {

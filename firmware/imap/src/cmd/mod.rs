@@ -29,6 +29,23 @@ pub(crate) fn name(mailbox: &Mailbox<'_>) -> String {
     }
 }
 
+/// Turns CONDSTORE on because a command used it (RFC 7162 §3.1): with a
+/// mailbox selected the client learns its HIGHESTMODSEQ at once.
+pub(crate) fn enable_condstore(s: &mut Session) {
+    if s.condstore {
+        return;
+    }
+    s.condstore = true;
+    if let State::Selected(_, selected) = &mut s.state {
+        selected.condstore = true;
+        let line = format!(
+            "* OK [HIGHESTMODSEQ {}] Highest\r\n",
+            selected.folder.highestmodseq
+        );
+        s.conn.push(&line);
+    }
+}
+
 /// Charsets SEARCH, SORT and THREAD accept (RFC 3501 §6.4.4: US-ASCII
 /// always; UTF-8 because that is what strings are compared in).
 pub(crate) fn known_charset(name: &str) -> bool {

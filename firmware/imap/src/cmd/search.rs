@@ -28,7 +28,7 @@ pub(crate) async fn search(
     refresh(s, by_uid).await;
     let uses_modseq = criteria.iter().any(has_modseq);
     if uses_modseq {
-        s.condstore = true;
+        super::enable_condstore(s);
     }
     let State::Selected(_, selected) = &s.state else {
         unreachable!("dispatch checked the state");

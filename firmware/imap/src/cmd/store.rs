@@ -25,10 +25,10 @@ pub(crate) async fn store(
     req: Request,
 ) -> Flow {
     if req.unchanged_since.is_some() {
-        s.condstore = true;
+        super::enable_condstore(s);
     }
     refresh(s, req.by_uid).await;
-    let condstore = s.condstore;
+    let (condstore, qresync) = (s.condstore, s.qresync);
     let State::Selected(_, selected) = &mut s.state else {
         unreachable!("dispatch checked the state");
     };
@@ -76,7 +76,10 @@ pub(crate) async fn store(
             continue;
         }
         if let Some(seq) = selected.seq_of(m.uid) {
-            out.push_str(&format!("* {seq} FETCH ({})\r\n", selected.flags_item(m)));
+            out.push_str(&format!(
+                "* {seq} FETCH ({})\r\n",
+                selected.flags_item(m, req.by_uid || qresync)
+            ));
         }
     }
     // MODIFIED lists UIDs for UID STORE, sequence numbers otherwise.
