@@ -200,6 +200,10 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4)",
                 params![id.0, name, special, uidvalidity],
             )?;
+            tx.execute(
+                "INSERT INTO subscriptions(account_id, name) VALUES (?1, ?2)",
+                params![id.0, name],
+            )?;
         }
         tx.commit()?;
         Ok(id)

@@ -114,7 +114,8 @@ pub struct Copied {
 pub type ChangeHook = std::sync::Arc<dyn Fn(AccountId) + Send + Sync>;
 
 const FOLDER_COLUMNS: &str =
-    "id, account_id, name, special_use, uidvalidity, uidnext, highestmodseq, subscribed";
+    "id, account_id, name, special_use, uidvalidity, uidnext, highestmodseq,
+     EXISTS(SELECT 1 FROM subscriptions s WHERE s.account_id = mailboxes.account_id AND s.name = mailboxes.name)";
 
 fn folder_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Folder> {
     Ok(Folder {
@@ -339,21 +340,46 @@ impl Store {
                 "UPDATE mailboxes SET name = ?2 WHERE id = ?1",
                 params![id, new],
             )?;
+            rename_subscription(&tx, account, &name, &new)?;
         }
+        rename_subscription(&tx, account, &from, &to)?;
         tx.commit()?;
         Ok(())
     }
 
-    /// Adds to or removes from the subscription list.
+    /// Adds to or removes from the subscription list. Subscribing needs an
+    /// existing folder; a subscription outlives its folder (RFC 9051
+    /// §6.3.9), so unsubscribing works on any subscribed name.
     pub fn subscribe(&self, account: AccountId, name: &str, on: bool) -> Result<(), StoreError> {
-        let n = self.conn()?.execute(
-            "UPDATE mailboxes SET subscribed = ?3 WHERE account_id = ?1 AND name = ?2",
-            params![account.0, canonical_name(name), on],
-        )?;
-        if n == 0 {
-            return Err(StoreError::NotFound(format!("folder {name}")));
+        let name = canonical_name(name);
+        let conn = self.conn()?;
+        if on {
+            if folder_by_name(&conn, account, &name)?.is_none() {
+                return Err(StoreError::NotFound(format!("folder {name}")));
+            }
+            conn.execute(
+                "INSERT OR IGNORE INTO subscriptions(account_id, name) VALUES (?1, ?2)",
+                params![account.0, name],
+            )?;
+        } else {
+            let n = conn.execute(
+                "DELETE FROM subscriptions WHERE account_id = ?1 AND name = ?2",
+                params![account.0, name],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("subscription {name}")));
+            }
         }
         Ok(())
+    }
+
+    /// Every subscribed name, whether or not the folder exists, sorted.
+    pub fn subscriptions(&self, account: AccountId) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare_cached("SELECT name FROM subscriptions WHERE account_id = ?1 ORDER BY name")?;
+        let rows = stmt.query_map([account.0], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// All messages of a folder, by UID.
@@ -588,6 +614,26 @@ pub(crate) fn folder_by_name(
             folder_row,
         )
         .optional()?)
+}
+
+/// A renamed folder keeps its subscription (as Dovecot does).
+fn rename_subscription(
+    tx: &Connection,
+    account: AccountId,
+    from: &str,
+    to: &str,
+) -> Result<(), StoreError> {
+    let moved = tx.execute(
+        "DELETE FROM subscriptions WHERE account_id = ?1 AND name = ?2",
+        params![account.0, from],
+    )?;
+    if moved > 0 {
+        tx.execute(
+            "INSERT OR IGNORE INTO subscriptions(account_id, name) VALUES (?1, ?2)",
+            params![account.0, to],
+        )?;
+    }
+    Ok(())
 }
 
 fn folder_by_id(conn: &Connection, id: FolderId) -> Result<Folder, StoreError> {

@@ -95,6 +95,17 @@ const MIGRATIONS: &[&str] = &[
         headers, body, content='', contentless_delete=1, tokenize='trigram'
     );
     "#,
+    // 4: subscriptions by name, so that deleting a folder does not drop its
+    // subscription (RFC 9051 §6.3.9); mailboxes.subscribed is no longer used.
+    r#"
+    CREATE TABLE subscriptions(
+        account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        PRIMARY KEY(account_id, name)
+    );
+    INSERT INTO subscriptions(account_id, name)
+        SELECT account_id, name FROM mailboxes WHERE subscribed = 1;
+    "#,
 ];
 
 /// Brings the database up to the newest schema.

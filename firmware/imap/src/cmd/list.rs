@@ -23,7 +23,11 @@ pub(crate) async fn list(
     }
     let full = full_pattern(reference, &pattern);
     let account = s.login().expect("authenticated").account;
-    let folders = match blocking(s, move |store| store.folders(account)).await {
+    let listed = blocking(s, move |store| {
+        Ok((store.folders(account)?, store.subscriptions(account)?))
+    })
+    .await;
+    let (folders, subscriptions) = match listed {
         Ok(f) => f,
         Err(e) => {
             store_error(s, tag, &e);
@@ -52,6 +56,18 @@ pub(crate) async fn list(
         out.extend_from_slice(format!("* {verb} ({}) \"/\" ", attrs.join(" ")).as_bytes());
         wire::astring(&mut out, f.name.as_bytes());
         out.extend_from_slice(b"\r\n");
+    }
+    if subscribed_only {
+        // A subscription outlives its folder (RFC 3501 §6.3.9): listed
+        // \Noselect.
+        for name in subscriptions
+            .iter()
+            .filter(|n| !names.contains(&n.as_str()) && matches(&full, n))
+        {
+            out.extend_from_slice(b"* LSUB (\\Noselect) \"/\" ");
+            wire::astring(&mut out, name.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
     }
     s.send(&out);
     s.ok(tag, None, &format!("{verb} completed"));
@@ -128,6 +144,7 @@ pub(crate) async fn list_extended(s: &mut Session, l: ExtendedList) -> Flow {
     let wants_status = l.return_status.is_some();
     let listed = blocking(s, move |store| {
         let folders = store.folders(account)?;
+        let subscriptions = store.subscriptions(account)?;
         let mut counts = Vec::new();
         for f in &folders {
             counts.push(if wants_status {
@@ -136,10 +153,10 @@ pub(crate) async fn list_extended(s: &mut Session, l: ExtendedList) -> Flow {
                 None
             });
         }
-        Ok((folders, counts))
+        Ok((folders, counts, subscriptions))
     })
     .await;
-    let (folders, counts) = match listed {
+    let (folders, counts, subscriptions) = match listed {
         Ok(x) => x,
         Err(e) => {
             store_error(s, &tag, &e);
@@ -201,6 +218,18 @@ pub(crate) async fn list_extended(s: &mut Session, l: ExtendedList) -> Flow {
             out.extend_from_slice(b"* STATUS ");
             wire::astring(&mut out, f.name.as_bytes());
             out.extend_from_slice(format!(" ({})\r\n", values.join(" ")).as_bytes());
+        }
+    }
+    if l.subscribed {
+        // RFC 5258 §3.1: subscribed names without a folder are listed
+        // \NonExistent.
+        for name in subscriptions
+            .iter()
+            .filter(|n| !names.contains(&n.as_str()) && patterns.iter().any(|p| matches(p, n)))
+        {
+            out.extend_from_slice(b"* LIST (\\Subscribed \\NonExistent) \"/\" ");
+            wire::astring(&mut out, name.as_bytes());
+            out.extend_from_slice(b"\r\n");
         }
     }
     s.send(&out);
