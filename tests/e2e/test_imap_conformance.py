@@ -184,9 +184,6 @@ SERVER_BUGS = {
     "search-nesting-depth":
         "SEARCH keys nested deeper than 8 (9 chained ORs, or 9 NOTs) get BAD Syntax "
         "error; RFC 3501 §6.4.4 sets no limit and clients build such OR chains",
-    "list-status-size":
-        "LIST \"\" INBOX RETURN (STATUS (MESSAGES SIZE)) is BAD Bad LIST return "
-        "options; STATUS (SIZE) alone works (RFC 8438 §3 example A04, RFC 5819 §2)",
 }
 
 

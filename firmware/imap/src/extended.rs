@@ -207,6 +207,7 @@ fn return_options(t: &mut Tokens<'_>, l: &mut ExtendedList) -> bool {
                             "UNSEEN",
                             "RECENT",
                             "DELETED",
+                            "SIZE",
                             "HIGHESTMODSEQ",
                         ];
                         if items.is_empty() || !items.iter().all(|i| known.contains(&i.as_str())) {
