@@ -178,9 +178,6 @@ SERVER_BUGS = {
     "delete-leaves-noselect-parent":
         "after DELETE foo with foo/bar left, LIST \"\" % omits foo; RFC 3501 "
         "§6.3.8 and the §6.3.4 example want * LIST (\\Noselect) \"/\" foo",
-    "appendlimit-status":
-        "STATUS INBOX (APPENDLIMIT) is BAD Syntax error (RFC 7889 §3.1, §3.2: "
-        "the server MUST recognize the APPENDLIMIT status item)",
     "search-nesting-depth":
         "SEARCH keys nested deeper than 8 (9 chained ORs, or 9 NOTs) get BAD Syntax "
         "error; RFC 3501 §6.4.4 sets no limit and clients build such OR chains",

@@ -38,6 +38,10 @@ pub enum Extended {
     Search(SearchReturn, Vec<u8>),
     /// A LIST the codec cannot parse.
     List(ExtendedList),
+    /// STATUS asking for APPENDLIMIT (RFC 7889 §3.2): the command without
+    /// that item, for the codec, and whether it was the only item (the
+    /// rewritten command then asks for MESSAGES, which is not reported).
+    StatusAppendLimit { rest: Vec<u8>, only: bool },
     /// A recognised form with bad syntax: answer BAD with this text.
     Bad(String, &'static str),
 }
@@ -67,7 +71,38 @@ pub fn recognise(message: &[u8]) -> Option<Extended> {
     if verb.eq_ignore_ascii_case(b"LIST") && !uid {
         return list(&mut t, tag_text);
     }
+    if verb.eq_ignore_ascii_case(b"STATUS") && !uid {
+        return status_appendlimit(&mut t, message);
+    }
     None
+}
+
+fn status_appendlimit(t: &mut Tokens<'_>, message: &[u8]) -> Option<Extended> {
+    t.space()?;
+    t.astring()?;
+    t.space()?;
+    let open = t.pos;
+    let items = t.list_of_atoms()?;
+    let close = t.pos;
+    if !items.iter().any(|i| i.eq_ignore_ascii_case(b"APPENDLIMIT")) {
+        return None;
+    }
+    let kept: Vec<&[u8]> = items
+        .iter()
+        .filter(|i| !i.eq_ignore_ascii_case(b"APPENDLIMIT"))
+        .map(Vec::as_slice)
+        .collect();
+    let only = kept.is_empty();
+    let mut rest = message[..open].to_vec();
+    rest.push(b'(');
+    rest.extend_from_slice(&if only {
+        b"MESSAGES".to_vec()
+    } else {
+        kept.join(&b' ')
+    });
+    rest.push(b')');
+    rest.extend_from_slice(&message[close..]);
+    Some(Extended::StatusAppendLimit { rest, only })
 }
 
 fn search_return(t: &mut Tokens<'_>, message: &[u8], start: usize, tag: &str) -> Extended {
@@ -208,6 +243,7 @@ fn return_options(t: &mut Tokens<'_>, l: &mut ExtendedList) -> bool {
                             "RECENT",
                             "DELETED",
                             "SIZE",
+                            "APPENDLIMIT",
                             "HIGHESTMODSEQ",
                         ];
                         if items.is_empty() || !items.iter().all(|i| known.contains(&i.as_str())) {
@@ -376,6 +412,25 @@ mod tests {
             Some(Extended::Bad(..))
         ));
         assert_eq!(recognise(b"a SEARCH UNSEEN\r\n"), None);
+    }
+
+    #[test]
+    fn status_appendlimit_is_split_off() {
+        let Some(Extended::StatusAppendLimit { rest, only }) =
+            recognise(b"a STATUS INBOX (MESSAGES APPENDLIMIT UNSEEN)\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(rest, b"a STATUS INBOX (MESSAGES UNSEEN)\r\n");
+        assert!(!only);
+        let Some(Extended::StatusAppendLimit { rest, only }) =
+            recognise(b"a STATUS \"a b\" (APPENDLIMIT)\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(rest, b"a STATUS \"a b\" (MESSAGES)\r\n");
+        assert!(only);
+        assert_eq!(recognise(b"a STATUS INBOX (MESSAGES)\r\n"), None);
     }
 
     #[test]

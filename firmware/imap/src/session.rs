@@ -284,6 +284,36 @@ impl Session {
         match ext {
             Extended::Bad(tag, why) => self.bad_command(Some(&tag), why),
             Extended::List(list) => cmd::list::list_extended(self, list).await,
+            Extended::StatusAppendLimit { rest, only } => {
+                let parsed = CommandCodec::default()
+                    .decode(&rest)
+                    .map(|(_, c)| c.into_static());
+                match parsed {
+                    Ok(Command {
+                        tag,
+                        body:
+                            CommandBody::Status {
+                                mailbox,
+                                item_names,
+                            },
+                    }) => {
+                        let tag = tag.as_ref().to_string();
+                        let extra = cmd::mailbox::AppendLimit { only };
+                        cmd::mailbox::status(
+                            self,
+                            &tag,
+                            &cmd::name(&mailbox),
+                            &item_names,
+                            Some(extra),
+                        )
+                        .await
+                    }
+                    _ => {
+                        let tag = self.frag.decode_tag().map(|t| t.as_ref().to_string());
+                        self.bad_command(tag.as_deref(), "Syntax error in STATUS")
+                    }
+                }
+            }
             Extended::Search(ret, rest) => {
                 let parsed = CommandCodec::default()
                     .decode(&rest)
@@ -420,7 +450,7 @@ impl Session {
             C::Status {
                 mailbox,
                 item_names,
-            } => cmd::mailbox::status(self, &tag, &cmd::name(&mailbox), &item_names).await,
+            } => cmd::mailbox::status(self, &tag, &cmd::name(&mailbox), &item_names, None).await,
             C::Namespace => {
                 self.conn.push("* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
                 self.ok(&tag, None, "NAMESPACE completed");

@@ -212,6 +212,7 @@ pub(crate) async fn list_extended(s: &mut Session, l: ExtendedList) -> Flow {
                     "HIGHESTMODSEQ" => format!("HIGHESTMODSEQ {}", f.highestmodseq),
                     "DELETED" => format!("DELETED {}", c.deleted),
                     "SIZE" => format!("SIZE {}", c.size),
+                    "APPENDLIMIT" => format!("APPENDLIMIT {}", s.ctx.limits.max_message_bytes),
                     _ => "RECENT 0".to_string(),
                 })
                 .collect();

@@ -237,11 +237,19 @@ pub(crate) async fn subscribe(s: &mut Session, tag: &str, name: &str, on: bool) 
     Flow::Continue
 }
 
+/// STATUS APPENDLIMIT was asked for (RFC 7889 §3.2); `only` when it was
+/// the only item.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AppendLimit {
+    pub only: bool,
+}
+
 pub(crate) async fn status(
     s: &mut Session,
     tag: &str,
     name: &str,
     items: &[StatusDataItemName],
+    appendlimit: Option<AppendLimit>,
 ) -> Flow {
     let account = s.login().expect("authenticated").account;
     let n = name.to_string();
@@ -290,6 +298,12 @@ pub(crate) async fn status(
                 parts.push(format!("HIGHESTMODSEQ {}", folder.highestmodseq))
             }
         }
+    }
+    if let Some(a) = appendlimit {
+        if a.only {
+            parts.clear();
+        }
+        parts.push(format!("APPENDLIMIT {}", s.ctx.limits.max_message_bytes));
     }
     let mut out = b"* STATUS ".to_vec();
     wire::astring(&mut out, folder.name.as_bytes());
