@@ -35,7 +35,7 @@ use std::time::Duration;
 use pochta_auth::Authenticator;
 use pochta_config::Limits;
 use pochta_maillog::MailLog;
-use pochta_net::{Conn, Stream};
+use pochta_net::Conn;
 use pochta_store::{AccountId, Store};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, watch, Semaphore};
@@ -150,51 +150,37 @@ impl Server {
 
     /// Serves one bound listener until shutdown.
     pub async fn run(&self, listener: TcpListener, service: Service) {
-        let mut shutdown = self.shutdown.clone();
-        loop {
-            let accepted = tokio::select! {
-                r = listener.accept() => r,
-                _ = shutdown.changed() => return,
-            };
-            let (tcp, peer) = match accepted {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, service = service.name(), "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let _ = tcp.set_nodelay(true);
-            let ctx = self.ctx.clone();
-            let shutdown = self.shutdown.clone();
-            let alive = self.alive.clone();
-            let permit = ctx.connections.clone().try_acquire_owned();
-            tokio::spawn(async move {
-                let _alive = alive;
-                let timeout = Duration::from_secs(ctx.limits.command_timeout_secs);
-                let Ok(_permit) = permit else {
-                    let mut conn = Conn::new(Stream::Plain(tcp), Duration::from_secs(5));
-                    conn.push("* BYE [UNAVAILABLE] Too many connections, try again later\r\n");
-                    conn.close().await;
-                    return;
-                };
-                let stream = match service {
-                    Service::Imaps => {
-                        match tokio::time::timeout(timeout, ctx.tls.accept(tcp)).await {
-                            Ok(Ok(tls)) => Stream::Tls(Box::new(tls)),
-                            _ => {
-                                tracing::debug!(%peer, "TLS handshake failed");
-                                return;
-                            }
-                        }
-                    }
-                    Service::Imap => Stream::Plain(tcp),
-                };
-                let conn = Conn::new(stream, timeout);
-                session::Session::new(ctx, conn, peer, service, shutdown)
-                    .run()
-                    .await;
-            });
-        }
+        let listening = pochta_net::Listening {
+            name: service.name(),
+            shutdown: self.shutdown.clone(),
+            alive: self.alive.clone(),
+            connections: self.ctx.connections.clone(),
+            busy_reply: (service == Service::Imap).then(|| {
+                "* BYE [UNAVAILABLE] Too many connections, try again later\r\n".to_string()
+            }),
+        };
+        let (ctx, shutdown) = (self.ctx.clone(), self.shutdown.clone());
+        pochta_net::accept_loop(listener, listening, move |tcp, peer| {
+            serve_connection(ctx.clone(), tcp, peer, service, shutdown.clone())
+        })
+        .await;
     }
+}
+
+async fn serve_connection(
+    ctx: Arc<Context>,
+    tcp: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    service: Service,
+    shutdown: watch::Receiver<bool>,
+) {
+    let timeout = Duration::from_secs(ctx.limits.command_timeout_secs);
+    let implicit = service == Service::Imaps;
+    let Some(stream) = pochta_net::open_stream(tcp, peer, implicit, &ctx.tls, timeout).await else {
+        return;
+    };
+    let conn = Conn::new(stream, timeout);
+    session::Session::new(ctx, conn, peer, service, shutdown)
+        .run()
+        .await;
 }

@@ -4,11 +4,14 @@
 //! client waits for an answer (pipelining).
 //!
 //! Layout: `conn` ([`Conn`], [`Stream`], [`Line`], [`ReadError`]); `deflate`
-//! (COMPRESS=DEFLATE, RFC 4978).
+//! (COMPRESS=DEFLATE, RFC 4978); `listen` ([`accept_loop`], [`open_stream`]:
+//! the accept loop with connection limit and graceful stop, implicit TLS).
 //!
 //! Knows no protocol; depends only on tokio, tokio-rustls and flate2.
 
 mod conn;
 mod deflate;
+mod listen;
 
 pub use conn::{Conn, Line, ReadError, Stream};
+pub use listen::{accept_loop, open_stream, Listening};

@@ -33,7 +33,7 @@ use std::time::Duration;
 use pochta_auth::Authenticator;
 use pochta_config::Limits;
 use pochta_maillog::MailLog;
-use pochta_net::{Conn, Stream};
+use pochta_net::Conn;
 use pochta_store::{AccountId, Store};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -163,53 +163,25 @@ impl Server {
 
     /// Serves one bound listener until shutdown.
     pub async fn run(&self, listener: TcpListener, service: Service) {
-        let mut shutdown = self.shutdown.clone();
-        loop {
-            let accepted = tokio::select! {
-                r = listener.accept() => r,
-                _ = shutdown.changed() => return,
-            };
-            let (tcp, peer) = match accepted {
-                Ok(x) => x,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, service = service.name(), "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let _ = tcp.set_nodelay(true);
-            let ctx = self.ctx.clone();
-            let shutdown = self.shutdown.clone();
-            let alive = self.alive.clone();
-            let permit = ctx.connections.clone().try_acquire_owned();
-            tokio::spawn(async move {
-                let _alive = alive;
-                let Ok(_permit) = permit else {
-                    refuse_busy(tcp, peer, service).await;
-                    return;
-                };
-                serve_connection(ctx, tcp, peer, service, shutdown).await;
-            });
-        }
+        let listening = pochta_net::Listening {
+            name: service.name(),
+            shutdown: self.shutdown.clone(),
+            alive: self.alive.clone(),
+            connections: self.ctx.connections.clone(),
+            busy_reply: (service == Service::Pop3).then(|| {
+                reply::Reply::err_code(
+                    reply::Code::SysTemp,
+                    "Too many connections, try again later",
+                )
+                .to_wire()
+            }),
+        };
+        let (ctx, shutdown) = (self.ctx.clone(), self.shutdown.clone());
+        pochta_net::accept_loop(listener, listening, move |tcp, peer| {
+            serve_connection(ctx.clone(), tcp, peer, service, shutdown.clone())
+        })
+        .await;
     }
-}
-
-async fn refuse_busy(tcp: tokio::net::TcpStream, peer: SocketAddr, service: Service) {
-    tracing::warn!(%peer, service = service.name(), "connection limit reached");
-    let mut conn = Conn::new(Stream::Plain(tcp), Duration::from_secs(5));
-    // On 995 the client expects TLS: plain text would only confuse it, and
-    // a handshake is what an overloaded server should not spend time on.
-    if service == Service::Pop3 {
-        conn.push(
-            &reply::Reply::err_code(
-                reply::Code::SysTemp,
-                "Too many connections, try again later",
-            )
-            .to_wire(),
-        );
-    }
-    conn.close().await;
 }
 
 async fn serve_connection(
@@ -220,20 +192,9 @@ async fn serve_connection(
     shutdown: watch::Receiver<bool>,
 ) {
     let timeout = Duration::from_secs(ctx.limits.command_timeout_secs);
-    let stream = if service == Service::Pop3s {
-        match tokio::time::timeout(timeout, ctx.tls.accept(tcp)).await {
-            Ok(Ok(tls)) => Stream::Tls(Box::new(tls)),
-            Ok(Err(e)) => {
-                tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(%peer, "TLS handshake timed out");
-                return;
-            }
-        }
-    } else {
-        Stream::Plain(tcp)
+    let implicit = service == Service::Pop3s;
+    let Some(stream) = pochta_net::open_stream(tcp, peer, implicit, &ctx.tls, timeout).await else {
+        return;
     };
     let conn = Conn::new(stream, timeout);
     let session = session::Session::new(ctx, conn, peer, service, shutdown);

@@ -32,7 +32,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
-use pochta_net::{Conn, Stream};
+use pochta_net::Conn;
 
 /// Which service a listener provides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,50 +137,29 @@ impl Server {
 
     /// Serves one bound listener until shutdown.
     pub async fn run(&self, listener: TcpListener, service: Service) {
-        let mut shutdown = self.shutdown.clone();
-        loop {
-            let accepted = tokio::select! {
-                r = listener.accept() => r,
-                _ = shutdown.changed() => return,
-            };
-            let (tcp, peer) = match accepted {
-                Ok(x) => x,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, service = service.name(), "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let _ = tcp.set_nodelay(true);
-            let ctx = self.ctx.clone();
-            let shutdown = self.shutdown.clone();
-            let alive = self.alive.clone();
-            let permit = ctx.connections.clone().try_acquire_owned();
-            tokio::spawn(async move {
-                let _alive = alive;
-                let Ok(_permit) = permit else {
-                    refuse_busy(tcp, peer, &ctx).await;
-                    return;
-                };
-                serve_connection(ctx, tcp, peer, service, shutdown).await;
-            });
-        }
+        let listening = pochta_net::Listening {
+            name: service.name(),
+            shutdown: self.shutdown.clone(),
+            alive: self.alive.clone(),
+            connections: self.ctx.connections.clone(),
+            busy_reply: (service != Service::Submissions).then(|| {
+                reply::Reply::new(
+                    421,
+                    "4.7.0",
+                    format!(
+                        "{} Too many connections, try again later",
+                        self.ctx.hostname
+                    ),
+                )
+                .to_wire()
+            }),
+        };
+        let (ctx, shutdown) = (self.ctx.clone(), self.shutdown.clone());
+        pochta_net::accept_loop(listener, listening, move |tcp, peer| {
+            serve_connection(ctx.clone(), tcp, peer, service, shutdown.clone())
+        })
+        .await;
     }
-}
-
-async fn refuse_busy(tcp: tokio::net::TcpStream, peer: SocketAddr, ctx: &Context) {
-    tracing::warn!(%peer, "connection limit reached");
-    let mut conn = Conn::new(Stream::Plain(tcp), Duration::from_secs(5));
-    conn.push(
-        &reply::Reply::new(
-            421,
-            "4.7.0",
-            format!("{} Too many connections, try again later", ctx.hostname),
-        )
-        .to_wire(),
-    );
-    conn.close().await;
 }
 
 async fn serve_connection(
@@ -191,20 +170,9 @@ async fn serve_connection(
     shutdown: watch::Receiver<bool>,
 ) {
     let timeout = Duration::from_secs(ctx.limits.command_timeout_secs);
-    let stream = if service == Service::Submissions {
-        match tokio::time::timeout(timeout, ctx.tls.accept(tcp)).await {
-            Ok(Ok(tls)) => Stream::Tls(Box::new(tls)),
-            Ok(Err(e)) => {
-                tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(%peer, "TLS handshake timed out");
-                return;
-            }
-        }
-    } else {
-        Stream::Plain(tcp)
+    let implicit = service == Service::Submissions;
+    let Some(stream) = pochta_net::open_stream(tcp, peer, implicit, &ctx.tls, timeout).await else {
+        return;
     };
     let conn = Conn::new(stream, timeout);
     let session = session::Session::new(ctx, conn, peer, service, shutdown);

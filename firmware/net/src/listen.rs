@@ -1,0 +1,104 @@
+//! What every protocol's listener does the same way: the accept loop with
+//! its connection limit and graceful stop, and the TLS handshake of the
+//! implicit-TLS ports.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
+
+use crate::{Conn, Stream};
+
+/// How a listener behaves.
+pub struct Listening {
+    /// Service name for logs.
+    pub name: &'static str,
+    /// Ends the loop when it turns true.
+    pub shutdown: watch::Receiver<bool>,
+    /// Cloned into every connection; the caller waits for all clones to
+    /// drop to know that sessions have drained.
+    pub alive: mpsc::Sender<()>,
+    /// Connection limit, shared by the protocol's listeners.
+    pub connections: Arc<Semaphore>,
+    /// Said to a client refused for the limit, on plain-text ports only
+    /// (on an implicit-TLS port the client expects a handshake).
+    pub busy_reply: Option<String>,
+}
+
+/// Accepts connections until shutdown and runs `serve` for each one that
+/// fits under the connection limit.
+pub async fn accept_loop<F, Fut>(listener: TcpListener, mut l: Listening, serve: F)
+where
+    F: Fn(TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = l.shutdown.changed() => return,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, service = l.name, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let alive = l.alive.clone();
+        match l.connections.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let session = serve(tcp, peer);
+                tokio::spawn(async move {
+                    let _alive = alive;
+                    let _permit = permit;
+                    session.await;
+                });
+            }
+            Err(_) => {
+                tracing::warn!(%peer, service = l.name, "connection limit reached");
+                let reply = l.busy_reply.clone();
+                tokio::spawn(async move {
+                    let _alive = alive;
+                    let mut conn = Conn::new(Stream::Plain(tcp), Duration::from_secs(5));
+                    if let Some(text) = reply {
+                        conn.push(&text);
+                    }
+                    conn.close().await;
+                });
+            }
+        }
+    }
+}
+
+/// The stream of a new connection: TLS from the first byte on an
+/// implicit-TLS port (RFC 8314), plain otherwise. `None` when the handshake
+/// fails or takes longer than `timeout`.
+pub async fn open_stream(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    implicit_tls: bool,
+    tls: &TlsAcceptor,
+    timeout: Duration,
+) -> Option<Stream> {
+    if !implicit_tls {
+        return Some(Stream::Plain(tcp));
+    }
+    match tokio::time::timeout(timeout, tls.accept(tcp)).await {
+        Ok(Ok(s)) => Some(Stream::Tls(Box::new(s))),
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            None
+        }
+    }
+}
