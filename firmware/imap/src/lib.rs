@@ -28,7 +28,6 @@ mod session;
 mod thread;
 mod wire;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -77,8 +76,7 @@ pub struct Context {
     /// Tells sessions which account's folders changed.
     changes: broadcast::Sender<AccountId>,
     connections: Arc<Semaphore>,
-    next_session: AtomicU64,
-    session_prefix: String,
+    session_ids: pochta_net::SessionIds,
 }
 
 impl Context {
@@ -102,10 +100,6 @@ impl Context {
             // No receiver (no session) is fine.
             let _ = hook_sender.send(account);
         }));
-        let started = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
         Context {
             hostname,
             connections: Arc::new(Semaphore::new(limits.max_connections)),
@@ -115,14 +109,12 @@ impl Context {
             tls,
             auth,
             changes,
-            next_session: AtomicU64::new(1),
-            session_prefix: format!("i{started:x}"),
+            session_ids: pochta_net::SessionIds::new("i"),
         }
     }
 
     fn session_id(&self) -> String {
-        let n = self.next_session.fetch_add(1, Ordering::Relaxed);
-        format!("{}.{n:x}", self.session_prefix)
+        self.session_ids.next()
     }
 }
 

@@ -14,4 +14,4 @@ mod deflate;
 mod listen;
 
 pub use conn::{Conn, Line, ReadError, Stream};
-pub use listen::{accept_loop, open_stream, Listening};
+pub use listen::{accept_loop, open_stream, Listening, SessionIds};

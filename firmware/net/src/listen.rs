@@ -102,3 +102,30 @@ pub async fn open_stream(
         }
     }
 }
+
+/// Session ids for the logs: a per-process prefix (start time, and a letter
+/// for the protocol) and a counter, e.g. `i6b09ca81.3`.
+pub struct SessionIds {
+    prefix: String,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl SessionIds {
+    /// Ids starting with `tag` (empty for SMTP, `i` for IMAP, `p` for POP3).
+    pub fn new(tag: &str) -> SessionIds {
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        SessionIds {
+            prefix: format!("{tag}{started:x}"),
+            next: std::sync::atomic::AtomicU64::new(1),
+        }
+    }
+
+    /// The next id.
+    pub fn next(&self) -> String {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{}.{n:x}", self.prefix)
+    }
+}

@@ -26,7 +26,6 @@ pub mod transfer;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -72,8 +71,7 @@ pub struct Context {
     pub tls: TlsAcceptor,
     /// Login checks and the brute-force guard, shared with SMTP and IMAP.
     pub auth: Arc<Authenticator>,
-    next_session: AtomicU64,
-    session_prefix: String,
+    session_ids: pochta_net::SessionIds,
     /// POP3 connections, bounded by `limits.max_connections`.
     connections: Arc<Semaphore>,
     /// Accounts whose maildrop a POP3 session holds (RFC 1939 §4).
@@ -90,10 +88,6 @@ impl Context {
         tls: TlsAcceptor,
         auth: Arc<Authenticator>,
     ) -> Context {
-        let started = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
         Context {
             hostname,
             connections: Arc::new(Semaphore::new(limits.max_connections)),
@@ -102,16 +96,13 @@ impl Context {
             maillog,
             tls,
             auth,
-            next_session: AtomicU64::new(1),
-            // "p" keeps POP3 session ids apart from SMTP's in the mail log.
-            session_prefix: format!("{started:x}p"),
+            session_ids: pochta_net::SessionIds::new("p"),
             locked: Arc::new(Mutex::new(HashSet::new())),
         }
     }
 
     fn session_id(&self) -> String {
-        let n = self.next_session.fetch_add(1, Ordering::Relaxed);
-        format!("{}.{n:x}", self.session_prefix)
+        self.session_ids.next()
     }
 
     /// Takes the exclusive lock on an account's maildrop; `None` if another

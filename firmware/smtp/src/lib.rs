@@ -20,7 +20,6 @@ pub mod reply;
 mod session;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,8 +73,7 @@ pub struct Context {
     pub tls: TlsAcceptor,
     /// Login checks and the brute-force guard, shared with IMAP and POP3.
     pub auth: Arc<Authenticator>,
-    next_session: AtomicU64,
-    session_prefix: String,
+    session_ids: pochta_net::SessionIds,
     connections: Arc<Semaphore>,
 }
 
@@ -89,10 +87,6 @@ impl Context {
         tls: TlsAcceptor,
         auth: Arc<Authenticator>,
     ) -> Context {
-        let started = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
         Context {
             hostname,
             connections: Arc::new(Semaphore::new(limits.max_connections)),
@@ -101,14 +95,12 @@ impl Context {
             maillog,
             tls,
             auth,
-            next_session: AtomicU64::new(1),
-            session_prefix: format!("{started:x}"),
+            session_ids: pochta_net::SessionIds::new(""),
         }
     }
 
     fn session_id(&self) -> String {
-        let n = self.next_session.fetch_add(1, Ordering::Relaxed);
-        format!("{}.{n:x}", self.session_prefix)
+        self.session_ids.next()
     }
 }
 
