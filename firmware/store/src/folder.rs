@@ -35,6 +35,9 @@ pub struct Folder {
     pub highestmodseq: u64,
     /// In the LSUB/LIST (SUBSCRIBED) set.
     pub subscribed: bool,
+    /// Only a name above other folders: deleted while it had children, it
+    /// holds no messages and cannot be selected (IMAP `\Noselect`).
+    pub noselect: bool,
 }
 
 /// Counts for STATUS and POP3 STAT.
@@ -113,9 +116,23 @@ pub struct Copied {
 /// other tasks can look (IDLE). Must return quickly.
 pub type ChangeHook = std::sync::Arc<dyn Fn(AccountId) + Send + Sync>;
 
+impl Folder {
+    /// The folder, or why it holds no messages (a `\Noselect` name).
+    pub fn selectable(self) -> Result<Folder, StoreError> {
+        if self.noselect {
+            return Err(StoreError::Invalid(format!(
+                "{} only holds other folders (\\Noselect); CREATE it to use it again",
+                self.name
+            )));
+        }
+        Ok(self)
+    }
+}
+
 const FOLDER_COLUMNS: &str =
     "id, account_id, name, special_use, uidvalidity, uidnext, highestmodseq,
-     EXISTS(SELECT 1 FROM subscriptions s WHERE s.account_id = mailboxes.account_id AND s.name = mailboxes.name)";
+     EXISTS(SELECT 1 FROM subscriptions s WHERE s.account_id = mailboxes.account_id AND s.name = mailboxes.name),
+     noselect";
 
 fn folder_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Folder> {
     Ok(Folder {
@@ -127,6 +144,7 @@ fn folder_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Folder> {
         uidnext: r.get::<_, i64>(5)? as u32,
         highestmodseq: r.get::<_, i64>(6)? as u64,
         subscribed: r.get(7)?,
+        noselect: r.get(8)?,
     })
 }
 
@@ -256,24 +274,36 @@ impl Store {
     }
 
     /// Creates a folder (RFC 9051 §6.3.4). Parents are implied by the name.
+    /// Creating a `\Noselect` name makes it a folder again, with a new
+    /// UIDVALIDITY.
     pub fn create_folder(&self, account: AccountId, name: &str) -> Result<Folder, StoreError> {
         check_folder_name(name)?;
         let name = canonical_name(name);
         let conn = self.conn()?;
-        if folder_by_name(&conn, account, &name)?.is_some() {
-            return Err(StoreError::Exists(format!("folder {name}")));
+        match folder_by_name(&conn, account, &name)? {
+            Some(f) if f.noselect => {
+                conn.execute(
+                    "UPDATE mailboxes SET noselect = 0, uidvalidity = ?2 WHERE id = ?1",
+                    params![f.id.0, next_uidvalidity(&conn)?],
+                )?;
+            }
+            Some(_) => return Err(StoreError::Exists(format!("folder {name}"))),
+            None => {
+                let uidvalidity = next_uidvalidity(&conn)?;
+                conn.execute(
+                    "INSERT INTO mailboxes(account_id, name, uidvalidity) VALUES (?1, ?2, ?3)",
+                    params![account.0, name, uidvalidity],
+                )?;
+            }
         }
-        let uidvalidity = next_uidvalidity(&conn)?;
-        conn.execute(
-            "INSERT INTO mailboxes(account_id, name, uidvalidity) VALUES (?1, ?2, ?3)",
-            params![account.0, name, uidvalidity],
-        )?;
         folder_by_name(&conn, account, &name)?
             .ok_or_else(|| StoreError::NotFound(format!("folder {name}")))
     }
 
     /// Deletes a folder and its messages. INBOX and the special-use folders
-    /// created with the account stay.
+    /// created with the account stay. A folder with children keeps its name
+    /// as `\Noselect` (RFC 9051 §6.3.5); deleting such a name while it still
+    /// has children is refused.
     pub fn delete_folder(&self, account: AccountId, name: &str) -> Result<(), StoreError> {
         let name = canonical_name(name);
         if SPECIAL_FOLDERS.iter().any(|(n, _)| *n == name) {
@@ -285,9 +315,26 @@ impl Store {
         let tx = conn.transaction()?;
         let folder = folder_by_name(&tx, account, &name)?
             .ok_or_else(|| StoreError::NotFound(format!("folder {name}")))?;
+        let has_children: bool = tx.query_row(
+            "SELECT EXISTS(SELECT 1 FROM mailboxes WHERE account_id = ?1 AND substr(name, 1, ?3) = ?2)",
+            params![account.0, format!("{name}/"), name.len() as i64 + 1],
+            |r| r.get(0),
+        )?;
+        if has_children && folder.noselect {
+            return Err(StoreError::Invalid(format!(
+                "{name} has folders below it: delete those first"
+            )));
+        }
         let uids: Vec<u32> = all_uids(&tx, folder.id)?;
         remove_uids(&tx, &folder, &uids)?;
-        tx.execute("DELETE FROM mailboxes WHERE id = ?1", [folder.id.0])?;
+        if has_children {
+            tx.execute(
+                "UPDATE mailboxes SET noselect = 1, uidvalidity = ?2 WHERE id = ?1",
+                params![folder.id.0, next_uidvalidity(&tx)?],
+            )?;
+        } else {
+            tx.execute("DELETE FROM mailboxes WHERE id = ?1", [folder.id.0])?;
+        }
         tx.commit()?;
         drop(conn);
         self.changed(account);

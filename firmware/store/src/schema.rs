@@ -106,6 +106,11 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO subscriptions(account_id, name)
         SELECT account_id, name FROM mailboxes WHERE subscribed = 1;
     "#,
+    // 5: a deleted folder that still has children stays as a name that
+    // holds no messages (IMAP \Noselect, RFC 9051 §6.3.5).
+    r#"
+    ALTER TABLE mailboxes ADD COLUMN noselect INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// Brings the database up to the newest schema.
