@@ -22,13 +22,16 @@ RFC 3501 IMAP4rev1 (and RFC 9051 where they agree)
   UIDNEXT and [READ-WRITE]; EXAMINE: PERMANENTFLAGS () and [READ-ONLY],
   does not set \\Seen, refuses STORE/EXPUNGE/MOVE; an empty mailbox;
   SELECT of a missing mailbox is NO
-- CREATE (trailing delimiter, parents, INBOX, existing names), DELETE
-  (RFC example: a parent with children; INBOX; the selected mailbox; a
-  deleted parent listed \\Noselect by LIST %), RENAME (RFC example with
+- CREATE (trailing delimiter, parents, INBOX, existing names, over a
+  \\Noselect name), DELETE (RFC examples: a parent with children becomes
+  \\Noselect, empty, unselectable, and cannot be deleted while it has
+  children; INBOX; the selected mailbox; LIST % shows the \\Noselect
+  parent), RENAME (RFC example with
   children; INBOX moves its messages and stays; superiors created; onto an
   existing name), SUBSCRIBE/UNSUBSCRIBE/LSUB (kept after DELETE)
 - mailbox names: INBOX case-insensitive, quoted names with spaces,
-  modified UTF-7 names round-trip, `%` and `*` refused
+  modified UTF-7 names round-trip, invalid or non-canonical modified UTF-7
+  refused with NO [CANNOT], `%` and `*` refused
 - LIST: `LIST "" ""` gives the delimiter, `%` stops at the delimiter, `*`
   does not, a reference with a trailing delimiter, no match is just OK
 - UIDVALIDITY: a mailbox deleted or renamed away and created again does not
@@ -68,6 +71,24 @@ RFC 3501 IMAP4rev1 (and RFC 9051 where they agree)
   base64 text, case-insensitively beyond ASCII, and strings of 1-2
   characters; SUBJECT matches a decoded encoded-word; a 12-OR chain
 - literals: synchronizing `{n}` gets `+` in LOGIN and APPEND
+
+RFC 9051 IMAP4rev2, where it differs from RFC 3501 (rfc9051-imap4rev2.imap):
+IMAP4rev2 advertised beside IMAP4rev1 before and after login; ENABLE
+IMAP4rev2 answered ENABLED once; after it SELECT sends neither RECENT nor
+UNSEEN but a LIST response with the folder's attributes, and [CLOSED] when
+it replaces a selection; every SEARCH and UID SEARCH answers ESEARCH (ALL,
+UID, the empty result, RETURN options, CHARSET UTF-8); STATUS DELETED;
+UTF-8 mailbox names in CREATE, LIST, STATUS (quoted UTF-8 on the wire),
+the same folders seen by an IMAP4rev1 session in modified UTF-7 (SELECT,
+CREATE, GETQUOTAROOT) and the other way round; without ENABLE a session
+keeps RFC 3501 behaviour (SEARCH, RECENT).
+
+RFC 5182 SEARCHRES (rfc5182-searchres.imap): RETURN (SAVE) alone returns no
+ESEARCH; SAVE with MIN/MAX keeps only those, with ALL keeps and returns
+all; `$` in FETCH, UID FETCH, STORE, UID COPY, MOVE, UID EXPUNGE, as a
+search key combined with AND/OR/NOT and as the UID argument; `$` after
+SUBJECT is text; an empty `$` matches nothing and FETCH $ is OK; expunged
+messages leave `$`; SELECT empties it.
 
 RFC 4315 UIDPLUS: APPENDUID <uidvalidity> <uid> matching SELECT and STATUS;
 COPYUID <uidvalidity> <source set> <destination set> with ranges; no
@@ -175,9 +196,6 @@ from imap_wire import append, connect
 
 # Scenarios that find a server bug: they stay, failing for the right reason.
 SERVER_BUGS = {
-    "delete-leaves-noselect-parent":
-        "after DELETE foo with foo/bar left, LIST \"\" % omits foo; RFC 3501 "
-        "§6.3.8 and the §6.3.4 example want * LIST (\\Noselect) \"/\" foo",
     "search-nesting-depth":
         "SEARCH keys nested deeper than 8 (9 chained ORs, or 9 NOTs) get BAD Syntax "
         "error; RFC 3501 §6.4.4 sets no limit and clients build such OR chains",

@@ -1,5 +1,5 @@
 //! Parsing of the command forms imap-codec 2.0.0-alpha does not know yet:
-//! `SEARCH RETURN (...)` (ESEARCH, RFC 4731) and extended LIST (RFC 5258
+//! `SEARCH RETURN (...)` (ESEARCH, RFC 4731; SAVE, RFC 5182) and extended LIST (RFC 5258
 //! selection and return options, several patterns; LIST-STATUS RFC 5819).
 //!
 //! Sans-I/O: takes the complete message bytes, returns what it found or
@@ -12,6 +12,8 @@ pub struct SearchReturn {
     pub max: bool,
     pub all: bool,
     pub count: bool,
+    /// Keep the result for `$` (RFC 5182 §2).
+    pub save: bool,
 }
 
 /// An extended LIST command (RFC 5258 §3).
@@ -120,7 +122,8 @@ fn search_return(t: &mut Tokens<'_>, message: &[u8], start: usize, tag: &str) ->
             b"MAX" => ret.max = true,
             b"ALL" => ret.all = true,
             b"COUNT" => ret.count = true,
-            _ => return bad("Unknown SEARCH RETURN option (MIN, MAX, ALL, COUNT)"),
+            b"SAVE" => ret.save = true,
+            _ => return bad("Unknown SEARCH RETURN option (MIN, MAX, ALL, COUNT, SAVE)"),
         }
     }
     if options.is_empty() {
@@ -407,8 +410,12 @@ mod tests {
             panic!()
         };
         assert!(opts.all);
+        let Some(Extended::Search(opts, _)) = recognise(b"a SEARCH RETURN (SAVE) ALL\r\n") else {
+            panic!()
+        };
+        assert!(opts.save && !opts.all);
         assert!(matches!(
-            recognise(b"a SEARCH RETURN (SAVE) ALL\r\n"),
+            recognise(b"a SEARCH RETURN (PARTIAL 1:5) ALL\r\n"),
             Some(Extended::Bad(..))
         ));
         assert_eq!(recognise(b"a SEARCH UNSEEN\r\n"), None);

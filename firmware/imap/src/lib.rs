@@ -11,8 +11,10 @@
 //!   untagged EXISTS/EXPUNGE/FETCH updates);
 //! - `cmd/`: one file per command group;
 //! - `extended`: ESEARCH and extended LIST, which the codec does not parse yet;
+//! - `searchres`: `$`, the saved SEARCH result (RFC 5182);
 //! - `mime`: ENVELOPE and BODYSTRUCTURE from the parsed message;
 //! - `thread`: RFC 5256 base subjects and threading, free of I/O;
+//! - `utf7`: modified UTF-7 mailbox names for IMAP4rev1 sessions;
 //! - `wire`: quoting strings and literals on the wire.
 //!
 //! Commands are framed by imap-codec's `Fragmentizer` (bounded message size,
@@ -23,9 +25,11 @@
 mod cmd;
 mod extended;
 mod mime;
+mod searchres;
 mod selected;
 mod session;
 mod thread;
+mod utf7;
 mod wire;
 
 use std::sync::Arc;

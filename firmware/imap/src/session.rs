@@ -19,6 +19,7 @@ use tokio::time::Instant;
 
 use crate::cmd;
 use crate::extended::{self, Extended};
+use crate::searchres;
 use crate::selected::Selected;
 use crate::{Context, Service};
 
@@ -81,6 +82,13 @@ pub(crate) struct Session {
     /// QRESYNC is on (ENABLE QRESYNC, RFC 7162 §3.2.3): VANISHED replaces
     /// EXPUNGE.
     pub qresync: bool,
+    /// IMAP4rev2 is on (ENABLE IMAP4rev2, RFC 9051 Appendix A): UTF-8
+    /// mailbox names, ESEARCH for every SEARCH, no RECENT.
+    pub rev2: bool,
+    /// The last `SEARCH RETURN (SAVE)` result, as UIDs, that `$` stands for
+    /// (RFC 5182; RFC 9051 §6.4.4.1). Emptied by SELECT, EXAMINE, CLOSE
+    /// and UNSELECT.
+    pub saved: Vec<u32>,
     bad_commands: u32,
 }
 
@@ -105,6 +113,8 @@ impl Session {
             frag,
             condstore: false,
             qresync: false,
+            rev2: false,
+            saved: Vec::new(),
             bad_commands: 0,
         }
     }
@@ -256,12 +266,43 @@ impl Session {
 
     async fn handle_message(&mut self) -> Flow {
         let intact = !self.frag.is_max_message_size_exceeded() && !self.frag.is_message_poisoned();
+        // `$` (RFC 5182) is made parseable first; `dollar` holds the
+        // rewritten command.
+        let mut dollar = None;
+        if intact && matches!(self.state, State::Selected(..)) {
+            match searchres::rewrite(self.frag.message_bytes()) {
+                Ok(rewritten) => dollar = rewritten,
+                Err(searchres::Ambiguous) => {
+                    let tag = self.frag.decode_tag().map(|t| t.as_ref().to_string());
+                    return self.bad_command(tag.as_deref(), "Unsupported sequence set with $");
+                }
+            }
+        }
         if intact && self.login().is_some() {
-            if let Some(ext) = extended::recognise(self.frag.message_bytes()) {
+            let bytes = dollar.as_deref().unwrap_or(self.frag.message_bytes());
+            if let Some(ext) = extended::recognise(bytes) {
                 return self.dispatch_extended(ext).await;
             }
         }
-        let decoded = match self.frag.decode_message(&CommandCodec::default()) {
+        let decoded = match &dollar {
+            Some(bytes) => CommandCodec::default()
+                .decode(bytes)
+                .map(|(_, command)| command.into_static())
+                .map_err(|_| {
+                    let tag = self.frag.decode_tag().map(|t| t.as_ref().to_string());
+                    (tag, "Syntax error in command")
+                }),
+            None => self.decode_fragment(),
+        };
+        match decoded {
+            Ok(command) => self.dispatch(command).await,
+            Err((tag, why)) => self.bad_command(tag.as_deref(), why),
+        }
+    }
+
+    /// The command the fragmentizer holds, or the tag (if any) and why not.
+    fn decode_fragment(&mut self) -> Result<Command<'static>, (Option<String>, &'static str)> {
+        match self.frag.decode_message(&CommandCodec::default()) {
             Ok(command) => Ok(command.into_static()),
             Err(e) => {
                 let tag = self.frag.decode_tag().map(|t| t.as_ref().to_string());
@@ -272,10 +313,6 @@ impl Session {
                 };
                 Err((tag, why))
             }
-        };
-        match decoded {
-            Ok(command) => self.dispatch(command).await,
-            Err((tag, why)) => self.bad_command(tag.as_deref(), why),
         }
     }
 
@@ -299,14 +336,10 @@ impl Session {
                     }) => {
                         let tag = tag.as_ref().to_string();
                         let extra = cmd::mailbox::AppendLimit { only };
-                        cmd::mailbox::status(
-                            self,
-                            &tag,
-                            &cmd::name(&mailbox),
-                            &item_names,
-                            Some(extra),
-                        )
-                        .await
+                        let Some(name) = cmd::name(&mailbox, self.rev2) else {
+                            return cmd::bad_name(self, &tag);
+                        };
+                        cmd::mailbox::status(self, &tag, &name, &item_names, Some(extra)).await
                     }
                     _ => {
                         let tag = self.frag.decode_tag().map(|t| t.as_ref().to_string());
@@ -321,8 +354,12 @@ impl Session {
                 match parsed {
                     Ok(Command {
                         tag,
-                        body: CommandBody::Search { criteria, uid, .. },
+                        body:
+                            CommandBody::Search {
+                                mut criteria, uid, ..
+                            },
                     }) => {
+                        searchres::resolve_search(&mut criteria, &self.saved);
                         let tag = tag.as_ref().to_string();
                         if !matches!(self.state, State::Selected(..)) {
                             self.bad(&tag, "Select a mailbox first");
@@ -352,10 +389,30 @@ impl Session {
         Flow::Continue
     }
 
-    async fn dispatch(&mut self, command: Command<'static>) -> Flow {
+    async fn dispatch(&mut self, mut command: Command<'static>) -> Flow {
         let tag = command.tag.as_ref().to_string();
+        let view = match &self.state {
+            State::Selected(_, selected) => Some(selected),
+            _ => None,
+        };
+        if searchres::resolve(&mut command.body, &self.saved, view) == searchres::Resolved::Nothing
+        {
+            // RFC 5182 §2.1: an empty `$` is no error; nothing is done.
+            self.ok(&tag, None, "Done (the saved search result is empty)");
+            return Flow::Continue;
+        }
         let authenticated = !matches!(self.state, State::NotAuthenticated);
         let selected = matches!(self.state, State::Selected(..));
+        let utf8 = self.rev2;
+        // A mailbox name in the store's UTF-8, or the NO for a bad one.
+        macro_rules! name {
+            ($mailbox:expr) => {
+                match cmd::name(&$mailbox, utf8) {
+                    Some(name) => name,
+                    None => return cmd::bad_name(self, &tag),
+                }
+            };
+        }
         use CommandBody as C;
         let flow = match command.body {
             // Any state (RFC 9051 §6.1).
@@ -405,21 +462,21 @@ impl Session {
             C::Select {
                 mailbox,
                 parameters,
-            } => cmd::mailbox::select(self, &tag, &cmd::name(&mailbox), false, &parameters).await,
+            } => cmd::mailbox::select(self, &tag, &name!(mailbox), false, &parameters).await,
             C::Examine {
                 mailbox,
                 parameters,
-            } => cmd::mailbox::select(self, &tag, &cmd::name(&mailbox), true, &parameters).await,
-            C::Create { mailbox } => cmd::mailbox::create(self, &tag, &cmd::name(&mailbox)).await,
-            C::Delete { mailbox } => cmd::mailbox::delete(self, &tag, &cmd::name(&mailbox)).await,
+            } => cmd::mailbox::select(self, &tag, &name!(mailbox), true, &parameters).await,
+            C::Create { mailbox } => cmd::mailbox::create(self, &tag, &name!(mailbox)).await,
+            C::Delete { mailbox } => cmd::mailbox::delete(self, &tag, &name!(mailbox)).await,
             C::Rename { from, to } => {
-                cmd::mailbox::rename(self, &tag, &cmd::name(&from), &cmd::name(&to)).await
+                cmd::mailbox::rename(self, &tag, &name!(from), &name!(to)).await
             }
             C::Subscribe { mailbox } => {
-                cmd::mailbox::subscribe(self, &tag, &cmd::name(&mailbox), true).await
+                cmd::mailbox::subscribe(self, &tag, &name!(mailbox), true).await
             }
             C::Unsubscribe { mailbox } => {
-                cmd::mailbox::subscribe(self, &tag, &cmd::name(&mailbox), false).await
+                cmd::mailbox::subscribe(self, &tag, &name!(mailbox), false).await
             }
             C::List {
                 reference,
@@ -428,7 +485,7 @@ impl Session {
                 cmd::list::list(
                     self,
                     &tag,
-                    &cmd::name(&reference),
+                    &name!(reference),
                     &cmd::list::pattern(&mailbox_wildcard),
                     false,
                 )
@@ -441,7 +498,7 @@ impl Session {
                 cmd::list::list(
                     self,
                     &tag,
-                    &cmd::name(&reference),
+                    &name!(reference),
                     &cmd::list::pattern(&mailbox_wildcard),
                     true,
                 )
@@ -450,7 +507,7 @@ impl Session {
             C::Status {
                 mailbox,
                 item_names,
-            } => cmd::mailbox::status(self, &tag, &cmd::name(&mailbox), &item_names, None).await,
+            } => cmd::mailbox::status(self, &tag, &name!(mailbox), &item_names, None).await,
             C::Namespace => {
                 self.conn.push("* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
                 self.ok(&tag, None, "NAMESPACE completed");
@@ -465,7 +522,7 @@ impl Session {
                 cmd::append::append(
                     self,
                     &tag,
-                    &cmd::name(&mailbox),
+                    &name!(mailbox),
                     &flags,
                     date.as_ref(),
                     cmd::append::literal_data(&message),
@@ -489,7 +546,7 @@ impl Session {
                 }
             }
             C::GetQuotaRoot { mailbox } => {
-                cmd::quota::get_quota_root(self, &tag, &cmd::name(&mailbox)).await
+                cmd::quota::get_quota_root(self, &tag, &name!(mailbox)).await
             }
             C::GetQuota { root } => cmd::quota::get_quota(self, &tag, root.as_ref()).await,
             C::SetQuota { .. } => {
@@ -580,12 +637,12 @@ impl Session {
                 sequence_set,
                 mailbox,
                 uid,
-            } => cmd::copy::copy(self, &tag, &sequence_set, &cmd::name(&mailbox), uid, false).await,
+            } => cmd::copy::copy(self, &tag, &sequence_set, &name!(mailbox), uid, false).await,
             C::Move {
                 sequence_set,
                 mailbox,
                 uid,
-            } => cmd::copy::copy(self, &tag, &sequence_set, &cmd::name(&mailbox), uid, true).await,
+            } => cmd::copy::copy(self, &tag, &sequence_set, &name!(mailbox), uid, true).await,
         };
         flow
     }

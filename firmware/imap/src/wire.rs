@@ -54,6 +54,29 @@ pub fn astring(out: &mut Vec<u8>, s: &[u8]) {
     }
 }
 
+/// Appends a mailbox name kept in UTF-8: in modified UTF-7 for an
+/// IMAP4rev1 session, as UTF-8 (quoted where it can be) for IMAP4rev2
+/// (RFC 9051 §5.1).
+pub fn mailbox(out: &mut Vec<u8>, name: &str, utf8: bool) {
+    if !utf8 {
+        astring(out, crate::utf7::encode(name).as_bytes());
+    } else if name.is_ascii() {
+        astring(out, name.as_bytes());
+    } else if name.len() < 1024 && !name.contains(['\r', '\n', '\0']) {
+        // RFC 9051 §9: quoted strings may carry UTF-8.
+        out.push(b'"');
+        for &b in name.as_bytes() {
+            if b == b'"' || b == b'\\' {
+                out.push(b'\\');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+    } else {
+        literal(out, name.as_bytes());
+    }
+}
+
 /// `fmt::Write` over a byte buffer.
 pub struct Text<'a>(pub &'a mut Vec<u8>);
 

@@ -43,6 +43,7 @@ pub(crate) async fn append(
         let Some(f) = store.folder(account, &name)? else {
             return Ok(None);
         };
+        let f = f.selectable()?;
         if !store.has_room(account, body.len() as u64)? {
             return Err(pochta_store::StoreError::OverQuota);
         }

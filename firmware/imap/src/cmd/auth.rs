@@ -11,7 +11,14 @@ use crate::session::{Flow, Login, Session, State, Wait};
 
 /// What this server implements; nothing is advertised that is not.
 pub(crate) fn capabilities(s: &Session) -> String {
-    let mut caps = vec!["IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "NAMESPACE"];
+    let mut caps = vec![
+        "IMAP4rev1",
+        "IMAP4rev2",
+        "LITERAL+",
+        "SASL-IR",
+        "ID",
+        "NAMESPACE",
+    ];
     if s.is_tls() {
         if matches!(s.state, State::NotAuthenticated) {
             caps.push("AUTH=PLAIN");
@@ -29,6 +36,7 @@ pub(crate) fn capabilities(s: &Session) -> String {
                 "QUOTA",
                 "QUOTA=RES-STORAGE",
                 "ESEARCH",
+                "SEARCHRES",
                 "LIST-EXTENDED",
                 "LIST-STATUS",
                 "COMPRESS=DEFLATE",
@@ -81,6 +89,11 @@ pub(crate) fn enable(s: &mut Session, tag: &str, caps: &[CapabilityEnable<'_>]) 
             "CONDSTORE" if !s.condstore => {
                 s.condstore = true;
                 enabled.push("CONDSTORE");
+            }
+            // RFC 9051 Appendix A: the client speaks IMAP4rev2 from here on.
+            "IMAP4REV2" if !s.rev2 => {
+                s.rev2 = true;
+                enabled.push("IMAP4rev2");
             }
             "QRESYNC" if !s.qresync => {
                 s.qresync = true;

@@ -56,6 +56,7 @@ pub(crate) async fn copy(
         let Some(to) = store.folder(account, &target_name)? else {
             return Ok(None);
         };
+        let to = to.selectable()?;
         store.copy_messages(from, &uids, to.id, move_them).map(Some)
     })
     .await;

@@ -14,6 +14,7 @@ pub(crate) async fn close(s: &mut Session, tag: &str, expunge: bool) -> Flow {
     let folder = selected.folder.id;
     let writable = !selected.read_only;
     s.state = State::Authenticated(login);
+    s.saved.clear();
     if expunge && writable {
         if let Err(e) = blocking(s, move |store| store.expunge(folder, None)).await {
             store_error(s, tag, &e);

@@ -14,7 +14,7 @@ pub(crate) async fn list(
     subscribed_only: bool,
 ) -> Flow {
     let verb = if subscribed_only { "LSUB" } else { "LIST" };
-    let pattern = String::from_utf8_lossy(pattern).into_owned();
+    let pattern = super::pattern_text(pattern, s.rev2);
     if pattern.is_empty() && !subscribed_only {
         // §6.3.9: the hierarchy delimiter and the root.
         s.conn.push("* LIST (\\Noselect) \"/\" \"\"\r\n");
@@ -45,6 +45,9 @@ pub(crate) async fn list(
         }
         let prefix = format!("{}/", f.name);
         let mut attrs: Vec<&str> = Vec::new();
+        if f.noselect {
+            attrs.push("\\Noselect");
+        }
         if names.iter().any(|n| n.starts_with(&prefix)) {
             attrs.push("\\HasChildren");
         } else {
@@ -54,7 +57,7 @@ pub(crate) async fn list(
             attrs.push(special);
         }
         out.extend_from_slice(format!("* {verb} ({}) \"/\" ", attrs.join(" ")).as_bytes());
-        wire::astring(&mut out, f.name.as_bytes());
+        wire::mailbox(&mut out, &f.name, s.rev2);
         out.extend_from_slice(b"\r\n");
     }
     if subscribed_only {
@@ -65,7 +68,7 @@ pub(crate) async fn list(
             .filter(|n| !names.contains(&n.as_str()) && matches(&full, n))
         {
             out.extend_from_slice(b"* LSUB (\\Noselect) \"/\" ");
-            wire::astring(&mut out, name.as_bytes());
+            wire::mailbox(&mut out, name, s.rev2);
             out.extend_from_slice(b"\r\n");
         }
     }
@@ -134,11 +137,11 @@ pub(crate) async fn list_extended(s: &mut Session, l: ExtendedList) -> Flow {
         s.ok(&tag, None, "LIST completed");
         return Flow::Continue;
     }
-    let reference = String::from_utf8_lossy(&l.reference).into_owned();
+    let reference = super::pattern_text(&l.reference, s.rev2);
     let patterns: Vec<String> = l
         .patterns
         .iter()
-        .map(|p| full_pattern(&reference, &String::from_utf8_lossy(p)))
+        .map(|p| full_pattern(&reference, &super::pattern_text(p, s.rev2)))
         .collect();
     let account = s.login().expect("authenticated").account;
     let wants_status = l.return_status.is_some();
@@ -169,6 +172,9 @@ pub(crate) async fn list_extended(s: &mut Session, l: ExtendedList) -> Flow {
         let matched = patterns.iter().any(|p| matches(p, &f.name));
         let prefix = format!("{}/", f.name);
         let mut attrs: Vec<&str> = Vec::new();
+        if f.noselect {
+            attrs.push("\\Noselect");
+        }
         let mut childinfo = false;
         if l.subscribed && !f.subscribed {
             // RFC 5258 §3.5: a parent of subscribed children is named with
@@ -196,12 +202,13 @@ pub(crate) async fn list_extended(s: &mut Session, l: ExtendedList) -> Flow {
             attrs.push(special);
         }
         out.extend_from_slice(format!("* LIST ({}) \"/\" ", attrs.join(" ")).as_bytes());
-        wire::astring(&mut out, f.name.as_bytes());
+        wire::mailbox(&mut out, &f.name, s.rev2);
         if childinfo {
             out.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
         }
         out.extend_from_slice(b"\r\n");
-        if let (Some(items), Some(c)) = (&l.return_status, count) {
+        // RFC 5819 §3: no STATUS for a \Noselect name.
+        if let (Some(items), Some(c), false) = (&l.return_status, count, f.noselect) {
             let values: Vec<String> = items
                 .iter()
                 .map(|i| match i.as_str() {
@@ -217,7 +224,7 @@ pub(crate) async fn list_extended(s: &mut Session, l: ExtendedList) -> Flow {
                 })
                 .collect();
             out.extend_from_slice(b"* STATUS ");
-            wire::astring(&mut out, f.name.as_bytes());
+            wire::mailbox(&mut out, &f.name, s.rev2);
             out.extend_from_slice(format!(" ({})\r\n", values.join(" ")).as_bytes());
         }
     }
@@ -229,7 +236,7 @@ pub(crate) async fn list_extended(s: &mut Session, l: ExtendedList) -> Flow {
             .filter(|n| !names.contains(&n.as_str()) && patterns.iter().any(|p| matches(p, n)))
         {
             out.extend_from_slice(b"* LIST (\\Subscribed \\NonExistent) \"/\" ");
-            wire::astring(&mut out, name.as_bytes());
+            wire::mailbox(&mut out, name, s.rev2);
             out.extend_from_slice(b"\r\n");
         }
     }

@@ -58,27 +58,41 @@ pub(crate) async fn select(
     // SELECT while selected first deselects, without expunging (§6.3.2).
     let was_selected = matches!(s.state, State::Selected(..));
     s.state = State::Authenticated(login.clone());
-    if was_selected && s.qresync {
-        // RFC 7162 §3.2.11
+    // RFC 5182 §2.1: `$` is empty in a newly selected mailbox.
+    s.saved.clear();
+    if was_selected && (s.qresync || s.rev2) {
+        // RFC 7162 §3.2.11, RFC 9051 §7.1
         s.conn.push("* OK [CLOSED] Previous mailbox closed\r\n");
     }
     let account = login.account;
     let lookup = name.to_string();
-    let (condstore, qresync) = (s.condstore, s.qresync);
+    let (condstore, qresync, rev2) = (s.condstore, s.qresync, s.rev2);
     let since = resync.as_ref().map(|r| r.modseq);
     let opened = blocking(s, move |store| {
         let Some(folder) = store.folder(account, &lookup)? else {
             return Ok(None);
+        };
+        let folder = folder.selectable()?;
+        // RFC 9051 §6.3.2: an IMAP4rev2 client is also told the folder's
+        // LIST attributes.
+        let has_children = if rev2 {
+            let prefix = format!("{}/", folder.name);
+            store
+                .folders(account)?
+                .iter()
+                .any(|f| f.name.starts_with(&prefix))
+        } else {
+            false
         };
         let (selected, messages) = Selected::open(store, folder, read_only, condstore, qresync)?;
         let changes = match since {
             Some(m) => Some(store.changes_since(selected.folder.id, m)?),
             None => None,
         };
-        Ok(Some((selected, messages, changes)))
+        Ok(Some((selected, messages, changes, has_children)))
     })
     .await;
-    let (selected, messages, changes) = match opened {
+    let (selected, messages, changes, has_children) = match opened {
         Ok(Some(x)) => x,
         Ok(None) => {
             s.no(tag, Some("NONEXISTENT"), "No such mailbox");
@@ -93,9 +107,13 @@ pub(crate) async fn select(
     let f = &selected.folder;
     let mut out = String::new();
     out.push_str("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n");
-    out.push_str(&format!("* {} EXISTS\r\n* 0 RECENT\r\n", messages.len()));
-    if let Some(i) = first_unseen {
-        out.push_str(&format!("* OK [UNSEEN {}] First unseen message\r\n", i + 1));
+    out.push_str(&format!("* {} EXISTS\r\n", messages.len()));
+    if !rev2 {
+        // IMAP4rev2 has neither \Recent nor UNSEEN (RFC 9051 Appendix E).
+        out.push_str("* 0 RECENT\r\n");
+        if let Some(i) = first_unseen {
+            out.push_str(&format!("* OK [UNSEEN {}] First unseen message\r\n", i + 1));
+        }
     }
     if read_only {
         out.push_str("* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
@@ -143,6 +161,18 @@ pub(crate) async fn select(
                 }
             }
         }
+    }
+    if rev2 {
+        let mut attrs = vec![if has_children {
+            "\\HasChildren"
+        } else {
+            "\\HasNoChildren"
+        }];
+        attrs.extend(f.special_use.as_deref());
+        let mut line = format!("* LIST ({}) \"/\" ", attrs.join(" ")).into_bytes();
+        wire::mailbox(&mut line, &f.name, true);
+        line.extend_from_slice(b"\r\n");
+        out.push_str(&String::from_utf8_lossy(&line));
     }
     s.conn.push(&out);
     let (code, verb) = if read_only {
@@ -261,6 +291,7 @@ pub(crate) async fn status(
         let Some(folder) = store.folder(account, &n)? else {
             return Ok(None);
         };
+        let folder = folder.selectable()?;
         let counts = store.folder_counts(folder.id)?;
         Ok(Some((folder, counts)))
     })
@@ -306,7 +337,7 @@ pub(crate) async fn status(
         parts.push(format!("APPENDLIMIT {}", s.ctx.limits.max_message_bytes));
     }
     let mut out = b"* STATUS ".to_vec();
-    wire::astring(&mut out, folder.name.as_bytes());
+    wire::mailbox(&mut out, &folder.name, s.rev2);
     out.extend_from_slice(format!(" ({})\r\n", parts.join(" ")).as_bytes());
     s.send(&out);
     s.ok(tag, None, "STATUS completed");

@@ -20,13 +20,38 @@ use pochta_store::{Store, StoreError};
 
 use crate::session::{Session, State};
 
-/// A mailbox name as the store keeps it (the client's bytes; INBOX upper
-/// case).
-pub(crate) fn name(mailbox: &Mailbox<'_>) -> String {
+/// A mailbox name as the store keeps it: UTF-8, INBOX upper case. An
+/// IMAP4rev1 session sends modified UTF-7 (RFC 3501 §5.1.3), an IMAP4rev2
+/// session UTF-8 (RFC 9051 §5.1); `None` when the name is neither.
+pub(crate) fn name(mailbox: &Mailbox<'_>, utf8: bool) -> Option<String> {
     match mailbox {
-        Mailbox::Inbox => "INBOX".into(),
-        Mailbox::Other(other) => String::from_utf8_lossy(other.as_ref()).into_owned(),
+        Mailbox::Inbox => Some("INBOX".into()),
+        Mailbox::Other(other) if utf8 => String::from_utf8(other.as_ref().to_vec()).ok(),
+        Mailbox::Other(other) => crate::utf7::decode(other.as_ref()),
     }
+}
+
+/// The reply to a mailbox name [`name`] refused.
+pub(crate) fn bad_name(s: &mut Session, tag: &str) -> crate::session::Flow {
+    let why = if s.rev2 {
+        "Mailbox name is not valid UTF-8"
+    } else {
+        "Mailbox name is not valid modified UTF-7 (RFC 3501 §5.1.3); ENABLE IMAP4rev2 for UTF-8 names"
+    };
+    s.no(tag, Some("CANNOT"), why);
+    crate::session::Flow::Continue
+}
+
+/// A LIST reference or pattern in the store's UTF-8, as [`name`] decodes
+/// names; a pattern that does not decode is matched as it is (and so
+/// matches nothing the store holds in another spelling).
+pub(crate) fn pattern_text(bytes: &[u8], utf8: bool) -> String {
+    let decoded = if utf8 {
+        String::from_utf8(bytes.to_vec()).ok()
+    } else {
+        crate::utf7::decode(bytes)
+    };
+    decoded.unwrap_or_else(|| String::from_utf8_lossy(bytes).into_owned())
 }
 
 /// Turns CONDSTORE on because a command used it (RFC 7162 §3.1): with a

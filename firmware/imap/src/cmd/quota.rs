@@ -41,7 +41,7 @@ pub(crate) async fn get_quota_root(s: &mut Session, tag: &str, mailbox: &str) ->
         return Flow::Continue;
     };
     let mut out = b"* QUOTAROOT ".to_vec();
-    wire::astring(&mut out, mailbox.as_bytes());
+    wire::mailbox(&mut out, mailbox, s.rev2);
     if line.is_some() {
         out.extend_from_slice(b" \"\"");
     }

@@ -2,8 +2,12 @@
 //! sequence and UID sets, headers and text. Message files are read and
 //! parsed only when a key needs their content.
 //!
-//! Text keys scan the messages one by one; an index (SQLite FTS5) for large
-//! mailboxes is still to come.
+//! Text keys of three characters or more are narrowed down by the store's
+//! full-text index (SQLite FTS5, trigrams) and then checked on the message
+//! itself; shorter ones scan the messages.
+//!
+//! An IMAP4rev2 session gets ESEARCH for every SEARCH (RFC 9051 §6.4.4);
+//! `RETURN (SAVE)` keeps the result for `$` (RFC 5182).
 
 use std::collections::HashMap;
 
@@ -26,6 +30,13 @@ pub(crate) async fn search(
     ret: Option<SearchReturn>,
 ) -> Flow {
     refresh(s, by_uid).await;
+    // RFC 9051 §6.4.4: without RETURN, IMAP4rev2 means RETURN (ALL).
+    let ret = ret.or_else(|| {
+        s.rev2.then(|| SearchReturn {
+            all: true,
+            ..SearchReturn::default()
+        })
+    });
     let uses_modseq = criteria.iter().any(has_modseq);
     if uses_modseq {
         super::enable_condstore(s);
@@ -47,7 +58,18 @@ pub(crate) async fn search(
     match result {
         Ok(hits) => {
             let top_modseq = hits.iter().map(|h| h.2).max().filter(|_| uses_modseq);
+            if let Some(ret) = ret.as_ref().filter(|r| r.save) {
+                s.saved = saved_result(ret, &hits);
+            }
             let line = match ret {
+                // RFC 5182 §2.4: SAVE alone returns no ESEARCH.
+                Some(SearchReturn {
+                    save: true,
+                    min: false,
+                    max: false,
+                    all: false,
+                    count: false,
+                }) => String::new(),
                 Some(ret) => esearch(tag, by_uid, &ret, &hits, top_modseq),
                 None => {
                     let numbers: Vec<String> = hits
@@ -75,9 +97,31 @@ pub(crate) async fn search(
             s.conn.push(&line);
             s.ok(tag, None, "SEARCH completed");
         }
-        Err(e) => store_error(s, tag, &e),
+        Err(e) => {
+            // RFC 5182 §2.1: a failed SAVE leaves `$` empty.
+            if ret.is_some_and(|r| r.save) {
+                s.saved.clear();
+            }
+            store_error(s, tag, &e)
+        }
     }
     Flow::Continue
+}
+
+/// The UIDs `$` stands for after a SEARCH with SAVE: with MIN and/or MAX
+/// but neither ALL nor COUNT, just those; else every match (RFC 5182 §2.4).
+fn saved_result(ret: &SearchReturn, hits: &[Hit]) -> Vec<u32> {
+    let mut uids: Vec<u32> = hits.iter().map(|h| h.1).collect();
+    uids.sort_unstable();
+    if (ret.min || ret.max) && !(ret.all || ret.count) {
+        let (first, last) = (uids.first().copied(), uids.last().copied());
+        let mut picked: Vec<u32> = Vec::new();
+        picked.extend(first.filter(|_| ret.min));
+        picked.extend(last.filter(|_| ret.max));
+        picked.dedup();
+        return picked;
+    }
+    uids
 }
 
 /// `* ESEARCH (TAG "t") [UID] MIN a MAX b ALL set COUNT n` (RFC 4731 §3.1):
