@@ -2,7 +2,8 @@
 //! validated at load with errors that name the key and the file.
 //!
 //! Layout:
-//! - [`Config`] and its sections ([`Listen`], [`Limits`], [`Server`], [`Tls`]);
+//! - [`Config`] and its sections ([`Listen`], [`Limits`], [`Server`], [`Tls`],
+//!   [`Guard`], [`Dns`]);
 //! - [`Config::load`] reads a TOML file, [`Config::embedded`] is the default
 //!   used when `pochta serve` gets no `--config`;
 //! - [`ConfigError`] says what is wrong and where.
@@ -36,6 +37,8 @@ pub struct Config {
     pub guard: Guard,
     /// Certificate and key; a self-signed pair is generated when absent.
     pub tls: Tls,
+    /// Which DNS servers answer MX, SPF, DKIM and DMARC lookups.
+    pub dns: Dns,
 }
 
 /// Listening addresses of each service. An empty list disables the service.
@@ -130,6 +133,27 @@ pub struct Tls {
     pub cert_file: PathBuf,
     /// Private key; defaults to `tls/key.pem` in the data folder.
     pub key_file: PathBuf,
+}
+
+/// The resolver for outbound delivery (MX, A/AAAA) and mail authentication
+/// (SPF, DKIM, DMARC, ARC). Answers are cached for their TTL.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dns {
+    /// Name servers as `ip:port`, asked over UDP with TCP fallback. Empty
+    /// means the system's (`/etc/resolv.conf`).
+    pub servers: Vec<SocketAddr>,
+    /// How long one query may take before the next server is tried.
+    pub timeout_secs: u64,
+}
+
+impl Default for Dns {
+    fn default() -> Self {
+        Dns {
+            servers: Vec::new(),
+            timeout_secs: 5,
+        }
+    }
 }
 
 /// Standard ports on the appliance (running as root) and their unprivileged
@@ -293,6 +317,9 @@ impl Config {
                 ));
             }
         }
+        if !(1..=60).contains(&self.dns.timeout_secs) {
+            return Err(invalid("dns.timeout_secs", "must be 1 to 60"));
+        }
         let l = &self.limits;
         if l.max_message_bytes < 1024 {
             return Err(invalid("limits.max_message_bytes", "must be at least 1024"));
@@ -425,6 +452,10 @@ mod tests {
         assert_eq!(c.listen.submissions[0].port(), 2465);
         assert_eq!(c.limits.max_recipients, 7);
         assert_eq!(c.limits.max_line_bytes, 4096);
+        let c = parse("[dns]\nservers = [\"127.0.0.1:5353\", \"[::1]:53\"]\n").unwrap();
+        assert_eq!(c.dns.servers.len(), 2);
+        assert_eq!(c.dns.servers[0].port(), 5353);
+        assert_eq!(c.dns.timeout_secs, 5);
     }
 
     /// Each bad config and a piece of the message it must produce.
@@ -455,6 +486,8 @@ mod tests {
             ("[limits", "expected"),
             ("[guard]\nmax_failures = 0", "guard.max_failures"),
             ("[guard]\nban = 1", "ban"),
+            ("[dns]\ntimeout_secs = 0", "dns.timeout_secs"),
+            ("[dns]\nservers = [\"8.8.8.8\"]", "servers"),
             (
                 "[listen]\nimap = [\"127.0.0.1:143\"]\npop3 = [\"127.0.0.1:143\"]",
                 "listen.",
