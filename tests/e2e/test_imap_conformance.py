@@ -196,9 +196,6 @@ from imap_wire import append, connect
 
 # Scenarios that find a server bug: they stay, failing for the right reason.
 SERVER_BUGS = {
-    "search-nesting-depth":
-        "SEARCH keys nested deeper than 8 (9 chained ORs, or 9 NOTs) get BAD Syntax "
-        "error; RFC 3501 §6.4.4 sets no limit and clients build such OR chains",
 }
 
 

@@ -11,7 +11,9 @@
 //!   untagged EXISTS/EXPUNGE/FETCH updates);
 //! - `cmd/`: one file per command group;
 //! - `extended`: ESEARCH and extended LIST, which the codec does not parse yet;
-//! - `searchres`: `$`, the saved SEARCH result (RFC 5182);
+//! - `lex`, `nesting`, `searchres`: rewrites of a command before the codec
+//!   parses it (deep search criteria rebalanced; `$`, the saved SEARCH
+//!   result of RFC 5182);
 //! - `mime`: ENVELOPE and BODYSTRUCTURE from the parsed message;
 //! - `thread`: RFC 5256 base subjects and threading, free of I/O;
 //! - `utf7`: modified UTF-7 mailbox names for IMAP4rev1 sessions;
@@ -24,7 +26,9 @@
 
 mod cmd;
 mod extended;
+mod lex;
 mod mime;
+mod nesting;
 mod searchres;
 mod selected;
 mod session;

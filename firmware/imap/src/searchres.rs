@@ -19,6 +19,7 @@ use imap_codec::imap_types::search::SearchKey;
 use imap_codec::imap_types::sequence::SequenceSet;
 
 use crate::cmd::copy::uid_set;
+use crate::lex::lex;
 use crate::selected::Selected;
 
 /// What `$` becomes for the codec: a valid set nobody writes.
@@ -66,10 +67,7 @@ pub fn rewrite(message: &[u8]) -> Result<Option<Vec<u8>>, Ambiguous> {
         return Ok(None);
     }
     let tokens = lex(message);
-    let atom = |i: usize| match tokens.get(i) {
-        Some(Token::Atom(s, e)) => Some(&message[*s..*e]),
-        _ => None,
-    };
+    let atom = |i: usize| tokens.get(i).and_then(|t| t.atom(message));
     let is =
         |i: usize, word: &str| atom(i).is_some_and(|a| a.eq_ignore_ascii_case(word.as_bytes()));
     let mut first = 1;
@@ -116,12 +114,9 @@ pub fn rewrite(message: &[u8]) -> Result<Option<Vec<u8>>, Ambiguous> {
     let mut out = Vec::with_capacity(message.len() + dollars.len() * PLACEHOLDER.len());
     let mut at = 0;
     for i in dollars {
-        let Token::Atom(start, end) = tokens[i] else {
-            unreachable!("only atoms are collected");
-        };
-        out.extend_from_slice(&message[at..start]);
+        out.extend_from_slice(&message[at..tokens[i].start]);
         out.extend_from_slice(PLACEHOLDER.as_bytes());
-        at = end;
+        at = tokens[i].end;
     }
     out.extend_from_slice(&message[at..]);
     Ok(Some(out))
@@ -222,79 +217,6 @@ fn resolve_key(key: &mut SearchKey<'_>, saved: &[u32]) {
         SearchKey::Not(k) => resolve_key(k, saved),
         _ => {}
     }
-}
-
-/// A token of a command: where it is in the bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Token {
-    Atom(usize, usize),
-    /// A quoted string or literal: never a `$`.
-    String,
-    Open,
-    Close,
-}
-
-/// Splits a command into atoms, strings, literals and parentheses.
-/// Lenient: the codec judges the syntax afterwards.
-fn lex(b: &[u8]) -> Vec<Token> {
-    let mut tokens = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b' ' | b'\r' | b'\n' => i += 1,
-            b'(' => {
-                tokens.push(Token::Open);
-                i += 1;
-            }
-            b')' => {
-                tokens.push(Token::Close);
-                i += 1;
-            }
-            b'"' => {
-                i += 1;
-                while i < b.len() && b[i] != b'"' {
-                    i += if b[i] == b'\\' { 2 } else { 1 };
-                }
-                i += 1;
-                tokens.push(Token::String);
-            }
-            b'{' | b'~' if literal_length(&b[i..]).is_some() => {
-                let (header, n) = literal_length(&b[i..]).expect("just checked");
-                i = i.saturating_add(header).saturating_add(n);
-                tokens.push(Token::String);
-            }
-            _ => {
-                let start = i;
-                while i < b.len() && !matches!(b[i], b' ' | b'(' | b')' | b'"' | b'\r' | b'\n') {
-                    i += 1;
-                }
-                tokens.push(Token::Atom(start, i));
-            }
-        }
-    }
-    tokens
-}
-
-/// `{n}\r\n`, `{n+}\r\n` or `~{n}\r\n` at the start of `b`: the length of
-/// that header and `n`.
-fn literal_length(b: &[u8]) -> Option<(usize, usize)> {
-    let open = usize::from(b.first() == Some(&b'~'));
-    if b.get(open) != Some(&b'{') {
-        return None;
-    }
-    let digits = b[open + 1..]
-        .iter()
-        .take_while(|c| c.is_ascii_digit())
-        .count();
-    let n: usize = std::str::from_utf8(&b[open + 1..open + 1 + digits])
-        .ok()?
-        .parse()
-        .ok()?;
-    let mut at = open + 1 + digits;
-    if b.get(at) == Some(&b'+') {
-        at += 1;
-    }
-    (b.get(at..at + 3)? == b"}\r\n").then_some((at + 3, n))
 }
 
 #[cfg(test)]

@@ -19,8 +19,8 @@ use tokio::time::Instant;
 
 use crate::cmd;
 use crate::extended::{self, Extended};
-use crate::searchres;
 use crate::selected::Selected;
+use crate::{nesting, searchres};
 use crate::{Context, Service};
 
 /// Junk commands tolerated before the connection is dropped.
@@ -266,12 +266,15 @@ impl Session {
 
     async fn handle_message(&mut self) -> Flow {
         let intact = !self.frag.is_max_message_size_exceeded() && !self.frag.is_message_poisoned();
-        // `$` (RFC 5182) is made parseable first; `dollar` holds the
-        // rewritten command.
-        let mut dollar = None;
+        // What the codec cannot take as it is gets rewritten first: search
+        // criteria nested too deeply, then `$` (RFC 5182).
+        let mut rewritten = None;
         if intact && matches!(self.state, State::Selected(..)) {
-            match searchres::rewrite(self.frag.message_bytes()) {
-                Ok(rewritten) => dollar = rewritten,
+            rewritten = nesting::rebalance(self.frag.message_bytes());
+            let bytes = rewritten.as_deref().unwrap_or(self.frag.message_bytes());
+            match searchres::rewrite(bytes) {
+                Ok(Some(r)) => rewritten = Some(r),
+                Ok(None) => {}
                 Err(searchres::Ambiguous) => {
                     let tag = self.frag.decode_tag().map(|t| t.as_ref().to_string());
                     return self.bad_command(tag.as_deref(), "Unsupported sequence set with $");
@@ -279,12 +282,12 @@ impl Session {
             }
         }
         if intact && self.login().is_some() {
-            let bytes = dollar.as_deref().unwrap_or(self.frag.message_bytes());
+            let bytes = rewritten.as_deref().unwrap_or(self.frag.message_bytes());
             if let Some(ext) = extended::recognise(bytes) {
                 return self.dispatch_extended(ext).await;
             }
         }
-        let decoded = match &dollar {
+        let decoded = match &rewritten {
             Some(bytes) => CommandCodec::default()
                 .decode(bytes)
                 .map(|(_, command)| command.into_static())
