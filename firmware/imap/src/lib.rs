@@ -90,8 +90,12 @@ impl Context {
         tls: TlsAcceptor,
         auth: Arc<Authenticator>,
     ) -> Context {
-        if let Err(e) = store.start_indexer(Arc::new(mime::index_text)) {
-            // SEARCH still works without the index, only slower.
+        let extractor = pochta_store::Extractor {
+            structure_version: mime::STRUCTURE_VERSION,
+            extract: Arc::new(mime::extract),
+        };
+        if let Err(e) = store.start_indexer(extractor) {
+            // SEARCH and FETCH still work without the index, only slower.
             tracing::warn!(error = %e, "cannot start the search indexer");
         }
         let (changes, _) = broadcast::channel(1024);

@@ -106,6 +106,20 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO subscriptions(account_id, name)
         SELECT account_id, name FROM mailboxes WHERE subscribed = 1;
     "#,
+    // 5: what FETCH reports of a body's structure (IMAP ENVELOPE, BODY and
+    // BODYSTRUCTURE, as wire bytes), keyed by body like the index and filled
+    // by the indexer from the same parse (structure.rs). `version` names the
+    // renderer that wrote a row; rows of another version are made again.
+    // NULL forms: the file could not be read; FETCH reads it itself.
+    r#"
+    CREATE TABLE blob_structure(
+        blob TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        envelope BLOB,
+        body BLOB,
+        bodystructure BLOB
+    );
+    "#,
 ];
 
 /// Brings the database up to the newest schema.
