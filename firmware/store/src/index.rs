@@ -137,7 +137,24 @@ impl Store {
     }
 }
 
+/// Which bodies the indexer looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scan {
+    /// Those without text in the index or without a structure of the
+    /// current version: bodies from before the structure cache, or from
+    /// another renderer, are found this way. Done from start until a scan
+    /// finds nothing.
+    All,
+    /// Those without text in the index. After `All` has found nothing,
+    /// these new bodies are the only ones without a structure either (the
+    /// indexer writes both at once), and this query, run every half second
+    /// while idle, costs about half as much (10,000 messages: 3-6 ms
+    /// instead of 11-13 ms).
+    New,
+}
+
 fn run(store: Weak<Inner>, mut conn: Connection, extractor: Extractor) {
+    let mut scan = Scan::All;
     loop {
         let Some(inner) = store.upgrade() else { return };
         let blob_dir = inner.blob_dir.clone();
@@ -151,10 +168,11 @@ fn run(store: Weak<Inner>, mut conn: Connection, extractor: Extractor) {
             continue;
         }
         let started = std::time::Instant::now();
-        match index_batch(&mut conn, &blob_dir, &extractor) {
+        match index_batch(&mut conn, &blob_dir, &extractor, scan) {
             // Rest as long as the batch took: indexing is background work
             // and must leave the CPU to deliveries and sessions.
             Ok(n) if n > 0 => std::thread::sleep(started.elapsed()),
+            Ok(_) if scan == Scan::All => scan = Scan::New,
             Ok(_) => std::thread::sleep(Duration::from_millis(500)),
             Err(e) => {
                 tracing::warn!(error = %e, "indexing failed; retrying later");
@@ -174,29 +192,46 @@ struct Todo {
     structure: bool,
 }
 
-/// Indexes up to `BATCH` bodies not indexed, or not cached, yet; returns
-/// how many.
-fn index_batch(
+/// Indexes up to `BATCH` bodies that `scan` finds; returns how many.
+pub(crate) fn index_batch(
     conn: &mut Connection,
     blob_dir: &std::path::Path,
     extractor: &Extractor,
+    scan: Scan,
 ) -> Result<usize, StoreError> {
     let version = extractor.structure_version;
-    let todo: Vec<Todo> = {
-        let mut stmt = conn.prepare_cached(
-            "SELECT DISTINCT m.blob, b.id IS NULL, s.version IS NOT ?2 FROM messages m
-             LEFT JOIN indexed_blobs b ON b.blob = m.blob
-             LEFT JOIN blob_structure s ON s.blob = m.blob
-             WHERE b.id IS NULL OR s.version IS NOT ?2 LIMIT ?1",
-        )?;
-        let rows = stmt.query_map(params![BATCH as i64, version], |r| {
-            Ok(Todo {
-                blob: r.get(0)?,
-                text: r.get(1)?,
-                structure: r.get(2)?,
-            })
-        })?;
-        rows.collect::<Result<_, _>>()?
+    let todo: Vec<Todo> = match scan {
+        Scan::All => {
+            let mut stmt = conn.prepare_cached(
+                "SELECT DISTINCT m.blob, b.id IS NULL, s.version IS NOT ?2 FROM messages m
+                 LEFT JOIN indexed_blobs b ON b.blob = m.blob
+                 LEFT JOIN blob_structure s ON s.blob = m.blob
+                 WHERE b.id IS NULL OR s.version IS NOT ?2 LIMIT ?1",
+            )?;
+            let rows = stmt.query_map(params![BATCH as i64, version], |r| {
+                Ok(Todo {
+                    blob: r.get(0)?,
+                    text: r.get(1)?,
+                    structure: r.get(2)?,
+                })
+            })?;
+            rows.collect::<Result<_, _>>()?
+        }
+        Scan::New => {
+            let mut stmt = conn.prepare_cached(
+                "SELECT DISTINCT m.blob FROM messages m
+                 LEFT JOIN indexed_blobs b ON b.blob = m.blob
+                 WHERE b.id IS NULL LIMIT ?1",
+            )?;
+            let rows = stmt.query_map([BATCH as i64], |r| {
+                Ok(Todo {
+                    blob: r.get(0)?,
+                    text: true,
+                    structure: true,
+                })
+            })?;
+            rows.collect::<Result<_, _>>()?
+        }
     };
     if todo.is_empty() {
         return Ok(0);

@@ -148,24 +148,47 @@ fn a_new_renderer_remakes_the_forms_and_keeps_the_text_index() {
 }
 
 #[test]
-fn bodies_indexed_before_the_cache_existed_get_their_structure() {
+fn scans_find_bodies_without_text_or_structure() {
+    use crate::index::{index_batch, Scan};
     let (_d, s, bob) = setup();
-    let blob = append(&s, bob, "INBOX", "Subject: old\r\n\r\nfrom before\r\n");
-    s.start_indexer(extractor(1)).unwrap();
-    let inbox = s.folder(bob, "INBOX").unwrap().unwrap();
-    wait_for("indexed", || s.indexed_uids(inbox.id).unwrap().len() == 1);
-    wait_for("cached", || rows(&s) == 1);
-    // What a store indexed before migration 5 looks like.
+    let a = append(&s, bob, "INBOX", "Subject: old\r\n\r\nfrom before\r\n");
+    let b = append(&s, bob, "INBOX", "Subject: new\r\n\r\nfrom after\r\n");
+    let blobs = [a.clone(), b.clone()];
+    // The indexer's own steps, one at a time, on its own connection.
+    let mut conn = crate::open_connection(&s.dir().join("pochta.db")).unwrap();
+    let blob_dir = s.dir().join("blobs");
+    let mut batch = |version: u32, scan: Scan| {
+        index_batch(&mut conn, &blob_dir, &extractor(version), scan).unwrap()
+    };
+    assert_eq!(batch(1, Scan::New), 2, "new bodies: text and structure");
+    assert_eq!(s.cached_structures(&blobs, 1).unwrap().len(), 2);
+    assert_eq!(batch(1, Scan::All), 0);
+    // A body indexed before the structure cache existed.
     s.conn()
         .unwrap()
-        .execute("DELETE FROM blob_structure", [])
+        .execute("DELETE FROM blob_structure WHERE blob = ?1", [&a.0])
         .unwrap();
-    wait_for("cached again", || {
-        s.cached_structures(std::slice::from_ref(&blob), 1)
-            .unwrap()
-            .len()
-            == 1
-    });
+    assert_eq!(
+        batch(1, Scan::New),
+        0,
+        "the cheap scan looks for new bodies only"
+    );
+    assert_eq!(batch(1, Scan::All), 1);
+    assert_eq!(s.cached_structures(&blobs, 1).unwrap().len(), 2);
+    // A new renderer.
+    assert_eq!(batch(2, Scan::All), 2);
+    assert_eq!(batch(2, Scan::All), 0);
+    assert_eq!(
+        s.cached_structures(&blobs, 2).unwrap()[&a],
+        forms(2, b"Subject: old\r\n\r\nfrom before\r\n")
+    );
+    let indexed: i64 = s
+        .conn()
+        .unwrap()
+        .query_row("SELECT count(*) FROM indexed_blobs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(indexed, 2, "text indexed once");
+    let inbox = s.folder(bob, "INBOX").unwrap().unwrap();
     assert_eq!(
         s.text_candidates(inbox.id, TextField::Body, "before")
             .unwrap(),
