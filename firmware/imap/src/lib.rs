@@ -11,7 +11,9 @@
 //!   untagged EXISTS/EXPUNGE/FETCH updates);
 //! - `cmd/`: one file per command group;
 //! - `extended`: ESEARCH and extended LIST, which the codec does not parse yet;
-//! - `mime`: ENVELOPE and BODYSTRUCTURE from the parsed message;
+//! - `mime`: ENVELOPE and BODYSTRUCTURE from the parsed message, and what
+//!   the store's background indexer keeps of each message (search text and
+//!   those structures, which FETCH then takes from the store);
 //! - `thread`: RFC 5256 base subjects and threading, free of I/O;
 //! - `wire`: quoting strings and literals on the wire.
 //!

@@ -204,9 +204,9 @@ pub(crate) async fn fetch(
     let wants_file = items.iter().any(|i| needs(i) == Needs::File);
     let wants_structure = items.iter().any(|i| needs(i) == Needs::Structure);
     let mut unknown_cte = false;
-    for batch in pairs.chunks(STRUCTURE_BATCH) {
+    for chunk in pairs.chunks(STRUCTURE_BATCH) {
         // Expunged by another session since the view was refreshed: skip.
-        let batch: Vec<(u32, Message)> = batch
+        let batch: Vec<(u32, Message)> = chunk
             .iter()
             .filter_map(|(seq, uid)| messages.remove(uid).map(|m| (*seq, m)))
             .collect();
