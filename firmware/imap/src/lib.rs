@@ -14,7 +14,9 @@
 //! - `lex`, `nesting`, `searchres`: rewrites of a command before the codec
 //!   parses it (deep search criteria rebalanced; `$`, the saved SEARCH
 //!   result of RFC 5182);
-//! - `mime`: ENVELOPE and BODYSTRUCTURE from the parsed message;
+//! - `mime`: ENVELOPE and BODYSTRUCTURE from the parsed message, and what
+//!   the store's background indexer keeps of each message (search text and
+//!   those structures, which FETCH then takes from the store);
 //! - `thread`: RFC 5256 base subjects and threading, free of I/O;
 //! - `utf7`: modified UTF-7 mailbox names for IMAP4rev1 sessions;
 //! - `wire`: quoting strings and literals on the wire.
@@ -98,8 +100,12 @@ impl Context {
         tls: TlsAcceptor,
         auth: Arc<Authenticator>,
     ) -> Context {
-        if let Err(e) = store.start_indexer(Arc::new(mime::index_text)) {
-            // SEARCH still works without the index, only slower.
+        let extractor = pochta_store::Extractor {
+            structure_version: mime::STRUCTURE_VERSION,
+            extract: Arc::new(mime::extract),
+        };
+        if let Err(e) = store.start_indexer(extractor) {
+            // SEARCH and FETCH still work without the index, only slower.
             tracing::warn!(error = %e, "cannot start the search indexer");
         }
         let (changes, _) = broadcast::channel(1024);

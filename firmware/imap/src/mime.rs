@@ -2,8 +2,13 @@
 //! BODYSTRUCTURE (RFC 9051 §7.5.2), and the byte ranges of body sections
 //! (§6.4.5). Offsets from the parser are checked before slicing, so a
 //! hostile message yields empty sections, never a panic.
+//!
+//! The store's background indexer calls [`extract`] once per new body; the
+//! [`Structure`] it makes is what FETCH sends from the store's cache, so it
+//! must be byte for byte what FETCH would make from the file.
 
 use mail_parser::{Addr, Address, Message, MessagePart, MimeHeaders, PartType};
+use pochta_store::{Extracted, Structure};
 
 use crate::wire;
 
@@ -11,9 +16,63 @@ use crate::wire;
 /// message must not exhaust the stack).
 const MAX_DEPTH: usize = 32;
 
+/// Version of what [`envelope_or_nil`] and [`body_structure_or_default`]
+/// write. The store keeps it with every cached [`Structure`] and ignores
+/// (and remakes) those of another version: change it whenever their output
+/// changes for any message, or clients get the old forms from the cache.
+/// The test `structure_output_is_pinned` fails as a reminder.
+pub const STRUCTURE_VERSION: u32 = 1;
+
+/// What FETCH sends for a message that mail-parser cannot parse (or whose
+/// file cannot be read).
+const NIL_ENVELOPE: &[u8] = b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)";
+const DEFAULT_BODY: &[u8] = b"(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)";
+
 /// Parses a stored message.
 pub fn parse(raw: &[u8]) -> Option<Message<'_>> {
     mail_parser::MessageParser::default().parse(raw)
+}
+
+/// For the store's indexer: one parse of a message file gives both its
+/// search text and the structure FETCH reports.
+pub fn extract(raw: &[u8]) -> Extracted {
+    let parsed = parse(raw);
+    Extracted {
+        structure: structure_of(parsed.as_ref()),
+        text: index_text(raw, parsed.as_ref()),
+    }
+}
+
+/// ENVELOPE, BODY and BODYSTRUCTURE of a message, `None` if unparseable.
+pub fn structure_of(msg: Option<&Message<'_>>) -> Structure {
+    let mut envelope = Vec::new();
+    envelope_or_nil(&mut envelope, msg);
+    let mut body = Vec::new();
+    body_structure_or_default(&mut body, msg, false);
+    let mut body_structure = Vec::new();
+    body_structure_or_default(&mut body_structure, msg, true);
+    Structure {
+        envelope,
+        body,
+        body_structure,
+    }
+}
+
+/// The ENVELOPE FETCH sends: of the message, or all NIL without one.
+pub fn envelope_or_nil(out: &mut Vec<u8>, msg: Option<&Message<'_>>) {
+    match msg {
+        Some(m) => envelope(out, m),
+        None => out.extend_from_slice(NIL_ENVELOPE),
+    }
+}
+
+/// The BODY (`extended` false) or BODYSTRUCTURE FETCH sends: of the
+/// message, or an empty text part without one.
+pub fn body_structure_or_default(out: &mut Vec<u8>, msg: Option<&Message<'_>>, extended: bool) {
+    match msg {
+        Some(m) => body_structure(out, m, extended),
+        None => out.extend_from_slice(DEFAULT_BODY),
+    }
 }
 
 fn slice(raw: &[u8], from: u32, to: u32) -> &[u8] {
@@ -151,13 +210,13 @@ fn address(out: &mut Vec<u8>, a: &Addr<'_>) {
 pub fn body_structure(out: &mut Vec<u8>, msg: &Message<'_>, extended: bool) {
     match msg.parts.first() {
         Some(_) => structure(out, msg, 0, extended, 0),
-        None => out.extend_from_slice(b"(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)"),
+        None => out.extend_from_slice(DEFAULT_BODY),
     }
 }
 
 fn structure(out: &mut Vec<u8>, msg: &Message<'_>, id: usize, extended: bool, depth: usize) {
     let Some(part) = msg.parts.get(id) else {
-        out.extend_from_slice(b"(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)");
+        out.extend_from_slice(DEFAULT_BODY);
         return;
     };
     let ctype = part.content_type();
@@ -252,7 +311,7 @@ fn structure(out: &mut Vec<u8>, msg: &Message<'_>, id: usize, extended: bool, de
 
 fn body_structure_at(out: &mut Vec<u8>, msg: &Message<'_>, extended: bool, depth: usize) {
     if msg.parts.is_empty() {
-        out.extend_from_slice(b"(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)");
+        out.extend_from_slice(DEFAULT_BODY);
     } else {
         structure(out, msg, 0, extended, depth);
     }
@@ -308,8 +367,8 @@ fn disposition(out: &mut Vec<u8>, part: &MessagePart<'_>) {
 /// The text the search index keeps of a message: the header block plus
 /// decoded subject and addresses; the text of the text parts (HTML as
 /// text) and attachment names.
-pub fn index_text(raw: &[u8]) -> pochta_store::IndexText {
-    let Some(m) = parse(raw) else {
+fn index_text(raw: &[u8], parsed: Option<&Message<'_>>) -> pochta_store::IndexText {
+    let Some(m) = parsed else {
         return pochta_store::IndexText {
             headers: String::new(),
             body: String::from_utf8_lossy(raw).into_owned(),

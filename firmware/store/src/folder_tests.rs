@@ -236,15 +236,8 @@ fn index_narrows_text_search_and_catches_up_in_the_background() {
         "Subject: Lunch\r\n\r\nPizza or pasta?\r\n",
         &[],
     );
-    s.start_indexer(Arc::new(|raw: &[u8]| {
-        let text = String::from_utf8_lossy(raw);
-        let (h, b) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        IndexText {
-            headers: h.to_string(),
-            body: b.to_string(),
-        }
-    }))
-    .unwrap();
+    s.start_indexer(crate::structure_tests::extractor(1))
+        .unwrap();
     let inbox = s.folder(bob, "INBOX").unwrap().unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while s.indexed_uids(inbox.id).unwrap().len() < 2 {

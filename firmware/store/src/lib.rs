@@ -13,6 +13,8 @@
 //!   changes by mod-sequence) for IMAP and POP3;
 //! - `index`: the full-text index (FTS5) that narrows SEARCH, filled in the
 //!   background;
+//! - `structure`: each body's structure as FETCH reports it, cached by the
+//!   same background indexer;
 //! - `mailbox`: reading folders, messages and the outbound queue.
 //!
 //! The data folder holds `pochta.db` (WAL, `synchronous=FULL`), `blobs/`,
@@ -27,6 +29,7 @@ mod folder;
 mod index;
 mod mailbox;
 mod schema;
+mod structure;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
@@ -41,8 +44,9 @@ pub use directory::{hash_password, normalize_address, Account, AccountId, CatchA
 pub use folder::{
     check_folder_name, ChangeHook, Changes, Copied, FlagOp, Folder, FolderCounts, FolderId, Message,
 };
-pub use index::{Extractor, IndexText, TextField};
+pub use index::{ExtractFn, Extracted, Extractor, IndexText, TextField};
 pub use mailbox::{MessageInfo, QueueItem, StoreStatus};
+pub use structure::Structure;
 
 /// The folders every account gets, with their RFC 6154 special-use flag.
 pub const SPECIAL_FOLDERS: [(&str, Option<&str>); 6] = [
@@ -134,6 +138,8 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     // writes cannot wait for the write lock in WAL mode and fails with
     // "database is locked"; IMMEDIATE takes the lock at BEGIN and waits.
     conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
+    // `rarray(?)`: a list of values as one parameter, for lookups in bulk.
+    rusqlite::vtab::array::load_module(&conn)?;
     Ok(conn)
 }
 
@@ -229,5 +235,7 @@ pub(crate) fn now() -> i64 {
 
 #[cfg(test)]
 mod folder_tests;
+#[cfg(test)]
+mod structure_tests;
 #[cfg(test)]
 mod tests;

@@ -111,6 +111,20 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE mailboxes ADD COLUMN noselect INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 6: what FETCH reports of a body's structure (IMAP ENVELOPE, BODY and
+    // BODYSTRUCTURE, as wire bytes), keyed by body like the index and filled
+    // by the indexer from the same parse (structure.rs). `version` names the
+    // renderer that wrote a row; rows of another version are made again.
+    // NULL forms: the file could not be read; FETCH reads it itself.
+    r#"
+    CREATE TABLE blob_structure(
+        blob TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        envelope BLOB,
+        body BLOB,
+        bodystructure BLOB
+    );
+    "#,
 ];
 
 /// Brings the database up to the newest schema.

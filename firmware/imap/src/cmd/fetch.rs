@@ -1,6 +1,11 @@
 //! FETCH and UID FETCH (RFC 9051 §6.4.5): flags, dates, sizes, ENVELOPE,
 //! BODYSTRUCTURE and body sections with partial ranges. A non-PEEK body
 //! fetch sets `\Seen`.
+//!
+//! ENVELOPE, BODY and BODYSTRUCTURE come from the store's cache when it has
+//! them (the indexer fills it in the background), so that a client's first
+//! sync of a large folder does not parse every message file; a message not
+//! cached yet is parsed here, with the same functions, to the same bytes.
 
 use std::collections::HashMap;
 
@@ -9,12 +14,46 @@ use imap_codec::imap_types::fetch::{
     Macro, MacroOrMessageDataItemNames, MessageDataItemName, Part, Section,
 };
 use imap_codec::imap_types::sequence::SequenceSet;
-use pochta_store::{FlagOp, Message};
+use pochta_store::{BlobId, FlagOp, Message, Structure};
 
 use super::{blocking, flag_list, refresh, store_error};
 use crate::mime;
 use crate::session::{Flow, Session, State};
 use crate::wire;
+
+/// Messages whose cached structures are looked up at once: one store call
+/// each, and no more than this many structures held in memory.
+const STRUCTURE_BATCH: usize = 512;
+
+/// What a FETCH item needs beyond the message's metadata.
+#[derive(PartialEq, Eq)]
+enum Needs {
+    /// Nothing: flags, UID, dates, size, mod-sequence.
+    Metadata,
+    /// Its structure: from the store's cache, or else from the file.
+    Structure,
+    /// The message file.
+    File,
+}
+
+fn needs(item: &MessageDataItemName<'_>) -> Needs {
+    match item {
+        MessageDataItemName::Uid
+        | MessageDataItemName::Flags
+        | MessageDataItemName::InternalDate
+        | MessageDataItemName::Rfc822Size
+        | MessageDataItemName::ModSeq => Needs::Metadata,
+        MessageDataItemName::Envelope
+        | MessageDataItemName::Body
+        | MessageDataItemName::BodyStructure => Needs::Structure,
+        MessageDataItemName::Rfc822
+        | MessageDataItemName::Rfc822Header
+        | MessageDataItemName::Rfc822Text
+        | MessageDataItemName::BodyExt { .. }
+        | MessageDataItemName::Binary { .. }
+        | MessageDataItemName::BinarySize { .. } => Needs::File,
+    }
+}
 
 pub(crate) async fn fetch(
     s: &mut Session,
@@ -97,15 +136,6 @@ pub(crate) async fn fetch(
                     | MessageDataItemName::Rfc822Text
             )
         });
-    let needs_body = items.iter().any(|i| {
-        !matches!(
-            i,
-            MessageDataItemName::Flags
-                | MessageDataItemName::Uid
-                | MessageDataItemName::InternalDate
-                | MessageDataItemName::Rfc822Size
-        )
-    });
     let wanted: Vec<u32> = pairs.iter().map(|(_, u)| *u).collect();
     let set_for_vanished = vanished.then(|| set.clone());
     let loaded = blocking(s, move |store| {
@@ -171,38 +201,50 @@ pub(crate) async fn fetch(
             super::copy::uid_set(&gone)
         ));
     }
+    let wants_file = items.iter().any(|i| needs(i) == Needs::File);
+    let wants_structure = items.iter().any(|i| needs(i) == Needs::Structure);
     let mut unknown_cte = false;
-    for (seq, uid) in pairs {
+    for chunk in pairs.chunks(STRUCTURE_BATCH) {
         // Expunged by another session since the view was refreshed: skip.
-        let Some(meta) = messages.remove(&uid) else {
-            continue;
+        let batch: Vec<(u32, Message)> = chunk
+            .iter()
+            .filter_map(|(seq, uid)| messages.remove(uid).map(|m| (*seq, m)))
+            .collect();
+        // The cache is asked when it can spare reading the files.
+        let cached = if wants_structure && !wants_file {
+            cached_structures(s, batch.iter().map(|(_, m)| m.blob.clone()).collect()).await
+        } else {
+            HashMap::new()
         };
-        if let State::Selected(_, selected) = &mut s.state {
-            if sets_seen {
-                selected.note_own_change(uid, meta.modseq);
-            }
-        }
-        let raw = if needs_body {
-            let path = s.ctx.store.blob_path(&meta.blob);
-            match tokio::fs::read(&path).await {
-                Ok(bytes) => Some(bytes),
-                Err(e) => {
-                    tracing::error!(session = %s.id, error = %e, path = %path.display(), "message file unreadable");
-                    None
+        for (seq, meta) in batch {
+            if let State::Selected(_, selected) = &mut s.state {
+                if sets_seen {
+                    selected.note_own_change(meta.uid, meta.modseq);
                 }
             }
-        } else {
-            None
-        };
-        let mut out = format!("* {seq} FETCH (").into_bytes();
-        unknown_cte |= write_items(&mut out, &items, &meta, raw.as_deref());
-        out.extend_from_slice(b")\r\n");
-        s.send(&out);
-        // Large responses go out as they are made, not all at the end.
-        if s.conn.pending_output() > 256 * 1024 {
-            if let Err(e) = s.conn.flush().await {
-                tracing::debug!(session = %s.id, error = %e, "client gone during FETCH");
-                return Flow::Close;
+            let structure = cached.get(&meta.blob);
+            let raw = if wants_file || (wants_structure && structure.is_none()) {
+                let path = s.ctx.store.blob_path(&meta.blob);
+                match tokio::fs::read(&path).await {
+                    Ok(bytes) => Some(bytes),
+                    Err(e) => {
+                        tracing::error!(session = %s.id, error = %e, path = %path.display(), "message file unreadable");
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            let mut out = format!("* {seq} FETCH (").into_bytes();
+            unknown_cte |= write_items(&mut out, &items, &meta, raw.as_deref(), structure);
+            out.extend_from_slice(b")\r\n");
+            s.send(&out);
+            // Large responses go out as they are made, not all at the end.
+            if s.conn.pending_output() > 256 * 1024 {
+                if let Err(e) = s.conn.flush().await {
+                    tracing::debug!(session = %s.id, error = %e, "client gone during FETCH");
+                    return Flow::Close;
+                }
             }
         }
     }
@@ -218,13 +260,28 @@ pub(crate) async fn fetch(
     Flow::Continue
 }
 
-/// Writes the items of one message; true when a BINARY item met an
-/// unknown Content-Transfer-Encoding (RFC 3516 §4.3).
+/// The store's cached structures of these bodies. A failed lookup costs
+/// only time: the files are read instead.
+async fn cached_structures(s: &Session, blobs: Vec<BlobId>) -> HashMap<BlobId, Structure> {
+    let version = mime::STRUCTURE_VERSION;
+    match blocking(s, move |store| store.cached_structures(&blobs, version)).await {
+        Ok(cached) => cached,
+        Err(e) => {
+            tracing::warn!(session = %s.id, error = %e, "structure cache lookup failed; reading the files");
+            HashMap::new()
+        }
+    }
+}
+
+/// Writes the items of one message, from the file (`raw`, when it was
+/// read) and the cached structure (when there is one); true when a BINARY
+/// item met an unknown Content-Transfer-Encoding (RFC 3516 §4.3).
 fn write_items(
     out: &mut Vec<u8>,
     items: &[MessageDataItemName<'_>],
     meta: &Message,
     raw: Option<&[u8]>,
+    cached: Option<&Structure>,
 ) -> bool {
     let mut unknown_cte = false;
     let empty: &[u8] = &[];
@@ -249,9 +306,9 @@ fn write_items(
             }
             MessageDataItemName::Envelope => {
                 out.extend_from_slice(b"ENVELOPE ");
-                match &parsed {
-                    Some(m) => mime::envelope(out, m),
-                    None => out.extend_from_slice(b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)"),
+                match cached {
+                    Some(c) => out.extend_from_slice(&c.envelope),
+                    None => mime::envelope_or_nil(out, parsed.as_ref()),
                 }
             }
             MessageDataItemName::Body | MessageDataItemName::BodyStructure => {
@@ -261,9 +318,10 @@ fn write_items(
                 } else {
                     b"BODY "
                 });
-                match &parsed {
-                    Some(m) => mime::body_structure(out, m, extended),
-                    None => out.extend_from_slice(b"(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)"),
+                match cached {
+                    Some(c) if extended => out.extend_from_slice(&c.body_structure),
+                    Some(c) => out.extend_from_slice(&c.body),
+                    None => mime::body_structure_or_default(out, parsed.as_ref(), extended),
                 }
             }
             MessageDataItemName::Rfc822 => {
@@ -519,3 +577,7 @@ pub(crate) fn internal_date(secs: i64) -> String {
     let t = chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default();
     t.format("%d-%b-%Y %H:%M:%S +0000").to_string()
 }
+
+#[cfg(test)]
+#[path = "fetch_tests.rs"]
+mod tests;

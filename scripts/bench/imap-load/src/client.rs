@@ -2,7 +2,8 @@
 //! time, responses read line by line with literals (`{n}`, §4.3) skipped or
 //! counted. It tracks just what the load needs: the number of messages in
 //! the selected mailbox, kept current from `EXISTS` and `EXPUNGE` (§7.3.1,
-//! §7.4.1), and the numbers of a `SEARCH` reply (§7.2.5).
+//! §7.4.1), the numbers of a `SEARCH` reply (§7.2.5) and how many `FETCH`
+//! responses a command drew (§7.4.2).
 
 use std::fmt;
 use std::io;
@@ -67,6 +68,8 @@ pub struct Reply {
     pub search: Vec<u32>,
     /// Bytes of literals received (message bodies, envelope strings).
     pub literal_bytes: u64,
+    /// Untagged `FETCH` responses received.
+    pub fetched: u32,
 }
 
 /// One logical server response: its first line, with literals consumed.
@@ -260,9 +263,11 @@ impl Client {
     async fn read_until_tagged(&mut self, tag: &str, logout: bool) -> Result<Reply, ClientError> {
         let mut search = Vec::new();
         let mut literal_bytes = 0;
+        let mut fetched = 0;
         loop {
             let r = self.read_response().await?;
             literal_bytes += r.literal_bytes;
+            fetched += u32::from(is_fetch(&r.head));
             if r.head.starts_with('+') {
                 return Err(ClientError::Protocol(format!(
                     "unexpected continuation: {}",
@@ -271,6 +276,7 @@ impl Client {
             }
             if let Some(mut reply) = self.untagged_or_reply(tag, r, &mut search, logout)? {
                 reply.literal_bytes = literal_bytes;
+                reply.fetched = fetched;
                 return Ok(reply);
             }
         }
@@ -299,6 +305,7 @@ impl Client {
                 line: text.to_string(),
                 search: std::mem::take(search),
                 literal_bytes: 0,
+                fetched: 0,
             }));
         }
         let Some(data) = line.strip_prefix("* ") else {
@@ -399,6 +406,16 @@ fn closed() -> ClientError {
     ))
 }
 
+/// `* <n> FETCH ...` (RFC 3501 §7.4.2).
+fn is_fetch(head: &str) -> bool {
+    let mut words = head.split(' ');
+    words.next() == Some("*")
+        && words.next().is_some_and(|n| n.parse::<u32>().is_ok())
+        && words
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case("FETCH"))
+}
+
 fn first_word(command: &str) -> String {
     command.split(' ').next().unwrap_or(command).to_string()
 }
@@ -414,6 +431,15 @@ mod tests {
         assert_eq!(literal_len("* OK {3} not a literal\r\n"), None);
         assert_eq!(literal_len("* OK {x}\r\n"), None);
         assert_eq!(literal_len("* OK }\r\n"), None);
+    }
+
+    #[test]
+    fn fetch_responses_are_told_apart() {
+        assert!(is_fetch("* 12 FETCH (UID 12 FLAGS ())\r\n"));
+        assert!(is_fetch("* 1 fetch (UID 1)\r\n"));
+        assert!(!is_fetch("* 12 EXISTS\r\n"));
+        assert!(!is_fetch("* OK FETCH\r\n"));
+        assert!(!is_fetch("a1 OK FETCH completed\r\n"));
     }
 
     #[test]

@@ -15,7 +15,8 @@
 //!
 //! Subcommands: `load` (the throughput run), `populate` (APPEND generated
 //! messages), `maildir` (write them into a Maildir), `search` (time `SEARCH
-//! TEXT`). Each prints a human report and a last `RESULT key=value ...` line
+//! TEXT`), `fetch` (time a first-sync `UID FETCH 1:*` of envelopes and body
+//! structures). Each prints a human report and a last `RESULT key=value ...` line
 //! for the driving script. This tool depends on no Pochta crate: it sees the
 //! server only through the wire.
 
@@ -124,6 +125,17 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         repeat: u32,
     },
+    /// SELECTs a mailbox, then times `UID FETCH 1:* (UID FLAGS ENVELOPE
+    /// BODYSTRUCTURE)`, what a mail client asks on its first sync of a
+    /// folder, REPEAT times; every message must come back.
+    Fetch {
+        #[command(flatten)]
+        server: Server,
+        #[arg(long)]
+        mailbox: String,
+        #[arg(long, default_value_t = 3)]
+        repeat: u32,
+    },
     /// Writes generated messages START..START+COUNT straight into a Maildir
     /// folder (for Dovecot; no server involved).
     Maildir {
@@ -221,6 +233,11 @@ async fn run(command: Command) -> Result<(), String> {
             populated,
             repeat,
         } => search(&server, &tls, &mailbox, populated, repeat).await,
+        Command::Fetch {
+            server,
+            mailbox,
+            repeat,
+        } => fetch(&server, &tls, &mailbox, repeat).await,
         Command::Maildir {
             dir,
             user,
@@ -445,6 +462,62 @@ async fn search(
     }
     println!(
         "RESULT messages={messages} select_secs={select_secs:.3} first_secs={first:.4} median_secs={median:.4} hits={hits} expected={expected}"
+    );
+    Ok(())
+}
+
+/// The FETCH a mail client sends to learn a folder it has not seen before.
+const FIRST_SYNC_FETCH: &str = "UID FETCH 1:* (UID FLAGS ENVELOPE BODYSTRUCTURE)";
+
+async fn fetch(
+    server: &Server,
+    tls: &TlsConnector,
+    mailbox: &str,
+    repeat: u32,
+) -> Result<(), String> {
+    let target = server.target();
+    let mut c = login(&target, tls).await?;
+    let reply = c
+        .command(&format!("SELECT {}", quoted(mailbox)))
+        .await
+        .map_err(|e| format!("SELECT: {e}"))?;
+    if reply.status != Status::Ok {
+        return Err(format!("SELECT {mailbox}: {}", reply.line.trim_end()));
+    }
+    let messages = c.exists;
+    println!("imap-load: SELECT {mailbox}: {messages} messages; timing {FIRST_SYNC_FETCH}");
+    let mut times = Vec::new();
+    let mut literal_bytes = 0;
+    for round in 1..=repeat.max(1) {
+        let began = Instant::now();
+        let reply = c
+            .command(FIRST_SYNC_FETCH)
+            .await
+            .map_err(|e| format!("UID FETCH: {e}"))?;
+        let secs = began.elapsed().as_secs_f64();
+        if reply.status != Status::Ok {
+            return Err(format!("UID FETCH: {}", reply.line.trim_end()));
+        }
+        if reply.fetched != messages {
+            return Err(format!(
+                "UID FETCH 1:* answered for {} of {messages} messages",
+                reply.fetched
+            ));
+        }
+        literal_bytes = reply.literal_bytes;
+        println!(
+            "imap-load: UID FETCH round {round}: {secs:.3} s for {} messages",
+            reply.fetched
+        );
+        times.push(secs);
+    }
+    c.logout().await.map_err(|e| format!("LOGOUT: {e}"))?;
+    let first = times[0];
+    let mut sorted = times.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    println!(
+        "RESULT messages={messages} first_secs={first:.4} median_secs={median:.4} literal_bytes={literal_bytes}"
     );
     Ok(())
 }
