@@ -229,6 +229,20 @@ impl Parser<'_> {
 /// deeper than the codec takes and rebalancing brings them within it;
 /// `None` otherwise (including for every other command).
 pub fn rebalance(message: &[u8]) -> Option<Vec<u8>> {
+    // Most commands are not searches: look at the verb before lexing all.
+    let head = lex(&message[..message.len().min(64)]);
+    let verb_at = if head.get(1)?.is(message, "UID") {
+        2
+    } else {
+        1
+    };
+    let verb = head.get(verb_at)?;
+    if !["SEARCH", "SORT", "THREAD"]
+        .iter()
+        .any(|v| verb.is(message, v))
+    {
+        return None;
+    }
     let tokens = lex(message);
     let mut at = 1;
     if tokens.get(at)?.is(message, "UID") {
