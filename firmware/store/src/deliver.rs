@@ -65,6 +65,8 @@ pub struct Delivery {
     pub flags: Vec<String>,
     /// Arrival time to record (IMAP APPEND date-time); now when `None`.
     pub internaldate: Option<i64>,
+    /// Recipients that count against `submitted_by`'s sending limit.
+    pub counted_recipients: u32,
 }
 
 /// One stored copy of a committed message.
@@ -311,6 +313,9 @@ fn apply(tx: &Connection, job: &Job) -> Result<Receipt, DeliveryError> {
         });
     }
     let d = &job.delivery;
+    if let (Some(account), n @ 1..) = (d.submitted_by, d.counted_recipients) {
+        crate::limits::record(tx, account, n)?;
+    }
     for rcpt in &d.remote {
         tx.execute(
             "INSERT INTO queue(blob, size, sender, recipient, orcpt, notify, ret, envid,
