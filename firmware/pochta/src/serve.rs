@@ -131,15 +131,33 @@ async fn run(
         maillog.clone(),
         config.guard.clone(),
     ));
+    let inbound = pochta_filter::Inbound::new(&config.dns, &config.auth, &hostname)
+        .map_err(|e| format!("cannot set up the inbound checks: {e}"))?;
+    // Domains from an older Pochta get their DKIM keys; RSA generation takes
+    // a moment, so it does not hold up the listeners.
+    let keys_store = store.clone();
+    tokio::task::spawn_blocking(move || match pochta_filter::ensure_keys(&keys_store) {
+        Ok(domains) if !domains.is_empty() => {
+            tracing::info!(
+                ?domains,
+                "DKIM keys generated: publish them (pochta domain dns)"
+            )
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "cannot generate DKIM keys"),
+    });
     let smtp = Arc::new(Server::new(
-        Arc::new(Context::new(
-            hostname.clone(),
-            config.limits.clone(),
-            store.clone(),
-            maillog.clone(),
-            tls.clone(),
-            auth.clone(),
-        )),
+        Arc::new(
+            Context::new(
+                hostname.clone(),
+                config.limits.clone(),
+                store.clone(),
+                maillog.clone(),
+                tls.clone(),
+                auth.clone(),
+            )
+            .with_inbound_checks(Arc::new(inbound)),
+        ),
         shutdown.clone(),
         alive.clone(),
     ));
@@ -256,7 +274,7 @@ fn init_tracing() {
         .try_init();
 }
 
-fn system_hostname() -> String {
+pub fn system_hostname() -> String {
     ["/proc/sys/kernel/hostname", "/etc/hostname"]
         .iter()
         .filter_map(|p| std::fs::read_to_string(p).ok())
