@@ -512,3 +512,20 @@ def test_per_account_and_configured_limits(pochta):
         s.rset()
     res = pochta.cli("account limit", BOB, "lots", check=False)
     assert res.returncode != 0 and "lots" in res.stderr
+
+
+def test_results_forged_in_our_name_are_removed(server_with_dns):
+    """RFC 8601 §5: an Authentication-Results field that claims to be from
+    this server and came with the message is removed; others stay."""
+    pochta, _ = server_with_dns
+    marker = unique_id("forged-ar")
+    msg = make_message(sender="someone@fail.test", to=ALICE, subject=marker, extra_headers=[
+        f"Authentication-Results: {HOST}; spf=pass smtp.mailfrom=someone@fail.test; dmarc=pass",
+        "Authentication-Results: other.test; spf=pass",
+    ])
+    deliver(pochta, "someone@fail.test", ALICE, msg)
+    stored = pochta.find_message(ALICE, marker.encode())
+    ar = auth_results(stored)
+    assert method(ar, "spf", "smtp.mailfrom") == "fail", ar
+    assert stored.count(b"Authentication-Results: " + HOST.encode()) == 1, stored[:800]
+    assert b"Authentication-Results: other.test; spf=pass\r\n" in stored

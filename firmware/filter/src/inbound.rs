@@ -86,6 +86,11 @@ impl Inbound {
         })
     }
 
+    /// The authserv-id of the headers this checker writes.
+    pub fn authserv_id(&self) -> &str {
+        &self.hostname
+    }
+
     /// Whether checks run at all (`auth.checks`).
     pub fn enabled(&self) -> bool {
         self.config.checks

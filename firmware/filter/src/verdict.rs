@@ -173,3 +173,84 @@ mod tests {
         }
     }
 }
+
+/// Removes `Authentication-Results` fields that claim to come from this
+/// server (`authserv_id`) from a message's header section: only this
+/// server may say what it checked (RFC 8601 §5). Fields of other servers
+/// and the body are kept byte for byte.
+pub fn strip_own_results<'m>(message: &'m [u8], authserv_id: &str) -> std::borrow::Cow<'m, [u8]> {
+    const NAME: &[u8] = b"authentication-results:";
+    let mut fields = Vec::new();
+    let mut pos = 0;
+    // Split the header section into fields (a field continues on lines
+    // that start with white space); stop at the empty line.
+    while pos < message.len() {
+        let line_end = |from: usize| {
+            message[from..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(message.len(), |i| from + i + 1)
+        };
+        if message[pos..].starts_with(b"\r\n") || message[pos..].starts_with(b"\n") {
+            break;
+        }
+        let start = pos;
+        pos = line_end(pos);
+        while pos < message.len() && matches!(message[pos], b' ' | b'\t') {
+            pos = line_end(pos);
+        }
+        fields.push(start..pos);
+    }
+    let forged = |r: &std::ops::Range<usize>| {
+        let field = &message[r.clone()];
+        if field.len() < NAME.len() || !field[..NAME.len()].eq_ignore_ascii_case(NAME) {
+            return false;
+        }
+        let value = String::from_utf8_lossy(&field[NAME.len()..]);
+        let id = value
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .next()
+            .unwrap_or("");
+        id.eq_ignore_ascii_case(authserv_id)
+    };
+    if !fields.iter().any(forged) {
+        return std::borrow::Cow::Borrowed(message);
+    }
+    let mut out = Vec::with_capacity(message.len());
+    let mut last = 0;
+    for r in fields.iter().filter(|r| forged(r)) {
+        out.extend_from_slice(&message[last..r.start]);
+        last = r.end;
+    }
+    out.extend_from_slice(&message[last..]);
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod strip_tests {
+    use super::strip_own_results;
+
+    #[test]
+    fn only_our_own_results_go() {
+        let m = b"Received: from x\r\n\tby mx.test\r\n\
+Authentication-Results: MX.test;\r\n\tdmarc=pass header.from=bank.test\r\n\
+Authentication-Results: other.test; spf=pass\r\n\
+Subject: hi\r\n\r\nAuthentication-Results: mx.test; body text stays\r\n";
+        let out = strip_own_results(m, "mx.test");
+        let want = b"Received: from x\r\n\tby mx.test\r\n\
+Authentication-Results: other.test; spf=pass\r\n\
+Subject: hi\r\n\r\nAuthentication-Results: mx.test; body text stays\r\n";
+        assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(want));
+        let clean = b"Subject: x\r\n\r\nbody\r\n";
+        assert!(matches!(
+            strip_own_results(clean, "mx.test"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        // A look-alike id is not ours.
+        let m = b"Authentication-Results: mx.test.evil; x=y\r\n\r\n";
+        assert_eq!(&strip_own_results(m, "mx.test")[..], &m[..]);
+    }
+}

@@ -131,8 +131,19 @@ async fn run(
         maillog.clone(),
         config.guard.clone(),
     ));
-    let inbound = pochta_filter::Inbound::new(&config.dns, &config.auth, &hostname)
-        .map_err(|e| format!("cannot set up the inbound checks: {e}"))?;
+    // A resolver that cannot be set up (no /etc/resolv.conf yet) must not
+    // stop the mail: the checks are off, loudly, until the next start.
+    let inbound = if config.auth.checks {
+        match pochta_filter::Inbound::new(&config.dns, &config.auth, &hostname) {
+            Ok(i) => Some(Arc::new(i)),
+            Err(e) => {
+                tracing::error!(error = %e, "inbound checks (SPF, DKIM, DMARC) are OFF");
+                None
+            }
+        }
+    } else {
+        None
+    };
     // Domains from an older Pochta get their DKIM keys; RSA generation takes
     // a moment, so it does not hold up the listeners.
     let keys_store = store.clone();
@@ -146,18 +157,19 @@ async fn run(
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "cannot generate DKIM keys"),
     });
+    let mut smtp_context = Context::new(
+        hostname.clone(),
+        config.limits.clone(),
+        store.clone(),
+        maillog.clone(),
+        tls.clone(),
+        auth.clone(),
+    );
+    if let Some(inbound) = inbound {
+        smtp_context = smtp_context.with_inbound_checks(inbound);
+    }
     let smtp = Arc::new(Server::new(
-        Arc::new(
-            Context::new(
-                hostname.clone(),
-                config.limits.clone(),
-                store.clone(),
-                maillog.clone(),
-                tls.clone(),
-                auth.clone(),
-            )
-            .with_inbound_checks(Arc::new(inbound)),
-        ),
+        Arc::new(smtp_context),
         shutdown.clone(),
         alive.clone(),
     ));

@@ -424,10 +424,16 @@ async fn authenticate(
         pochta_filter::Decision::Inbox => false,
     };
     let header = verdict.header;
+    let authserv_id = checks.authserv_id().to_owned();
     let rewritten = super::blocking(s, move |store| {
         let mut writer = store.blob_writer()?;
         writer.write(header.as_bytes())?;
-        writer.write(&message)?;
+        // RFC 8601 §5: results claiming to be ours that came with the
+        // message are forgeries.
+        writer.write(&pochta_filter::verdict::strip_own_results(
+            &message,
+            &authserv_id,
+        ))?;
         let rewritten = writer.finish()?;
         // The first copy's temporary file goes with it.
         drop(staged);
