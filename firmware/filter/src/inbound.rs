@@ -12,8 +12,8 @@ use mail_auth::dmarc::Policy;
 use mail_auth::hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{
-    AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, MessageAuthenticator,
-    SpfOutput, SpfResult,
+    ArcOutput, AuthenticatedMessage, AuthenticationResults, DkimOutput, DkimResult, DmarcOutput,
+    DmarcResult, MessageAuthenticator, SpfOutput, SpfResult,
 };
 use pochta_config::{Auth, Dns};
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -139,23 +139,24 @@ impl Inbound {
         spf: &SpfChecks,
         message: &[u8],
     ) -> Verdict {
-        let mut header = AuthenticationResults::new(&self.hostname)
-            .with_spf_ehlo_result(&spf.helo, ip, helo)
-            .with_spf_mailfrom_result(&spf.mail_from, ip, mail_from, helo);
         let Some(parsed) = AuthenticatedMessage::parse(message) else {
             // No header section to speak of: nothing to verify.
-            let text = format!("{header};\r\n\tdkim=none;\r\n\tdmarc=none\r\n");
-            return Verdict {
-                spf_helo: spf.helo(),
-                spf_mail_from: spf.mail_from(),
-                dkim: Outcome::None,
-                arc: Outcome::None,
-                dmarc: Outcome::None,
-                dmarc_policy: DmarcPolicy::None,
-                from_domain: String::new(),
-                header: format!("Authentication-Results: {text}"),
-                decision: crate::Decision::Inbox,
+            let t = Transaction {
+                hostname: &self.hostname,
+                ip,
+                helo,
+                mail_from,
+                header_from: "",
             };
+            return summarize(
+                &t,
+                &self.config,
+                spf,
+                &[],
+                &ArcOutput::default(),
+                &DmarcOutput::default(),
+                DmarcPolicy::None,
+            );
         };
         let dkim = self
             .authenticator
@@ -178,60 +179,92 @@ impl Inbound {
                 &spf.mail_from,
             )))
             .await;
-        let from_domain = parsed
-            .from()
-            .rsplit_once('@')
-            .map(|(_, d)| d.to_ascii_lowercase())
-            .unwrap_or_default();
-        header = header
-            .with_dkim_results(&dkim, parsed.from())
-            .with_arc_result(&arc, ip);
-        // mail-auth leaves DMARC out when the From: domain cannot be read.
-        let dmarc_known = !dmarc.domain().is_empty();
-        if dmarc_known {
-            header = header.with_dmarc_result(&dmarc);
-        }
-        let mut text = header.to_string();
-        if dkim.is_empty() {
-            text.push_str(";\r\n\tdkim=none");
-        }
-        if !dmarc_known {
-            text.push_str(";\r\n\tdmarc=none");
-        }
-        let dkim_outcome = best_dkim(dkim.iter().map(|d| d.result()));
-        let dmarc_outcome = dmarc_outcome(&dmarc.result());
         let policy = match dmarc.policy() {
             Policy::Reject => DmarcPolicy::Reject,
             Policy::Quarantine => DmarcPolicy::Quarantine,
             Policy::None | Policy::Unspecified => DmarcPolicy::None,
         };
-        let any_temperror =
-            [spf.mail_from(), dkim_outcome, dmarc_outcome].contains(&Outcome::TempError);
-        let decision = decide(
-            dmarc_outcome,
-            policy,
-            &from_domain,
-            any_temperror,
+        summarize(
+            &Transaction {
+                hostname: &self.hostname,
+                ip,
+                helo,
+                mail_from,
+                header_from: parsed.from(),
+            },
             &self.config,
-        );
-        if any_temperror {
-            // RFC 8601 §2.2 comment: the reader learns why it was let in.
-            text.push_str(match decision {
-                crate::Decision::Defer(_) => " (DNS failure: deferred)",
-                _ => " (DNS failure: accepted unverified)",
-            });
-        }
-        Verdict {
-            spf_helo: spf.helo(),
-            spf_mail_from: spf.mail_from(),
-            dkim: dkim_outcome,
-            arc: dkim_outcome_of(arc.result()),
-            dmarc: dmarc_outcome,
-            dmarc_policy: policy,
-            from_domain,
-            header: format!("Authentication-Results: {text}\r\n"),
-            decision,
-        }
+            spf,
+            &dkim,
+            &arc,
+            &dmarc,
+            policy,
+        )
+    }
+}
+
+/// Who sent a message, for [`summarize`].
+struct Transaction<'a> {
+    hostname: &'a str,
+    ip: IpAddr,
+    helo: &'a str,
+    mail_from: &'a str,
+    header_from: &'a str,
+}
+
+/// The header and the decision from the checks' outputs; no I/O.
+fn summarize(
+    t: &Transaction<'_>,
+    config: &Auth,
+    spf: &SpfChecks,
+    dkim: &[DkimOutput<'_>],
+    arc: &ArcOutput<'_>,
+    dmarc: &DmarcOutput,
+    policy: DmarcPolicy,
+) -> Verdict {
+    let from_domain = t
+        .header_from
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_ascii_lowercase())
+        .unwrap_or_default();
+    let mut header = AuthenticationResults::new(t.hostname)
+        .with_spf_ehlo_result(&spf.helo, t.ip, t.helo)
+        .with_spf_mailfrom_result(&spf.mail_from, t.ip, t.mail_from, t.helo)
+        .with_dkim_results(dkim, t.header_from)
+        .with_arc_result(arc, t.ip);
+    // mail-auth leaves DMARC out when the From: domain cannot be read.
+    let dmarc_known = !dmarc.domain().is_empty();
+    if dmarc_known {
+        header = header.with_dmarc_result(dmarc);
+    }
+    let mut text = header.to_string();
+    if dkim.is_empty() {
+        text.push_str(";\r\n\tdkim=none");
+    }
+    if !dmarc_known {
+        text.push_str(";\r\n\tdmarc=none");
+    }
+    let dkim_outcome = best_dkim(dkim.iter().map(|d| d.result()));
+    let dmarc_outcome = dmarc_outcome(&dmarc.result());
+    let any_temperror =
+        [spf.mail_from(), dkim_outcome, dmarc_outcome].contains(&Outcome::TempError);
+    let decision = decide(dmarc_outcome, policy, &from_domain, any_temperror, config);
+    if any_temperror {
+        // RFC 8601 §2.2 comment: the reader learns why it was let in.
+        text.push_str(match decision {
+            crate::Decision::Defer(_) => " (DNS failure: deferred)",
+            _ => " (DNS failure: accepted unverified)",
+        });
+    }
+    Verdict {
+        spf_helo: spf.helo(),
+        spf_mail_from: spf.mail_from(),
+        dkim: dkim_outcome,
+        arc: dkim_outcome_of(arc.result()),
+        dmarc: dmarc_outcome,
+        dmarc_policy: policy,
+        from_domain,
+        header: format!("Authentication-Results: {text}\r\n"),
+        decision,
     }
 }
 
@@ -281,5 +314,121 @@ fn dmarc_outcome(r: &DmarcResult) -> Outcome {
         DmarcResult::TempError(_) => Outcome::TempError,
         DmarcResult::PermError(_) => Outcome::PermError,
         DmarcResult::None => Outcome::None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pochta_config::TempErrorAction;
+
+    fn spf(helo: SpfResult, mail_from: SpfResult) -> SpfChecks {
+        SpfChecks {
+            helo: SpfOutput::new("client.test".into()).with_result(helo),
+            mail_from: SpfOutput::new("a.test".into()).with_result(mail_from),
+        }
+    }
+
+    fn summary(
+        config: &Auth,
+        spf: &SpfChecks,
+        dkim: &[DkimOutput<'_>],
+        dmarc: &DmarcOutput,
+        policy: DmarcPolicy,
+    ) -> Verdict {
+        let t = Transaction {
+            hostname: "mx.example.net",
+            ip: "192.0.2.9".parse().unwrap(),
+            helo: "client.test",
+            mail_from: "ceo@a.test",
+            header_from: "ceo@a.test",
+        };
+        summarize(&t, config, spf, dkim, &ArcOutput::default(), dmarc, policy)
+    }
+
+    #[test]
+    fn header_names_every_method_and_the_authserv_id() {
+        let dmarc = DmarcOutput::new("a.test".into())
+            .with_spf_result(DmarcResult::Pass)
+            .with_dkim_result(DmarcResult::Pass);
+        let v = summary(
+            &Auth::default(),
+            &spf(SpfResult::None, SpfResult::Pass),
+            &[DkimOutput::pass()],
+            &dmarc,
+            DmarcPolicy::Reject,
+        );
+        let h = &v.header;
+        assert!(
+            h.starts_with("Authentication-Results: mx.example.net;\r\n\t"),
+            "{h}"
+        );
+        assert!(h.ends_with("\r\n") && !h.ends_with("\r\n\r\n"), "{h}");
+        for needle in [
+            "spf=none",
+            "smtp.helo=client.test",
+            "spf=pass",
+            "smtp.mailfrom=ceo@a.test",
+            "dkim=pass",
+            "arc=none",
+            "dmarc=pass header.from=a.test",
+        ] {
+            assert!(h.contains(needle), "{needle:?} not in {h}");
+        }
+        // Every line but the first is a folded continuation.
+        for line in h.trim_end().split("\r\n").skip(1) {
+            assert!(line.starts_with('\t'), "{line:?}");
+        }
+        assert_eq!(v.decision, crate::Decision::Inbox);
+    }
+
+    #[test]
+    fn no_signature_and_no_from_domain_say_none() {
+        let v = summary(
+            &Auth::default(),
+            &spf(SpfResult::Fail, SpfResult::Fail),
+            &[],
+            &DmarcOutput::default(),
+            DmarcPolicy::None,
+        );
+        assert!(v.header.contains("dkim=none"), "{}", v.header);
+        assert!(v.header.contains("dmarc=none"), "{}", v.header);
+        assert_eq!(v.spf_mail_from, Outcome::Fail);
+    }
+
+    #[test]
+    fn dmarc_failure_and_dns_failure() {
+        let fail = DmarcOutput::new("a.test".into())
+            .with_spf_result(DmarcResult::Fail(mail_auth::Error::NotAligned))
+            .with_dkim_result(DmarcResult::None);
+        let v = summary(
+            &Auth::default(),
+            &spf(SpfResult::None, SpfResult::Fail),
+            &[],
+            &fail,
+            DmarcPolicy::Reject,
+        );
+        assert!(matches!(v.decision, crate::Decision::Reject(_)));
+        assert!(v.header.contains("dmarc=fail"), "{}", v.header);
+
+        let dns = mail_auth::Error::Dns(mail_auth::DnsError::Resolver("timeout".into()));
+        let temp = DmarcOutput::new("a.test".into())
+            .with_spf_result(DmarcResult::TempError(dns.clone()))
+            .with_dkim_result(DmarcResult::TempError(dns));
+        let checks = spf(SpfResult::TempError, SpfResult::TempError);
+        let v = summary(&Auth::default(), &checks, &[], &temp, DmarcPolicy::None);
+        assert_eq!(v.decision, crate::Decision::Inbox);
+        assert!(v.header.contains("dmarc=temperror"), "{}", v.header);
+        assert!(
+            v.header.contains("(DNS failure: accepted unverified)"),
+            "{}",
+            v.header
+        );
+        let defer = Auth {
+            temperror: TempErrorAction::Defer,
+            ..Auth::default()
+        };
+        let v = summary(&defer, &checks, &[], &temp, DmarcPolicy::None);
+        assert!(matches!(v.decision, crate::Decision::Defer(_)));
     }
 }
