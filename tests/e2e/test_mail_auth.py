@@ -529,3 +529,37 @@ def test_results_forged_in_our_name_are_removed(server_with_dns):
     assert method(ar, "spf", "smtp.mailfrom") == "fail", ar
     assert stored.count(b"Authentication-Results: " + HOST.encode()) == 1, stored[:800]
     assert b"Authentication-Results: other.test; spf=pass\r\n" in stored
+
+
+def test_every_accepted_message_carries_results_bdat_and_swaks_too(server_with_dns):
+    """DATA, BDAT and a third-party client: each stored MX message starts
+    with exactly one Authentication-Results header, then Received, then
+    the bytes sent."""
+    pochta, _ = server_with_dns
+    marker = unique_id("bdat-ar")
+    msg = make_message(sender="x@soft.test", to=ALICE, subject=marker)
+    with pochta.raw("smtp") as c:
+        c.greeting()
+        c.ehlo()
+        check_reply(c.cmd("MAIL FROM:<x@soft.test>"), 250, what="MAIL")
+        check_reply(c.cmd(f"RCPT TO:<{ALICE}>"), 250, what="RCPT")
+        half = len(msg) // 2
+        c.send(f"BDAT {half}\r\n".encode() + msg[:half])
+        check_reply(c.reply(), 250, what="BDAT")
+        c.send(f"BDAT {len(msg) - half} LAST\r\n".encode() + msg[half:])
+        check_reply(c.reply(), 250, what="BDAT LAST")
+        c.cmd("QUIT")
+    stored = pochta.find_message(ALICE, marker.encode())
+    assert method(auth_results(stored), "spf", "smtp.mailfrom") == "softfail"
+    assert stored.count(b"\r\nAuthentication-Results:") == 0 and stored.endswith(msg)
+
+    if shutil.which("swaks"):
+        host, port = pochta.addr("smtp")
+        marker = unique_id("swaks-ar")
+        res = subprocess.run(
+            ["swaks", "--server", host, "--port", str(port), "--from", "y@pass.test",
+             "--to", BOB, "--header", f"Subject: {marker}", "--timeout", "30"],
+            capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0, res.stdout + res.stderr
+        stored = pochta.find_message(BOB, marker.encode())
+        assert method(auth_results(stored), "spf", "smtp.mailfrom") == "pass"
