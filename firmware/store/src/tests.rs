@@ -331,3 +331,27 @@ fn submitted_recipients_are_counted_durably() {
     s.set_send_limit("ann@example.com", None).unwrap();
     assert_eq!(s.send_limit(id).unwrap(), None);
 }
+
+#[test]
+fn a_missing_folder_falls_back_when_asked() {
+    let (_d, s) = store();
+    let id = s.add_account("cy@example.com", "pw-pw-pw-pw", 0).unwrap();
+    s.rename_folder(id, "Junk", "Spam").unwrap();
+    let junk = LocalRecipient {
+        folder: "Junk".into(),
+        ..inbox(id, "cy@example.com")
+    };
+    let d = Delivery {
+        local: vec![junk],
+        ..Delivery::default()
+    };
+    assert!(s
+        .deliver(stage(&s, b"Subject: a\r\n\r\na\r\n"), d.clone())
+        .is_err());
+    let d = Delivery {
+        fallback_folder: Some("INBOX".into()),
+        ..d
+    };
+    let r = s.deliver(stage(&s, b"Subject: b\r\n\r\nb\r\n"), d).unwrap();
+    assert_eq!(r.stored[0].folder, "INBOX");
+}

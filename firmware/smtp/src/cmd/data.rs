@@ -291,12 +291,14 @@ async fn finish(s: &mut Session, body: Body) -> Flow {
         }
     };
     let mut local = envelope.local;
+    let mut fallback_folder = None;
     let staged = match authenticate(s, &envelope.from, envelope.spf.as_ref(), staged).await {
         Checked::Deliver { staged, junk } => {
             if junk {
                 for l in &mut local {
                     l.folder = "Junk".into();
                 }
+                fallback_folder = Some("INBOX".into());
             }
             staged
         }
@@ -313,6 +315,7 @@ async fn finish(s: &mut Session, body: Body) -> Flow {
         ret: envelope.ret,
         submitted_by: s.login.as_ref().map(|l| l.account),
         counted_recipients,
+        fallback_folder,
         ..Delivery::default()
     };
     let committed = super::blocking(s, move |store| {
