@@ -3,7 +3,7 @@
 //!
 //! Layout:
 //! - [`Config`] and its sections ([`Listen`], [`Limits`], [`Server`], [`Tls`],
-//!   [`Guard`], [`Dns`]);
+//!   [`Guard`], [`Dns`], [`Auth`]);
 //! - [`Config::load`] reads a TOML file, [`Config::embedded`] is the default
 //!   used when `pochta serve` gets no `--config`;
 //! - [`ConfigError`] says what is wrong and where.
@@ -39,6 +39,64 @@ pub struct Config {
     pub tls: Tls,
     /// Which DNS servers answer MX, SPF, DKIM and DMARC lookups.
     pub dns: Dns,
+    /// Inbound mail authentication (SPF, DKIM, ARC, DMARC) and its policy.
+    pub auth: Auth,
+}
+
+/// What to do with a message whose check failed.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Refuse it after DATA with `550 5.7.1`.
+    Reject,
+    /// Accept it into the recipients' `Junk` folder.
+    Quarantine,
+    /// Accept it into `INBOX`; the result is only recorded.
+    None,
+}
+
+/// What to do when a check could not finish because DNS failed (temperror).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TempErrorAction {
+    /// Accept, saying `temperror` in `Authentication-Results`: no mail is
+    /// lost when DNS is down.
+    Accept,
+    /// Answer `451 4.4.3` so that the sender tries again later.
+    Defer,
+}
+
+/// Checks of mail arriving on the MX service (submission is authenticated
+/// and not checked). Results go into an `Authentication-Results` header
+/// (RFC 8601) and the mail log.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    /// Run SPF, DKIM, ARC and DMARC on mail from the MX service.
+    pub checks: bool,
+    /// DMARC failed and the sender's domain publishes `p=reject`.
+    pub dmarc_reject: Action,
+    /// DMARC failed and the sender's domain publishes `p=quarantine`.
+    pub dmarc_quarantine: Action,
+    /// A DNS failure left a result undecided.
+    pub temperror: TempErrorAction,
+    /// Messages verified at once; each is read whole into memory.
+    pub max_concurrent_checks: usize,
+    /// Most DNS answers kept in each resolver cache (entries expire with their TTL).
+    pub dns_cache_entries: usize,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            checks: true,
+            dmarc_reject: Action::Reject,
+            dmarc_quarantine: Action::Quarantine,
+            temperror: TempErrorAction::Accept,
+            max_concurrent_checks: 4,
+            dns_cache_entries: 4096,
+        }
+    }
 }
 
 /// Listening addresses of each service. An empty list disables the service.
@@ -90,6 +148,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// Failed AUTH attempts allowed in one session before it is closed.
     pub max_auth_failures: u32,
+    /// Recipients an account may submit in a rolling 24 hours, unless the
+    /// account has its own limit (`pochta account limit`).
+    pub recipients_per_day: u32,
 }
 
 /// Process-wide settings.
@@ -203,6 +264,7 @@ impl Default for Limits {
             command_timeout_secs: 300,
             max_connections: 500,
             max_auth_failures: 3,
+            recipients_per_day: 500,
         }
     }
 }
@@ -343,6 +405,16 @@ impl Config {
         if l.max_auth_failures == 0 {
             return Err(invalid("limits.max_auth_failures", "must be at least 1"));
         }
+        if l.recipients_per_day == 0 {
+            return Err(invalid("limits.recipients_per_day", "must be at least 1"));
+        }
+        let a = &self.auth;
+        if !(1..=256).contains(&a.max_concurrent_checks) {
+            return Err(invalid("auth.max_concurrent_checks", "must be 1 to 256"));
+        }
+        if !(16..=1_000_000).contains(&a.dns_cache_entries) {
+            return Err(invalid("auth.dns_cache_entries", "must be 16 to 1000000"));
+        }
         let g = &self.guard;
         if g.max_failures == 0 {
             return Err(invalid("guard.max_failures", "must be at least 1"));
@@ -456,6 +528,16 @@ mod tests {
         assert_eq!(c.dns.servers.len(), 2);
         assert_eq!(c.dns.servers[0].port(), 5353);
         assert_eq!(c.dns.timeout_secs, 5);
+        let c = parse(
+            "[auth]\ndmarc_reject = \"quarantine\"\ntemperror = \"defer\"\n\
+             [limits]\nrecipients_per_day = 20\n",
+        )
+        .unwrap();
+        assert_eq!(c.auth.dmarc_reject, Action::Quarantine);
+        assert_eq!(c.auth.dmarc_quarantine, Action::Quarantine);
+        assert_eq!(c.auth.temperror, TempErrorAction::Defer);
+        assert!(c.auth.checks);
+        assert_eq!(c.limits.recipients_per_day, 20);
     }
 
     /// Each bad config and a piece of the message it must produce.
@@ -487,6 +569,18 @@ mod tests {
             ("[guard]\nmax_failures = 0", "guard.max_failures"),
             ("[guard]\nban = 1", "ban"),
             ("[dns]\ntimeout_secs = 0", "dns.timeout_secs"),
+            ("[auth]\ndmarc_reject = \"drop\"", "dmarc_reject"),
+            ("[auth]\ntemperror = \"reject\"", "temperror"),
+            (
+                "[auth]\nmax_concurrent_checks = 0",
+                "auth.max_concurrent_checks",
+            ),
+            ("[auth]\ndns_cache_entries = 1", "auth.dns_cache_entries"),
+            ("[auth]\nspf = 1", "spf"),
+            (
+                "[limits]\nrecipients_per_day = 0",
+                "limits.recipients_per_day",
+            ),
             ("[dns]\nservers = [\"8.8.8.8\"]", "servers"),
             (
                 "[listen]\nimap = [\"127.0.0.1:143\"]\npop3 = [\"127.0.0.1:143\"]",

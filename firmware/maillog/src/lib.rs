@@ -15,6 +15,26 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Mutex;
 
+/// What the inbound checks found, for [`MailLog::authentication`].
+pub struct AuthResults<'a> {
+    /// The RFC 5322 `From:` domain.
+    pub from_domain: &'a str,
+    /// SPF of the EHLO name.
+    pub spf_helo: &'a str,
+    /// SPF of the MAIL FROM domain.
+    pub spf_mail_from: &'a str,
+    /// Best DKIM result.
+    pub dkim: &'a str,
+    /// ARC chain.
+    pub arc: &'a str,
+    /// DMARC.
+    pub dmarc: &'a str,
+    /// The domain's published DMARC policy.
+    pub policy: &'a str,
+    /// What was done.
+    pub action: &'a str,
+}
+
 /// Appends events to the mail log.
 pub struct MailLog {
     file: Option<Mutex<File>>,
@@ -111,6 +131,40 @@ impl MailLog {
                 ("to", &format!("<{to}>")),
                 ("queue_id", &queue_id.to_string()),
                 ("id", id),
+            ],
+        );
+    }
+
+    /// Inbound authentication results of a message and what was done with
+    /// it (`inbox`, `junk`, `reject`, `defer`). Each result is an RFC 8601
+    /// keyword such as `pass` or `temperror`.
+    pub fn authentication(&self, session: &str, results: &AuthResults<'_>) {
+        self.line(
+            "auth_checked",
+            session,
+            &[
+                ("from_domain", results.from_domain),
+                ("spf_helo", results.spf_helo),
+                ("spf", results.spf_mail_from),
+                ("dkim", results.dkim),
+                ("arc", results.arc),
+                ("dmarc", results.dmarc),
+                ("policy", results.policy),
+                ("action", results.action),
+            ],
+        );
+    }
+
+    /// Alert: an account hit its sending limit (a stolen password is the
+    /// usual reason when it was not expected).
+    pub fn send_limit_reached(&self, session: &str, peer: SocketAddr, account: &str, limit: u32) {
+        self.line(
+            "ALERT send_limit_reached",
+            session,
+            &[
+                ("peer", &peer.to_string()),
+                ("account", account),
+                ("limit", &format!("{limit}/24h")),
             ],
         );
     }

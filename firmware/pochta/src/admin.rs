@@ -17,6 +17,28 @@ pub enum DomainCmd {
     List,
     /// Remove a domain that has no accounts.
     Remove { domain: String },
+    /// Print every DNS record the domain must publish (zone-file form).
+    Dns {
+        domain: String,
+        /// The mail host the records point to; defaults to `hostname` of
+        /// --config, else that of the running server, else this machine's.
+        #[arg(long)]
+        host: Option<String>,
+        /// The configuration `pochta serve` uses, for its `hostname`.
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum DkimCmd {
+    /// Sign the message on standard input as the outbound queue does and
+    /// print it with its DKIM-Signature headers (for tests and checks).
+    Sign {
+        /// The sender's domain, a local domain.
+        #[arg(long)]
+        domain: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -47,6 +69,9 @@ pub enum AccountCmd {
     },
     /// Change the quota (0 = unlimited).
     Quota { address: String, quota: String },
+    /// Recipients the account may submit in 24 hours; `default` for the
+    /// configured default (limits.recipients_per_day).
+    Limit { address: String, limit: String },
 }
 
 #[derive(Subcommand)]
@@ -93,7 +118,35 @@ pub fn domain(data: &Path, cmd: DomainCmd) -> Result<(), String> {
     match cmd {
         DomainCmd::Add { domain } => {
             let d = store.add_domain(&domain).map_err(|e| e.to_string())?;
+            let keys = pochta_filter::generate_keys(&d, time_now()).map_err(|e| e.to_string())?;
+            for key in &keys {
+                store.add_dkim_key(key).map_err(|e| e.to_string())?;
+            }
             println!("domain {d} added");
+            let selectors: Vec<&str> = keys.iter().map(|k| k.selector.as_str()).collect();
+            println!(
+                "DKIM keys made (selectors {}): publish them with the other records \
+                 shown by `pochta domain dns {d}`",
+                selectors.join(", ")
+            );
+        }
+        DomainCmd::Dns {
+            domain,
+            host,
+            config,
+        } => {
+            let d = domain.trim().trim_end_matches('.').to_lowercase();
+            if !store.domains().map_err(|e| e.to_string())?.contains(&d) {
+                return Err(format!("no such domain {d}"));
+            }
+            // Domains from an older Pochta get their keys now.
+            pochta_filter::ensure_keys(&store).map_err(|e| e.to_string())?;
+            let host = match host {
+                Some(h) => h,
+                None => mail_host(data, config.as_deref())?,
+            };
+            let keys = store.dkim_keys(&d).map_err(|e| e.to_string())?;
+            print!("{}", pochta_filter::records::zone_text(&d, &host, &keys));
         }
         DomainCmd::List => {
             for d in store.domains().map_err(|e| e.to_string())? {
@@ -103,6 +156,48 @@ pub fn domain(data: &Path, cmd: DomainCmd) -> Result<(), String> {
         DomainCmd::Remove { domain } => {
             store.remove_domain(&domain).map_err(|e| e.to_string())?;
             println!("domain {domain} removed");
+        }
+    }
+    Ok(())
+}
+
+fn time_now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
+}
+
+/// The host name mail for local domains goes to: the config's `hostname`,
+/// else the running server's, else this machine's.
+fn mail_host(data: &Path, config: Option<&Path>) -> Result<String, String> {
+    if let Some(path) = config {
+        let c = pochta_config::Config::load(path, pochta_config::PortSet::Unprivileged)
+            .map_err(|e| e.to_string())?;
+        if let Some(h) = c.hostname {
+            return Ok(h);
+        }
+    }
+    let running = std::fs::read_to_string(crate::serve::ready_file(data))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["hostname"].as_str().map(str::to_owned));
+    Ok(running.unwrap_or_else(crate::serve::system_hostname))
+}
+
+pub fn dkim(data: &Path, cmd: DkimCmd) -> Result<(), String> {
+    let store = open(data)?;
+    match cmd {
+        DkimCmd::Sign { domain } => {
+            use std::io::{Read, Write};
+            let mut message = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut message)
+                .map_err(|e| format!("cannot read the message: {e}"))?;
+            let sign = pochta_filter::signing_hook(store);
+            let headers =
+                sign(&domain, &message).ok_or_else(|| format!("no DKIM keys for {domain}"))?;
+            let mut out = std::io::stdout().lock();
+            out.write_all(&headers)
+                .and_then(|()| out.write_all(&message))
+                .map_err(|e| e.to_string())?;
         }
     }
     Ok(())
@@ -209,6 +304,22 @@ pub fn account(data: &Path, cmd: AccountCmd) -> Result<(), String> {
             println!("password of {address} changed");
             if generated {
                 show_generated(&address, &pw);
+            }
+        }
+        AccountCmd::Limit { address, limit } => {
+            let n =
+                match limit.as_str() {
+                    "default" => None,
+                    t => Some(t.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        format!("limit {t:?} is not a positive number or `default`")
+                    })?),
+                };
+            store
+                .set_send_limit(&address, n)
+                .map_err(|e| e.to_string())?;
+            match n {
+                Some(n) => println!("{address} may send to {n} recipients in 24 hours"),
+                None => println!("{address} has the configured default sending limit"),
             }
         }
         AccountCmd::Quota { address, quota: q } => {

@@ -67,6 +67,9 @@ enum Command {
     /// Folders and messages of an account.
     #[command(subcommand)]
     Mailbox(admin::MailboxCmd),
+    /// DKIM signing as the outbound queue does it (for tests and checks).
+    #[command(subcommand, hide = true)]
+    Dkim(admin::DkimCmd),
 }
 
 /// glibc raises its mmap threshold after a large block is freed, so the
@@ -94,6 +97,7 @@ fn main() -> ExitCode {
         Command::Status { json } => admin::status(&cli.data, json),
         Command::Queue(cmd) => admin::queue(&cli.data, cmd),
         Command::Mailbox(cmd) => admin::mailbox(&cli.data, cmd),
+        Command::Dkim(cmd) => admin::dkim(&cli.data, cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

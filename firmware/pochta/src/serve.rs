@@ -131,15 +131,45 @@ async fn run(
         maillog.clone(),
         config.guard.clone(),
     ));
+    // A resolver that cannot be set up (no /etc/resolv.conf yet) must not
+    // stop the mail: the checks are off, loudly, until the next start.
+    let inbound = if config.auth.checks {
+        match pochta_filter::Inbound::new(&config.dns, &config.auth, &hostname) {
+            Ok(i) => Some(Arc::new(i)),
+            Err(e) => {
+                tracing::error!(error = %e, "inbound checks (SPF, DKIM, DMARC) are OFF");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    // Domains from an older Pochta get their DKIM keys; RSA generation takes
+    // a moment, so it does not hold up the listeners.
+    let keys_store = store.clone();
+    tokio::task::spawn_blocking(move || match pochta_filter::ensure_keys(&keys_store) {
+        Ok(domains) if !domains.is_empty() => {
+            tracing::info!(
+                ?domains,
+                "DKIM keys generated: publish them (pochta domain dns)"
+            )
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "cannot generate DKIM keys"),
+    });
+    let mut smtp_context = Context::new(
+        hostname.clone(),
+        config.limits.clone(),
+        store.clone(),
+        maillog.clone(),
+        tls.clone(),
+        auth.clone(),
+    );
+    if let Some(inbound) = inbound {
+        smtp_context = smtp_context.with_inbound_checks(inbound);
+    }
     let smtp = Arc::new(Server::new(
-        Arc::new(Context::new(
-            hostname.clone(),
-            config.limits.clone(),
-            store.clone(),
-            maillog.clone(),
-            tls.clone(),
-            auth.clone(),
-        )),
+        Arc::new(smtp_context),
         shutdown.clone(),
         alive.clone(),
     ));
@@ -256,7 +286,7 @@ fn init_tracing() {
         .try_init();
 }
 
-fn system_hostname() -> String {
+pub fn system_hostname() -> String {
     ["/proc/sys/kernel/hostname", "/etc/hostname"]
         .iter()
         .filter_map(|p| std::fs::read_to_string(p).ok())

@@ -12,8 +12,11 @@
 //! Commands are parsed by `smtp-proto` (sans-I/O, Stalwart's parser) from
 //! lines this crate has already bounded in length and time. Bodies stream to
 //! a store blob and are committed before `250` (see the store crate); a
-//! message is never held whole in memory. Outbound delivery of the queue is
-//! not in this crate yet.
+//! message is never held whole in memory. On the MX service, SPF is checked
+//! at MAIL FROM and DKIM/ARC/DMARC after DATA (the filter crate), which may
+//! refuse the message or route it to Junk; submission enforces each
+//! account's sending limit at RCPT. Outbound delivery of the queue is not in
+//! this crate yet.
 
 mod cmd;
 pub mod reply;
@@ -73,6 +76,8 @@ pub struct Context {
     pub tls: TlsAcceptor,
     /// Login checks and the brute-force guard, shared with IMAP and POP3.
     pub auth: Arc<Authenticator>,
+    /// SPF/DKIM/ARC/DMARC checks of MX mail; none when not configured.
+    pub inbound: Option<Arc<pochta_filter::Inbound>>,
     session_ids: pochta_net::SessionIds,
     connections: Arc<Semaphore>,
 }
@@ -95,8 +100,20 @@ impl Context {
             maillog,
             tls,
             auth,
+            inbound: None,
             session_ids: pochta_net::SessionIds::new(""),
         }
+    }
+
+    /// Turns on the inbound checks of mail arriving on the MX service.
+    pub fn with_inbound_checks(mut self, inbound: Arc<pochta_filter::Inbound>) -> Context {
+        self.inbound = Some(inbound);
+        self
+    }
+
+    /// The checker, when checks are on.
+    pub(crate) fn checks(&self) -> Option<&Arc<pochta_filter::Inbound>> {
+        self.inbound.as_ref().filter(|i| i.enabled())
     }
 
     fn session_id(&self) -> String {

@@ -48,6 +48,8 @@ pub(crate) struct Envelope {
     pub remote: Vec<QueuedRecipient>,
     /// A BDAT transfer in progress (RFC 3030).
     pub chunks: Option<cmd::data::Chunks>,
+    /// SPF results taken at MAIL FROM (MX service with checks on).
+    pub spf: Option<pochta_filter::SpfChecks>,
 }
 
 pub(crate) struct Session {

@@ -37,6 +37,14 @@ pub struct StagedBlob {
     pub size: u64,
 }
 
+impl StagedBlob {
+    /// Where it can be read back before it is committed (e.g. to verify
+    /// its signatures).
+    pub fn path(&self) -> &Path {
+        &self.tmp_path
+    }
+}
+
 impl BlobWriter {
     pub(crate) fn create(tmp_dir: &Path) -> io::Result<Self> {
         let mut name = [0u8; 12];

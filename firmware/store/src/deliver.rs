@@ -65,6 +65,11 @@ pub struct Delivery {
     pub flags: Vec<String>,
     /// Arrival time to record (IMAP APPEND date-time); now when `None`.
     pub internaldate: Option<i64>,
+    /// Recipients that count against `submitted_by`'s sending limit.
+    pub counted_recipients: u32,
+    /// Where a copy goes when its recipient's folder no longer exists (a
+    /// renamed Junk): received mail must not be refused for that.
+    pub fallback_folder: Option<String>,
 }
 
 /// One stored copy of a committed message.
@@ -290,10 +295,13 @@ fn apply(tx: &Connection, job: &Job) -> Result<Receipt, DeliveryError> {
         if quota > 0 && used + size > quota {
             return Err(DeliveryError::QuotaExceeded(rcpt.address.clone()));
         }
-        let folder =
-            crate::folder::folder_by_name(tx, rcpt.account, &rcpt.folder)?.ok_or_else(|| {
-                StoreError::NotFound(format!("folder {} of {}", rcpt.folder, rcpt.address))
-            })?;
+        let mut folder = crate::folder::folder_by_name(tx, rcpt.account, &rcpt.folder)?;
+        if let (None, Some(fallback)) = (&folder, &job.delivery.fallback_folder) {
+            folder = crate::folder::folder_by_name(tx, rcpt.account, fallback)?;
+        }
+        let folder = folder.ok_or_else(|| {
+            StoreError::NotFound(format!("folder {} of {}", rcpt.folder, rcpt.address))
+        })?;
         let message = Message {
             uid: 0,
             modseq: 0,
@@ -305,12 +313,15 @@ fn apply(tx: &Connection, job: &Job) -> Result<Receipt, DeliveryError> {
         let uid = crate::folder::insert_message(tx, &folder, &message)?;
         receipt.stored.push(StoredCopy {
             address: rcpt.address.clone(),
-            folder: rcpt.folder.clone(),
+            folder: folder.name.clone(),
             uidvalidity: folder.uidvalidity,
             uid,
         });
     }
     let d = &job.delivery;
+    if let (Some(account), n @ 1..) = (d.submitted_by, d.counted_recipients) {
+        crate::limits::record(tx, account, n)?;
+    }
     for rcpt in &d.remote {
         tx.execute(
             "INSERT INTO queue(blob, size, sender, recipient, orcpt, notify, ret, envid,

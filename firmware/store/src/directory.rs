@@ -74,7 +74,7 @@ pub fn normalize_address(address: &str) -> Option<String> {
     Some(a)
 }
 
-fn normalize_domain(domain: &str) -> Result<String, StoreError> {
+pub(crate) fn normalize_domain(domain: &str) -> Result<String, StoreError> {
     let d = domain.trim().trim_end_matches('.').to_lowercase();
     let valid = !d.is_empty()
         && d.len() <= 253

@@ -15,7 +15,11 @@
 //!   background;
 //! - `structure`: each body's structure as FETCH reports it, cached by the
 //!   same background indexer;
-//! - `mailbox`: reading folders, messages and the outbound queue.
+//! - `mailbox`: reading folders, messages and the outbound queue;
+//! - `dkim`: DKIM signing keys per domain (kept here, made and used by the
+//!   filter crate);
+//! - `limits`: per-account sending limits and the durable count of
+//!   recipients submitted in the last 24 hours.
 //!
 //! The data folder holds `pochta.db` (WAL, `synchronous=FULL`), `blobs/`,
 //! and `tmp/` for bodies still being received. Protocol crates use the
@@ -25,8 +29,10 @@
 mod blob;
 mod deliver;
 mod directory;
+mod dkim;
 mod folder;
 mod index;
+mod limits;
 mod mailbox;
 mod schema;
 mod structure;
@@ -41,10 +47,12 @@ use rusqlite::Connection;
 pub use blob::{BlobId, BlobWriter, StagedBlob};
 pub use deliver::{Delivery, DeliveryError, LocalRecipient, QueuedRecipient, Receipt, StoredCopy};
 pub use directory::{hash_password, normalize_address, Account, AccountId, CatchAll, Resolution};
+pub use dkim::{DkimAlgorithm, DkimKey};
 pub use folder::{
     check_folder_name, ChangeHook, Changes, Copied, FlagOp, Folder, FolderCounts, FolderId, Message,
 };
 pub use index::{ExtractFn, Extracted, Extractor, IndexText, TextField};
+pub use limits::SEND_WINDOW_SECS;
 pub use mailbox::{MessageInfo, QueueItem, StoreStatus};
 pub use structure::Structure;
 

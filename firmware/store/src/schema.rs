@@ -125,6 +125,29 @@ const MIGRATIONS: &[&str] = &[
         bodystructure BLOB
     );
     "#,
+    // 7: DKIM signing keys per domain (dkim.rs), and per-account sending limits
+    // with the durable count of recipients submitted (limits.rs).
+    r#"
+    CREATE TABLE dkim_keys(
+        domain TEXT NOT NULL REFERENCES domains(name) ON DELETE CASCADE,
+        selector TEXT NOT NULL,
+        algorithm TEXT NOT NULL,
+        private_key BLOB NOT NULL,
+        public_key BLOB NOT NULL,
+        created INTEGER NOT NULL,
+        PRIMARY KEY(domain, selector)
+    );
+    CREATE TABLE send_limits(
+        account_id INTEGER PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+        recipients_per_day INTEGER NOT NULL
+    );
+    CREATE TABLE sent_recipients(
+        account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        at INTEGER NOT NULL,
+        count INTEGER NOT NULL
+    );
+    CREATE INDEX sent_recipients_by_account ON sent_recipients(account_id, at);
+    "#,
 ];
 
 /// Brings the database up to the newest schema.

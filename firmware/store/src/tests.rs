@@ -268,3 +268,90 @@ fn abandoned_writer_leaves_nothing() {
         0
     );
 }
+
+#[test]
+fn dkim_keys_are_stored_per_domain_and_go_with_it() {
+    let (_d, s) = store();
+    assert_eq!(s.domains_without_dkim_keys().unwrap(), vec!["example.com"]);
+    let key = DkimKey {
+        domain: "Example.COM".into(),
+        selector: "pe202611".into(),
+        algorithm: DkimAlgorithm::Ed25519,
+        private_key: vec![1; 48],
+        public_key: vec![2; 32],
+        created: 0,
+    };
+    s.add_dkim_key(&key).unwrap();
+    assert!(matches!(s.add_dkim_key(&key), Err(StoreError::Exists(_))));
+    let other = DkimKey {
+        domain: "nowhere.test".into(),
+        ..key.clone()
+    };
+    assert!(matches!(
+        s.add_dkim_key(&other),
+        Err(StoreError::NotFound(_))
+    ));
+    let keys = s.dkim_keys("example.com").unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].private_key, vec![1; 48]);
+    assert_eq!(keys[0].domain, "example.com");
+    assert!(s.domains_without_dkim_keys().unwrap().is_empty());
+    s.remove_domain("example.com").unwrap();
+    s.add_domain("example.com").unwrap();
+    assert!(s.dkim_keys("example.com").unwrap().is_empty());
+}
+
+#[test]
+fn submitted_recipients_are_counted_durably() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = {
+        let s = Store::open(dir.path()).unwrap();
+        s.add_domain("example.com").unwrap();
+        let id = s.add_account("ann@example.com", "pw-pw-pw-pw", 0).unwrap();
+        assert_eq!(s.send_limit(id).unwrap(), None);
+        s.set_send_limit("ann@example.com", Some(7)).unwrap();
+        let d = Delivery {
+            sender: "ann@example.com".into(),
+            remote: vec![QueuedRecipient {
+                address: "x@remote.test".into(),
+                ..QueuedRecipient::default()
+            }],
+            submitted_by: Some(id),
+            counted_recipients: 3,
+            ..Delivery::default()
+        };
+        s.deliver(stage(&s, b"Subject: x\r\n\r\nx\r\n"), d.clone())
+            .unwrap();
+        s.deliver(stage(&s, b"Subject: y\r\n\r\ny\r\n"), d).unwrap();
+        id
+    };
+    let s = Store::open(dir.path()).unwrap();
+    assert_eq!(s.recipients_sent(id).unwrap(), 6);
+    assert_eq!(s.send_limit(id).unwrap(), Some(7));
+    s.set_send_limit("ann@example.com", None).unwrap();
+    assert_eq!(s.send_limit(id).unwrap(), None);
+}
+
+#[test]
+fn a_missing_folder_falls_back_when_asked() {
+    let (_d, s) = store();
+    let id = s.add_account("cy@example.com", "pw-pw-pw-pw", 0).unwrap();
+    s.rename_folder(id, "Junk", "Spam").unwrap();
+    let junk = LocalRecipient {
+        folder: "Junk".into(),
+        ..inbox(id, "cy@example.com")
+    };
+    let d = Delivery {
+        local: vec![junk],
+        ..Delivery::default()
+    };
+    assert!(s
+        .deliver(stage(&s, b"Subject: a\r\n\r\na\r\n"), d.clone())
+        .is_err());
+    let d = Delivery {
+        fallback_folder: Some("INBOX".into()),
+        ..d
+    };
+    let r = s.deliver(stage(&s, b"Subject: b\r\n\r\nb\r\n"), d).unwrap();
+    assert_eq!(r.stored[0].folder, "INBOX");
+}

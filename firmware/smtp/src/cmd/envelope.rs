@@ -9,6 +9,7 @@ use smtp_proto::{
 
 use crate::reply::{common, Reply};
 use crate::session::{Envelope, Flow, Session};
+use crate::Service;
 
 use super::blocking;
 
@@ -78,12 +79,21 @@ pub(crate) async fn mail(s: &mut Session, from: MailFrom<String>) -> Flow {
     } else {
         None
     };
+    // RFC 7208 §2.3, §2.4: SPF for the EHLO name and the MAIL FROM
+    // identity. Recorded for DMARC and Authentication-Results after DATA.
+    let spf = match (s.service, s.ctx.checks(), &s.helo) {
+        (Service::Mx, Some(checks), Some(helo)) => {
+            Some(checks.spf(s.peer.ip(), &helo.name, &address).await)
+        }
+        _ => None,
+    };
     s.envelope = Some(Envelope {
         from: address,
         smtputf8,
         declared_size: from.size as u64,
         envid: from.env_id,
         ret,
+        spf,
         ..Envelope::default()
     });
     s.reply(Reply::new(250, "2.1.0", "Sender OK"));
@@ -113,6 +123,45 @@ pub(crate) async fn rcpt(s: &mut Session, to: RcptTo<String>) -> Flow {
         );
         return Flow::Continue;
     }
+    if let Some(login) = &s.login {
+        let (account, user) = (login.account, login.user.clone());
+        let in_transaction = envelope.rcpts.len() as u64;
+        let default = s.ctx.limits.recipients_per_day;
+        let counted = blocking(s, move |store| {
+            let limit = store.send_limit(account)?.unwrap_or(default);
+            let sent = store.recipients_sent(account)?;
+            Ok::<_, pochta_store::StoreError>((limit, sent))
+        })
+        .await;
+        match counted {
+            Some(Ok((limit, sent))) if sent + in_transaction >= u64::from(limit) => {
+                // 451, not 550: the window rolls, so the same recipient is
+                // accepted later, and a client must not bounce it for good.
+                s.ctx
+                    .maillog
+                    .send_limit_reached(&s.id, s.peer, &user, limit);
+                let reply = Reply::new(
+                    451,
+                    "4.7.1",
+                    format!(
+                        "Sending limit reached: {user} may send to {limit} recipients \
+                         in 24 hours; try again later"
+                    ),
+                );
+                s.reject("rcpt", &address, reply);
+                return Flow::Continue;
+            }
+            Some(Ok(_)) => {}
+            _ => {
+                s.reply(common::local_error());
+                return Flow::Continue;
+            }
+        }
+    }
+    let Some(envelope) = &s.envelope else {
+        s.reply(common::bad_sequence("Send MAIL first"));
+        return Flow::Continue;
+    };
     let declared = envelope.declared_size.max(1);
     let lookup = address.clone();
     let resolved = blocking(s, move |store| {
