@@ -19,6 +19,7 @@
 //! this crate yet.
 
 mod cmd;
+pub mod mta_sts;
 pub mod reply;
 mod session;
 
