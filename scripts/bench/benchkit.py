@@ -284,8 +284,10 @@ def imap_summary(path):
     populate SIDE MAILBOX COUNT SECS RETRIED
     search SIDE MESSAGES SELECT_S FIRST_S MEDIAN_S HITS EXPECTED
     fetch SIDE MESSAGES FIRST_S MEDIAN_S LITERAL_BYTES
+    headers SIDE MESSAGES FIRST_S MEDIAN_S LITERAL_BYTES
     """
-    loads, searches, fetches = {}, {}, {}
+    loads, searches = {}, {}
+    fetches = {"fetch": {}, "headers": {}}
     with open(path) as f:
         for line in f:
             w = line.split()
@@ -299,8 +301,8 @@ def imap_summary(path):
             elif w[0] == "search":
                 searches[w[1]] = dict(n=int(w[2]), select=float(w[3]), first=float(w[4]),
                                       median=float(w[5]), hits=int(w[6]), expected=int(w[7]))
-            elif w[0] == "fetch":
-                fetches[w[1]] = dict(n=int(w[2]), first=float(w[3]), median=float(w[4]))
+            elif w[0] in fetches:
+                fetches[w[0]][w[1]] = dict(n=int(w[2]), first=float(w[3]), median=float(w[4]))
 
     def med(side, key):
         return statistics.median(r[key] for r in loads[side])
@@ -342,17 +344,21 @@ def imap_summary(path):
             p, d = searches["pochta"], searches["dovecot"]
             print(f"pochta/dovecot: SEARCH TEXT time {p['median'] / d['median']:.2f}x (median), "
                   f"{p['first'] / d['first']:.2f}x (first)")
-    fs = [s for s in ("pochta", "dovecot") if s in fetches]
-    if fs:
+    for kind, what in (("fetch", "(UID FLAGS ENVELOPE BODYSTRUCTURE)"),
+                       ("headers", "(... BODY.PEEK[HEADER.FIELDS (...)])")):
+        by_side = fetches[kind]
+        fs = [s for s in ("pochta", "dovecot") if s in by_side]
+        if not fs:
+            continue
         print()
         for s in fs:
-            r = fetches[s]
-            print(f"{s:9} UID FETCH 1:* (UID FLAGS ENVELOPE BODYSTRUCTURE) over {r['n']} msgs: "
+            r = by_side[s]
+            print(f"{s:9} UID FETCH 1:* {what} over {r['n']} msgs: "
                   f"median {r['median']:.3f} s ({r['median'] / max(r['n'], 1) * 1e5:.1f} ms "
                   f"per 100), first {r['first']:.3f} s")
         if len(fs) == 2:
-            p, d = fetches["pochta"], fetches["dovecot"]
-            print(f"pochta/dovecot: UID FETCH time {p['median'] / d['median']:.2f}x (median), "
+            p, d = by_side["pochta"], by_side["dovecot"]
+            print(f"pochta/dovecot: UID FETCH {kind} time {p['median'] / d['median']:.2f}x (median), "
                   f"{p['first'] / d['first']:.2f}x (first)")
 
 

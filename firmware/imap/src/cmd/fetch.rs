@@ -32,6 +32,8 @@ enum Needs {
     Metadata,
     /// Its structure: from the store's cache, or else from the file.
     Structure,
+    /// The top-level header block only: the file is read up to its end.
+    Header,
     /// The message file.
     File,
 }
@@ -46,12 +48,50 @@ fn needs(item: &MessageDataItemName<'_>) -> Needs {
         MessageDataItemName::Envelope
         | MessageDataItemName::Body
         | MessageDataItemName::BodyStructure => Needs::Structure,
+        MessageDataItemName::Rfc822Header => Needs::Header,
+        MessageDataItemName::BodyExt { section, .. } if top_level_header(section) => Needs::Header,
         MessageDataItemName::Rfc822
-        | MessageDataItemName::Rfc822Header
         | MessageDataItemName::Rfc822Text
         | MessageDataItemName::BodyExt { .. }
         | MessageDataItemName::Binary { .. }
         | MessageDataItemName::BinarySize { .. } => Needs::File,
+    }
+}
+
+/// `HEADER`, `HEADER.FIELDS (...)` or `HEADER.FIELDS.NOT (...)` of the
+/// message itself: what mail clients fetch to list a folder.
+fn top_level_header(section: &Option<Section<'_>>) -> bool {
+    matches!(
+        section,
+        Some(
+            Section::Header(None)
+                | Section::HeaderFields(None, _)
+                | Section::HeaderFieldsNot(None, _)
+        )
+    )
+}
+
+/// The start of a message file up to the end of its header block (the
+/// first CRLF CRLF), or all of it when there is none: the header sections
+/// need no more, and a large attachment is not read to list a folder.
+async fn read_header(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut file = tokio::fs::File::open(path).await?;
+    let mut out = Vec::with_capacity(8192);
+    let mut chunk = vec![0u8; 8192];
+    loop {
+        let n = file.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(out);
+        }
+        // Look again from just before the new bytes: the blank line may
+        // straddle two reads.
+        let from = out.len().saturating_sub(3);
+        out.extend_from_slice(&chunk[..n]);
+        if let Some(i) = out[from..].windows(4).position(|w| w == b"\r\n\r\n") {
+            out.truncate(from + i + 4);
+            return Ok(out);
+        }
     }
 }
 
@@ -202,6 +242,7 @@ pub(crate) async fn fetch(
         ));
     }
     let wants_file = items.iter().any(|i| needs(i) == Needs::File);
+    let wants_header = items.iter().any(|i| needs(i) == Needs::Header);
     let wants_structure = items.iter().any(|i| needs(i) == Needs::Structure);
     let mut unknown_cte = false;
     for chunk in pairs.chunks(STRUCTURE_BATCH) {
@@ -223,9 +264,15 @@ pub(crate) async fn fetch(
                 }
             }
             let structure = cached.get(&meta.blob);
-            let raw = if wants_file || (wants_structure && structure.is_none()) {
+            let whole = wants_file || (wants_structure && structure.is_none());
+            let raw = if whole || wants_header {
                 let path = s.ctx.store.blob_path(&meta.blob);
-                match tokio::fs::read(&path).await {
+                let read = if whole {
+                    tokio::fs::read(&path).await
+                } else {
+                    read_header(&path).await
+                };
+                match read {
                     Ok(bytes) => Some(bytes),
                     Err(e) => {
                         tracing::error!(session = %s.id, error = %e, path = %path.display(), "message file unreadable");
@@ -286,7 +333,9 @@ fn write_items(
     let mut unknown_cte = false;
     let empty: &[u8] = &[];
     let raw_bytes = raw.unwrap_or(empty);
-    let parsed = raw.and_then(mime::parse);
+    // Parsed only when an item needs the MIME structure: not for flags,
+    // cached structures or header fields.
+    let parsed = std::cell::LazyCell::new(|| raw.and_then(mime::parse));
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
             out.push(b' ');
@@ -332,20 +381,20 @@ fn write_items(
                 out.extend_from_slice(b"RFC822.HEADER ");
                 wire::literal(
                     out,
-                    &section_bytes(raw_bytes, parsed.as_ref(), &Some(Section::Header(None))),
+                    &section_bytes(raw_bytes, &parsed, &Some(Section::Header(None))),
                 );
             }
             MessageDataItemName::Rfc822Text => {
                 out.extend_from_slice(b"RFC822.TEXT ");
                 wire::literal(
                     out,
-                    &section_bytes(raw_bytes, parsed.as_ref(), &Some(Section::Text(None))),
+                    &section_bytes(raw_bytes, &parsed, &Some(Section::Text(None))),
                 );
             }
             MessageDataItemName::BodyExt {
                 section, partial, ..
             } => {
-                let data = section_bytes(raw_bytes, parsed.as_ref(), section);
+                let data = section_bytes(raw_bytes, &parsed, section);
                 out.extend_from_slice(b"BODY[");
                 section_name(out, section);
                 out.push(b']');
@@ -427,43 +476,52 @@ fn write_items(
 }
 
 /// The bytes of a body section (RFC 9051 §6.4.5). A section that does not
-/// exist is empty.
-fn section_bytes(
+/// exist is empty. `parsed` is asked for only for sections inside the
+/// message (parts, MIME headers, enclosed messages).
+fn section_bytes<'r>(
     raw: &[u8],
-    parsed: Option<&mail_parser::Message<'_>>,
+    parsed: &std::cell::LazyCell<
+        Option<mail_parser::Message<'r>>,
+        impl FnOnce() -> Option<mail_parser::Message<'r>>,
+    >,
     section: &Option<Section<'_>>,
 ) -> Vec<u8> {
     let Some(section) = section else {
         return raw.to_vec();
     };
     let header_end = header_len(raw);
-    let Some(m) = parsed else {
-        return match section {
-            Section::Header(None) => raw[..header_end].to_vec(),
-            Section::Text(None) => raw[header_end..].to_vec(),
-            _ => Vec::new(),
-        };
-    };
-    let path = |p: &Option<Part>| -> Vec<u32> {
-        p.as_ref()
-            .map(|p| p.0.as_ref().iter().map(|n| n.get()).collect())
-            .unwrap_or_default()
-    };
     let field_names = |names: &[imap_codec::imap_types::core::AString<'_>]| -> Vec<String> {
         names
             .iter()
             .map(|n| String::from_utf8_lossy(n.as_ref()).into_owned())
             .collect()
     };
+    // The message's own header and text need no MIME parse.
     match section {
-        Section::Header(None) => raw[..header_end].to_vec(),
-        Section::Text(None) => raw[header_end..].to_vec(),
+        Section::Header(None) => return raw[..header_end].to_vec(),
+        Section::Text(None) => return raw[header_end..].to_vec(),
         Section::HeaderFields(None, names) => {
-            mime::header_fields(&raw[..header_end], &field_names(names.as_ref()), false)
+            return mime::header_fields(&raw[..header_end], &field_names(names.as_ref()), false)
         }
         Section::HeaderFieldsNot(None, names) => {
-            mime::header_fields(&raw[..header_end], &field_names(names.as_ref()), true)
+            return mime::header_fields(&raw[..header_end], &field_names(names.as_ref()), true)
         }
+        _ => {}
+    }
+    let parsed = std::cell::LazyCell::force(parsed).as_ref();
+    let Some(m) = parsed else {
+        return Vec::new();
+    };
+    let path = |p: &Option<Part>| -> Vec<u32> {
+        p.as_ref()
+            .map(|p| p.0.as_ref().iter().map(|n| n.get()).collect())
+            .unwrap_or_default()
+    };
+    match section {
+        Section::Header(None)
+        | Section::Text(None)
+        | Section::HeaderFields(None, _)
+        | Section::HeaderFieldsNot(None, _) => unreachable!("answered above"),
         Section::Part(p) => {
             let path: Vec<u32> = p.0.as_ref().iter().map(|n| n.get()).collect();
             match mime::find(m, &path) {

@@ -189,3 +189,103 @@ fn structure_output_is_pinned() {
          (Only the corpus changed: pin the new digest alone.)"
     );
 }
+
+/// The header items mail clients list folders with.
+fn header_items() -> Vec<MessageDataItemName<'static>> {
+    use imap_codec::imap_types::core::{AString, Vec1};
+    use imap_codec::imap_types::fetch::Section;
+    let names = |list: &[&'static str]| -> Vec1<AString<'static>> {
+        Vec1::try_from(
+            list.iter()
+                .map(|n| AString::try_from(*n).unwrap())
+                .collect::<Vec<_>>(),
+        )
+        .unwrap()
+    };
+    let body = |section| MessageDataItemName::BodyExt {
+        section: Some(section),
+        partial: None,
+        peek: true,
+    };
+    vec![
+        MessageDataItemName::Uid,
+        MessageDataItemName::Rfc822Header,
+        body(Section::Header(None)),
+        body(Section::HeaderFields(
+            None,
+            names(&[
+                "From",
+                "To",
+                "Cc",
+                "Subject",
+                "Date",
+                "Message-ID",
+                "Content-Type",
+            ]),
+        )),
+        body(Section::HeaderFieldsNot(
+            None,
+            names(&["Received", "Subject"]),
+        )),
+        MessageDataItemName::BodyExt {
+            section: Some(Section::HeaderFields(None, names(&["Subject"]))),
+            partial: Some((2, std::num::NonZeroU32::new(10).unwrap())),
+            peek: true,
+        },
+    ]
+}
+
+/// HEADER sections answered from the start of the file (read_header) are
+/// the bytes answered from the whole file, also when the blank line
+/// straddles two reads.
+#[test]
+fn header_sections_need_only_the_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut corpus = corpus();
+    for pad in 8170..8200 {
+        let header = format!("X-Pad: {}\r\nSubject: padded\r\n", "p".repeat(pad - 34));
+        corpus.push(format!("{header}\r\nbody after the blank line\r\n").into_bytes());
+    }
+    let big = format!(
+        "Subject: big\r\n\r\n{}",
+        "attachment line\r\n".repeat(100_000)
+    );
+    corpus.push(big.into_bytes());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let items = header_items();
+    for (i, raw) in corpus.iter().enumerate() {
+        let path = dir.path().join(format!("m{i}"));
+        std::fs::write(&path, raw).unwrap();
+        let head = runtime.block_on(super::read_header(&path)).unwrap();
+        assert!(raw.starts_with(&head), "message {i}: a prefix");
+        let header_end = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(raw.len(), |p| p + 4);
+        assert_eq!(
+            head.len(),
+            header_end,
+            "message {i}: read up to the blank line"
+        );
+        let meta = pochta_store::Message {
+            uid: i as u32 + 1,
+            modseq: 1,
+            size: raw.len() as u64,
+            blob: BlobId(String::new()),
+            internaldate: 0,
+            flags: Vec::new(),
+        };
+        let mut whole = Vec::new();
+        write_items(&mut whole, &items, &meta, Some(raw), None);
+        let mut from_head = Vec::new();
+        write_items(&mut from_head, &items, &meta, Some(&head), None);
+        assert_eq!(
+            String::from_utf8_lossy(&from_head),
+            String::from_utf8_lossy(&whole),
+            "message {i}"
+        );
+    }
+}

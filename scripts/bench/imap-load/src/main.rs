@@ -125,9 +125,11 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         repeat: u32,
     },
-    /// SELECTs a mailbox, then times `UID FETCH 1:* (UID FLAGS ENVELOPE
-    /// BODYSTRUCTURE)`, what a mail client asks on its first sync of a
-    /// folder, REPEAT times; every message must come back.
+    /// SELECTs a mailbox, then times `UID FETCH 1:* (ITEMS)`, REPEAT
+    /// times; every message must come back. The default items are what a
+    /// mail client asks on its first sync of a folder (`UID FLAGS ENVELOPE
+    /// BODYSTRUCTURE`); `--headers` asks what Thunderbird lists a folder
+    /// with (`BODY.PEEK[HEADER.FIELDS (...)]`).
     Fetch {
         #[command(flatten)]
         server: Server,
@@ -135,6 +137,8 @@ enum Command {
         mailbox: String,
         #[arg(long, default_value_t = 3)]
         repeat: u32,
+        #[arg(long)]
+        headers: bool,
     },
     /// Writes generated messages START..START+COUNT straight into a Maildir
     /// folder (for Dovecot; no server involved).
@@ -237,7 +241,8 @@ async fn run(command: Command) -> Result<(), String> {
             server,
             mailbox,
             repeat,
-        } => fetch(&server, &tls, &mailbox, repeat).await,
+            headers,
+        } => fetch(&server, &tls, &mailbox, repeat, headers).await,
         Command::Maildir {
             dir,
             user,
@@ -469,12 +474,21 @@ async fn search(
 /// The FETCH a mail client sends to learn a folder it has not seen before.
 const FIRST_SYNC_FETCH: &str = "UID FETCH 1:* (UID FLAGS ENVELOPE BODYSTRUCTURE)";
 
+/// The FETCH Thunderbird lists a folder with.
+const HEADERS_FETCH: &str = "UID FETCH 1:* (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS (From To Cc Bcc Subject Date Message-ID Priority X-Priority References Newsgroups In-Reply-To Content-Type Reply-To)])";
+
 async fn fetch(
     server: &Server,
     tls: &TlsConnector,
     mailbox: &str,
     repeat: u32,
+    headers: bool,
 ) -> Result<(), String> {
+    let command = if headers {
+        HEADERS_FETCH
+    } else {
+        FIRST_SYNC_FETCH
+    };
     let target = server.target();
     let mut c = login(&target, tls).await?;
     let reply = c
@@ -485,13 +499,13 @@ async fn fetch(
         return Err(format!("SELECT {mailbox}: {}", reply.line.trim_end()));
     }
     let messages = c.exists;
-    println!("imap-load: SELECT {mailbox}: {messages} messages; timing {FIRST_SYNC_FETCH}");
+    println!("imap-load: SELECT {mailbox}: {messages} messages; timing {command}");
     let mut times = Vec::new();
     let mut literal_bytes = 0;
     for round in 1..=repeat.max(1) {
         let began = Instant::now();
         let reply = c
-            .command(FIRST_SYNC_FETCH)
+            .command(command)
             .await
             .map_err(|e| format!("UID FETCH: {e}"))?;
         let secs = began.elapsed().as_secs_f64();
