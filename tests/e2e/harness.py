@@ -423,6 +423,8 @@ class Pochta:
         self.info: dict | None = None
         self.starts = 0
         self.logs: list[Path] = []
+        # Extra environment for the server process (e.g. SSL_CERT_FILE).
+        self.env: dict[str, str] = {}
 
     # -- configuration ----------------------------------------------------
 
@@ -572,7 +574,7 @@ class Pochta:
         self.starts += 1
         log_path = self.root / f"serve-{self.starts}.log"
         self.logs.append(log_path)
-        env = dict(os.environ, RUST_BACKTRACE="1")
+        env = dict(os.environ, RUST_BACKTRACE="1", **self.env)
         with open(log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [str(self.bin), "serve", "--data", str(self.data), "--config", str(self.config_path)],
