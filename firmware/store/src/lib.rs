@@ -13,7 +13,9 @@
 //!   changes by mod-sequence) for IMAP and POP3;
 //! - `index`: the full-text index (FTS5) that narrows SEARCH, filled in the
 //!   background;
-//! - `mailbox`: reading folders, messages and the outbound queue.
+//! - `mailbox`: reading folders, messages and the outbound queue;
+//! - `queue`: the delivery worker's side of the queue (claim under a lease,
+//!   record outcomes).
 //!
 //! The data folder holds `pochta.db` (WAL, `synchronous=FULL`), `blobs/`,
 //! and `tmp/` for bodies still being received. Protocol crates use the
@@ -26,6 +28,7 @@ mod directory;
 mod folder;
 mod index;
 mod mailbox;
+mod queue;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -43,6 +46,7 @@ pub use folder::{
 };
 pub use index::{Extractor, IndexText, TextField};
 pub use mailbox::{MessageInfo, QueueItem, StoreStatus};
+pub use queue::QueueEntry;
 
 /// The folders every account gets, with their RFC 6154 special-use flag.
 pub const SPECIAL_FOLDERS: [(&str, Option<&str>); 6] = [

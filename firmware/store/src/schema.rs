@@ -111,6 +111,13 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE mailboxes ADD COLUMN noselect INTEGER NOT NULL DEFAULT 0;
     "#,
+    // Outbound queue worker (queue.rs): a lease so that a row is worked on
+    // by one delivery at a time and a restart takes over rows in flight;
+    // whether the sender was told of the delay; the last remote host.
+    r#"
+    ALTER TABLE queue ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE queue ADD COLUMN warned INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// Brings the database up to the newest schema.
