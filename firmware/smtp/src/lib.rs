@@ -12,10 +12,13 @@
 //! Commands are parsed by `smtp-proto` (sans-I/O, Stalwart's parser) from
 //! lines this crate has already bounded in length and time. Bodies stream to
 //! a store blob and are committed before `250` (see the store crate); a
-//! message is never held whole in memory. Outbound delivery of the queue is
-//! not in this crate yet.
+//! message is never held whole in memory.
+//!
+//! - [`outbound`]: the queue worker that delivers queued mail to remote
+//!   servers (MX lookup, SMTP client, retries, DSNs).
 
 mod cmd;
+pub mod outbound;
 pub mod reply;
 mod session;
 
