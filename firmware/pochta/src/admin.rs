@@ -70,6 +70,10 @@ pub enum QueueCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Make a queued recipient due now; a running server tries it within a second.
+    Retry { id: i64 },
+    /// Drop a queued recipient without delivering it and without a DSN.
+    Delete { id: i64 },
 }
 
 #[derive(Subcommand)]
@@ -354,6 +358,18 @@ pub fn queue(data: &Path, cmd: QueueCmd) -> Result<(), String> {
                     );
                 }
             }
+        }
+        QueueCmd::Retry { id } => {
+            if !store.queue_retry_now(id).map_err(|e| e.to_string())? {
+                return Err(format!("no queue item {id}"));
+            }
+            println!("queue item {id} is due now");
+        }
+        QueueCmd::Delete { id } => {
+            if !store.queue_done(id).map_err(|e| e.to_string())? {
+                return Err(format!("no queue item {id}"));
+            }
+            println!("queue item {id} deleted");
         }
     }
     Ok(())

@@ -168,6 +168,20 @@ async fn run(
         alive.clone(),
     ));
     drop(alive);
+    // The queue worker. DKIM: the mail-authentication signer is passed as
+    // the last argument (`Option<DkimSigner>`) once it exists.
+    let outbound = Arc::new(pochta_smtp::outbound::Outbound::new(
+        store.clone(),
+        maillog.clone(),
+        config.queue.clone(),
+        &config.dns,
+        hostname.clone(),
+        None,
+    )?);
+    let queue_worker = tokio::spawn(outbound.run(
+        shutdown.clone(),
+        Duration::from_secs(config.server.shutdown_grace_secs),
+    ));
     let mut announce = serde_json::json!({
         "pid": std::process::id(),
         "hostname": hostname,
@@ -208,6 +222,7 @@ async fn run(
     for t in tasks {
         let _ = t.await;
     }
+    let _ = queue_worker.await;
     // Every session holds a clone of `alive`; recv() ends when all are gone.
     drop((smtp, imap, pop3));
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
