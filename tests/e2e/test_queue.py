@@ -317,3 +317,62 @@ def test_smarthost_with_auth_through_a_second_pochta(tmp_path, world):
     assert "relay=127.0.0.5" in line and "tls=yes" in line, line
     assert any("auth_ok" in l and ALICE in l for l in relay.mail_log_text().splitlines())
     assert ALICE_PW not in a.mail_log_text() and ALICE_PW not in a.log_tail(500)
+
+
+def test_implicit_mx_is_the_domains_own_address(tmp_path, world):
+    dns, made = world
+    port = free_port("127.0.0.4")
+    dns.a("b.test", "127.0.0.4")  # no MX record at all (RFC 5321 §5.1)
+    dns.start()
+    peer = SmtpPeer("127.0.0.4", port)
+    made.append(peer)
+    peer.start()
+    a = box_a(tmp_path, dns, dict(FAST_QUEUE, remote_port=port), made)
+    a.start()
+    marker = unique_id("implicit")
+    submit(a, [BOB], marker)
+    (m,) = peer.wait_messages(1, 20)
+    assert marker.encode() in m["data"]
+    line = wait_log(a, "delivered", 1, 10)[0]
+    assert "relay=b.test" in line and "tls=no" in line, line
+
+
+def test_null_mx_fails_at_once(tmp_path, world):
+    dns, made = world
+    dns.mx("b.test", ".", 0)  # RFC 7505: b.test takes no mail
+    dns.start()
+    a = box_a(tmp_path, dns, FAST_QUEUE, made)
+    a.start()
+    submit(a, [BOB], unique_id("nullmx"))
+    (dsn,) = a.wait_messages(ALICE, 1, timeout=20)
+    assert b"Status: 5.1.10" in dsn and b"null MX" in dsn
+    assert len(log_events(a, "deferred")) == 0
+    wait_until(lambda: a.queue() == [], 10, "empty queue")
+
+
+def test_queue_cli_retry_and_delete(tmp_path, world):
+    dns, made = world
+    port = free_port("127.0.0.4")
+    dns.mx("b.test", "mx.b.test", 10)
+    dns.a("mx.b.test", "127.0.0.4")
+    dns.start()
+    a = box_a(tmp_path, dns, dict(FAST_QUEUE, remote_port=port, retry_secs=[3600]), made)
+    a.start()
+    keep, drop = unique_id("keep"), unique_id("drop")
+    submit(a, [BOB], keep)
+    submit(a, ["carol@b.test"], drop)
+    wait_log(a, "deferred", 2, 20)
+    items = {i["recipient"]: i for i in a.queue()}
+    assert items[BOB]["next_attempt"] - time.time() > 3000
+    res = a.cli("queue delete", str(items["carol@b.test"]["id"]))
+    assert "deleted" in res.stdout
+    assert a.cli("queue delete", "999999", check=False).returncode != 0
+    peer = SmtpPeer("127.0.0.4", port)
+    made.append(peer)
+    peer.start()
+    a.cli("queue retry", str(items[BOB]["id"]))
+    (m,) = peer.wait_messages(1, 10)
+    assert keep.encode() in m["data"]
+    wait_until(lambda: a.queue() == [], 10, "empty queue")
+    time.sleep(0.5)
+    assert len(peer.messages) == 1 and log_events(a, "dsn_sent") == []

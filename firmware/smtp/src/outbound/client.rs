@@ -252,10 +252,10 @@ async fn handshake(
 ) -> Result<(TlsStream<TcpStream>, TlsInfo), Failure> {
     let (stream, info) = tokio::time::timeout(timeouts.command, tls.connect(name, tcp))
         .await
-        .map_err(|_| Failure::network(format!("TLS with {host}: timed out")))?
-        .map_err(|e| Failure::network(format!("TLS with {host}: {e}")))?;
+        .map_err(|_| Failure::tls(format!("TLS with {host}: timed out")))?
+        .map_err(|e| Failure::tls(format!("TLS with {host}: {e}")))?;
     if !info.verified && !accept_invalid {
-        return Err(Failure::network(format!(
+        return Err(Failure::tls(format!(
             "TLS with {host}: the certificate does not verify for {name}"
         )));
     }

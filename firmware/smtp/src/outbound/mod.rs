@@ -114,6 +114,16 @@ impl Failure {
         Failure::transient("4.4.1", text)
     }
 
+    /// The TLS handshake failed (RFC 3463 X.7.5, cryptographic failure).
+    pub fn tls(text: String) -> Failure {
+        Failure::transient("4.7.5", text)
+    }
+
+    /// Whether the TLS handshake is what failed.
+    pub fn is_tls(&self) -> bool {
+        self.status == "4.7.5" && !self.remote
+    }
+
     /// Trouble on this box (reading the queued body).
     pub fn local(text: String) -> Failure {
         Failure::transient("4.3.0", text)
