@@ -402,6 +402,9 @@ def default_config() -> dict:
             "imaps": ["127.0.0.1:0"],
         },
         "server": {"shutdown_grace_secs": 5},
+        # Queued mail stays queued (tests look at it; remote.invalid has no
+        # MX); tests of delivery (test_queue.py) set hold = false.
+        "queue": {"hold": True},
     }
 
 

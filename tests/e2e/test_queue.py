@@ -44,7 +44,7 @@ def box(root, ip: str, hostname: str, dns: DnsServer, queue: dict, smtp_port: in
             "pop3s": [],
         },
         dns={"servers": [dns.server], "timeout_secs": 2},
-        queue=queue,
+        queue=dict(queue, hold=False),
     )
     return p
 
@@ -126,8 +126,10 @@ def test_two_boxes_mx_starttls_imap(tmp_path, world):
         assert typ == "OK" and data[0].split(), data
         typ, fetched = im.fetch(data[0].split()[0], "(BODY[])")
         assert typ == "OK" and marker.encode() in fetched[0][1]
-    # Box B's log shows it came in over TLS from box A.
+    # Box B's log shows it came in from box A.
     assert any(BOB in l for l in log_events(b, "accepted"))
+    # The worker stops with the server.
+    assert a.stop() == 0
 
 
 def test_unreachable_mx_is_retried_then_delivered(tmp_path, world):
@@ -376,3 +378,27 @@ def test_queue_cli_retry_and_delete(tmp_path, world):
     wait_until(lambda: a.queue() == [], 10, "empty queue")
     time.sleep(0.5)
     assert len(peer.messages) == 1 and log_events(a, "dsn_sent") == []
+
+
+def test_smarthost_certificate_must_verify_unless_told_otherwise(tmp_path, world):
+    dns, made = world
+    dns.start()
+    relay = box(tmp_path / "r", "127.0.0.5", "relay.test", dns, FAST_QUEUE)
+    made.append(relay)
+    relay.add_domain("a.test")
+    relay.add_domain("b.test")
+    relay.add_account(ALICE, ALICE_PW)
+    relay.add_account(BOB, BOB_PW)
+    relay.start()
+    _, sub_port = relay.addr("submission")
+    queue = dict(
+        FAST_QUEUE,
+        smarthost={"host": "127.0.0.5", "port": sub_port, "username": ALICE, "password": ALICE_PW},
+    )
+    a = box_a(tmp_path, dns, queue, made)
+    a.start()
+    submit(a, [BOB], unique_id("selfsigned"))
+    line = wait_log(a, "deferred", 1, 20)[0]
+    assert "does not verify" in line, line
+    assert relay.messages(BOB) == []
+    assert not any("auth_ok" in l for l in relay.mail_log_text().splitlines())

@@ -465,7 +465,7 @@ mod tests {
         assert_eq!(c.dns.servers[0].port(), 5353);
         assert_eq!(c.dns.timeout_secs, 5);
         let c = parse(
-            "[queue]\nretry_secs = [1, 2]\nlifetime_secs = 10\ndelay_warning_secs = 3\n\
+            "[queue]\nhold = true\nretry_secs = [1, 2]\nlifetime_secs = 10\ndelay_warning_secs = 3\n\
              remote_port = 2525\n[queue.smarthost]\nhost = \"relay.example\"\n\
              username = \"u\"\npassword_file = \"relay.pw\"\n\
              [queue.domain_smarthosts.\"b.test\"]\nhost = \"127.0.0.1\"\nport = 2525\n\
@@ -473,6 +473,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.queue.retry_secs, vec![1, 2]);
+        assert!(c.queue.hold && !Config::default().queue.hold);
         assert_eq!(c.queue.remote_port, 2525);
         let relay = c.queue.smarthost.as_ref().unwrap();
         assert_eq!((relay.port(), relay.tls), (587, SmarthostTls::Starttls));

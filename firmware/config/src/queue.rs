@@ -11,6 +11,9 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Queue {
+    /// Keep queued mail where it is: nothing is delivered until this is
+    /// false again (maintenance; tests that look at the queue).
+    pub hold: bool,
     /// Waits between attempts, in seconds; the last one repeats until the
     /// lifetime is over. Default: 5 min, 15 min, 30 min, 1 h, then hourly.
     pub retry_secs: Vec<u64>,
@@ -39,6 +42,7 @@ pub struct Queue {
 impl Default for Queue {
     fn default() -> Self {
         Queue {
+            hold: false,
             retry_secs: vec![300, 900, 1800, 3600],
             lifetime_secs: 5 * 24 * 3600,
             delay_warning_secs: 4 * 3600,

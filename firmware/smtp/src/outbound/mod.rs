@@ -228,12 +228,15 @@ impl Outbound {
             Ok(Err(e)) => tracing::error!(error = %e, "queue: cannot release leases"),
             _ => {}
         }
+        if self.queue.hold {
+            tracing::info!("queue: on hold ([queue] hold = true): nothing is delivered");
+        }
         let parallel = Arc::new(Semaphore::new(self.queue.max_parallel));
         let mut tasks = JoinSet::new();
         while !*shutdown.borrow() {
             while tasks.try_join_next().is_some() {}
             let mut full = false;
-            if tasks.len() < self.queue.max_parallel * 4 {
+            if !self.queue.hold && tasks.len() < self.queue.max_parallel * 4 {
                 let store = self.store.clone();
                 match blocking(move || store.claim_queue(CLAIM, LEASE_SECS)).await {
                     Ok(Ok(rows)) => {
