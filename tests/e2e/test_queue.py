@@ -2,15 +2,17 @@
 other over SMTP, with MX records from a real DNS server (dnsmasq) on
 loopback, and a scripted remote (smtp_peer.py) for the faults.
 
-Boxes listen on their own loopback addresses (127.0.0.2, .3, ...). The MX
-port is a free port set with `[queue] remote_port` (tests and LANs only;
-25 on the internet) so tests can run side by side.
+Boxes listen on their own loopback addresses (127.0.0.2, .3, ...). The
+two-box test uses the real MX port 25 when it runs as root and 127.0.0.3:25
+is free; otherwise, and in the fault tests, the MX port is a free port set
+with `[queue] remote_port` (tests and LANs only; 25 on the internet).
 """
 
 from __future__ import annotations
 
 import imaplib
-import re
+import os
+import socket
 import time
 
 import pytest
@@ -95,13 +97,25 @@ def wait_log(p: Pochta, event: str, count: int, timeout: float, needle: str = ""
     return found
 
 
+def port_25_free(host: str) -> bool:
+    if os.geteuid() != 0:
+        return False
+    with socket.socket() as s:
+        try:
+            s.bind((host, 25))
+        except OSError:
+            return False
+    return True
+
+
 def test_two_boxes_mx_starttls_imap(tmp_path, world):
     dns, made = world
-    port = free_port("127.0.0.3")
+    port = 25 if port_25_free("127.0.0.3") else free_port("127.0.0.3")
     dns.mx("b.test", "mx.b.test", 10)
     dns.a("mx.b.test", "127.0.0.3")
     dns.start()
-    a = box_a(tmp_path, dns, dict(FAST_QUEUE, remote_port=port), made)
+    queue = dict(FAST_QUEUE) if port == 25 else dict(FAST_QUEUE, remote_port=port)
+    a = box_a(tmp_path, dns, queue, made)
     b = box(tmp_path / "b", "127.0.0.3", "mx.b.test", dns, FAST_QUEUE, smtp_port=port)
     made.append(b)
     b.add_domain("b.test")
@@ -402,3 +416,23 @@ def test_smarthost_certificate_must_verify_unless_told_otherwise(tmp_path, world
     assert "does not verify" in line, line
     assert relay.messages(BOB) == []
     assert not any("auth_ok" in l for l in relay.mail_log_text().splitlines())
+
+
+def test_domain_smarthost_wins_over_mx(tmp_path, world):
+    dns, made = world
+    dns.mx("b.test", "mx.b.test", 10)
+    dns.a("mx.b.test", "127.0.0.9")  # would be unreachable
+    dns.start()
+    port = free_port("127.0.0.1")
+    peer = SmtpPeer("127.0.0.1", port)
+    made.append(peer)
+    peer.start()
+    relay = {"host": "127.0.0.1", "port": port, "tls": "none_loopback_only"}
+    a = box_a(tmp_path, dns, dict(FAST_QUEUE, domain_smarthosts={"b.test": relay}), made)
+    a.start()
+    marker = unique_id("route")
+    submit(a, [BOB], marker)
+    (m,) = peer.wait_messages(1, 20)
+    assert marker.encode() in m["data"]
+    line = wait_log(a, "delivered", 1, 10)[0]
+    assert "relay=127.0.0.1" in line and "tls=no" in line, line
