@@ -101,6 +101,9 @@ def port_25_free(host: str) -> bool:
     if os.geteuid() != 0:
         return False
     with socket.socket() as s:
+        # As the server binds (SO_REUSEADDR): a TIME-WAIT left by an
+        # earlier run does not count as taken.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, 25))
         except OSError:
