@@ -73,11 +73,12 @@ def box_a(tmp_path, dns, queue, made) -> Pochta:
     return a
 
 
-def submit(a: Pochta, to: list[str], marker: str, sender: str = ALICE) -> bytes:
+def submit(a: Pochta, to: list[str], marker: str, sender: str = ALICE,
+           mail_options=(), rcpt_options=()) -> bytes:
     msg = make_message(sender=sender, to=", ".join(to), subject=f"queue test {marker}",
                        body=f"body {marker}\r\n")
     with a.submit_client(ALICE, ALICE_PW) as s:
-        s.sendmail(sender, to, msg)
+        s.sendmail(sender, to, msg, mail_options=list(mail_options), rcpt_options=list(rcpt_options))
     return msg
 
 
@@ -126,7 +127,9 @@ def test_two_boxes_mx_starttls_imap(tmp_path, world):
     a.start()
     b.start()
     marker = unique_id("two")
-    submit(a, [BOB], marker)
+    # DSN parameters are passed on to box B, which offers DSN (RFC 3461 §6.2).
+    submit(a, [BOB], marker, mail_options=["RET=HDRS", "ENVID=e2e+2Bid"],
+           rcpt_options=["NOTIFY=FAILURE,DELAY", "ORCPT=rfc822;Bob+20Smith@B.test"])
     line = wait_log(a, "delivered", 1, 20, f"to=<{BOB}>")[0]
     assert "relay=mx.b.test" in line and "tls=yes,unverified" in line, line
     assert "reply=\"250" in line, line

@@ -15,13 +15,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+use super::reply::{self, Reply, ReplyError};
 use super::tls::{ClientTls, TlsInfo};
 use super::Failure;
-
-/// Longest reply line accepted (RFC 5321 §4.5.3.1.5 says 512; be lenient).
-const MAX_LINE: usize = 4096;
-/// Most lines in one reply.
-const MAX_LINES: usize = 64;
 
 /// The connection, plain until STARTTLS or implicit TLS.
 enum Stream {
@@ -106,12 +102,28 @@ pub struct Peer<'a> {
     pub credentials: Option<&'a Credentials>,
 }
 
+/// DSN parameters of one recipient (RFC 3461 §4.1, §4.2), as stored.
+#[derive(Debug, Clone, Default)]
+pub struct RcptDsn {
+    /// NOTIFY, e.g. `SUCCESS,FAILURE` or `NEVER`.
+    pub notify: Option<String>,
+    /// ORCPT address (type rfc822), decoded.
+    pub orcpt: Option<String>,
+}
+
 /// One message and its envelope.
 pub struct Outgoing<'a> {
     /// Reverse-path; empty for `<>`.
     pub sender: &'a str,
     /// Forward-paths.
     pub recipients: &'a [String],
+    /// Their DSN parameters, in the same order; passed on when the server
+    /// offers DSN (RFC 3461 §6.2).
+    pub rcpt_dsn: &'a [RcptDsn],
+    /// DSN RET (`FULL` or `HDRS`).
+    pub ret: Option<&'a str>,
+    /// DSN ENVID, decoded.
+    pub envid: Option<&'a str>,
     /// The stored body.
     pub body: &'a Path,
     /// Its size.
@@ -127,13 +139,6 @@ pub struct Attempt {
     pub tls: Option<TlsInfo>,
     /// Per recipient, in the order given: the final reply or the failure.
     pub results: Vec<Result<String, Failure>>,
-}
-
-/// A reply: code and text lines.
-#[derive(Debug, Clone)]
-struct Reply {
-    code: u16,
-    lines: Vec<String>,
 }
 
 impl Reply {
@@ -366,11 +371,33 @@ impl Client {
         if utf8 {
             mail.push_str(" SMTPUTF8");
         }
+        let dsn = ext.has("DSN");
+        if dsn {
+            if let Some(ret) = msg.ret {
+                mail.push_str(&format!(" RET={ret}"));
+            }
+            if let Some(envid) = msg.envid {
+                mail.push_str(&format!(" ENVID={}", xtext(envid)));
+            }
+        }
         mail.push_str("\r\n");
         let rcpts: Vec<String> = msg
             .recipients
             .iter()
-            .map(|r| format!("RCPT TO:<{r}>\r\n"))
+            .enumerate()
+            .map(|(i, r)| {
+                let mut line = format!("RCPT TO:<{r}>");
+                if let (true, Some(d)) = (dsn, msg.rcpt_dsn.get(i)) {
+                    if let Some(notify) = &d.notify {
+                        line.push_str(&format!(" NOTIFY={notify}"));
+                    }
+                    if let Some(orcpt) = &d.orcpt {
+                        line.push_str(&format!(" ORCPT=rfc822;{}", xtext(orcpt)));
+                    }
+                }
+                line.push_str("\r\n");
+                line
+            })
             .collect();
         let t = self.timeouts.command;
         let mut results = Vec::with_capacity(rcpts.len());
@@ -471,38 +498,21 @@ impl Client {
     }
 
     async fn read_reply(&mut self) -> Result<Reply, Failure> {
-        let mut lines = Vec::new();
         loop {
-            let line = self.read_line().await?;
-            let bad = || Failure::network(format!("{} sent a malformed reply", self.host));
-            let code: u16 = line
-                .get(..3)
-                .and_then(|c| c.parse().ok())
-                .filter(|c| (200..600).contains(c))
-                .ok_or_else(bad)?;
-            let more = line.as_bytes().get(3) == Some(&b'-');
-            lines.push(line.get(4..).unwrap_or("").to_owned());
-            if !more {
-                return Ok(Reply { code, lines });
-            }
-            if lines.len() >= MAX_LINES {
-                return Err(bad());
-            }
-        }
-    }
-
-    async fn read_line(&mut self) -> Result<String, Failure> {
-        loop {
-            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
-                let raw: Vec<u8> = self.buf.drain(..=i).collect();
-                let text = String::from_utf8_lossy(&raw);
-                return Ok(text.trim_end_matches(['\r', '\n']).to_owned());
-            }
-            if self.buf.len() > MAX_LINE {
-                return Err(Failure::network(format!(
-                    "{} sent a line too long",
-                    self.host
-                )));
+            match reply::parse(&self.buf) {
+                Ok(Some((r, used))) => {
+                    self.buf.drain(..used);
+                    return Ok(r);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let what = match e {
+                        ReplyError::Malformed => "a malformed reply",
+                        ReplyError::MixedCodes => "a reply with mixed codes",
+                        ReplyError::TooLong => "a reply too long",
+                    };
+                    return Err(Failure::network(format!("{} sent {what}", self.host)));
+                }
             }
             let mut chunk = [0u8; 4096];
             let n = self
@@ -519,6 +529,19 @@ impl Client {
             self.buf.extend_from_slice(&chunk[..n]);
         }
     }
+}
+
+/// xtext (RFC 3461 §4): `+`, `=`, controls, space and non-ASCII as `+XX`.
+fn xtext(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if (33..=126).contains(&b) && b != b'+' && b != b'=' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("+{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Dot-stuffing across chunk boundaries, with CRLF line ends.
@@ -573,6 +596,13 @@ mod tests {
         assert_eq!(stuff(&[b"a\nb"]), b"a\r\nb\r\n.\r\n");
         assert_eq!(stuff(&[b"a\r", b"\nb\r\n"]), b"a\r\nb\r\n.\r\n");
         assert_eq!(stuff(&[]), b".\r\n");
+    }
+
+    #[test]
+    fn xtext_encoding() {
+        assert_eq!(xtext("bob@b.test"), "bob@b.test");
+        assert_eq!(xtext("a+b=c d"), "a+2Bb+3Dc+20d");
+        assert_eq!(xtext("é"), "+C3+A9");
     }
 
     #[test]

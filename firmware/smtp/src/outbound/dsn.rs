@@ -22,7 +22,7 @@ pub enum DsnKind {
 pub struct DsnRecipient<'a> {
     /// The forward-path that failed.
     pub recipient: &'a str,
-    /// ORCPT as given at submission (`rfc822;addr`), if any.
+    /// ORCPT address (type rfc822) as given at submission, if any.
     pub orcpt: Option<&'a str>,
     /// What happened.
     pub failure: &'a Failure,
@@ -131,7 +131,7 @@ impl Report<'_> {
         for r in self.recipients {
             m.push_str("\r\n");
             if let Some(orcpt) = r.orcpt {
-                let _ = write!(m, "Original-Recipient: {}\r\n", one_line(orcpt));
+                let _ = write!(m, "Original-Recipient: rfc822; {}\r\n", one_line(orcpt));
             }
             let _ = write!(
                 m,
@@ -190,7 +190,7 @@ mod tests {
             .at("mx.b.test");
         let recipients = [DsnRecipient {
             recipient: "bob@b.test",
-            orcpt: Some("rfc822;bob@b.test"),
+            orcpt: Some("Bob@B.test"),
             failure: &failure,
         }];
         let original = b"Subject: hi\r\nFrom: a@a.test\r\n\r\nsecret body\r\n";
@@ -210,6 +210,7 @@ mod tests {
             "Final-Recipient: rfc822; bob@b.test\r\nAction: failed\r\nStatus: 5.1.1\r\n"
         ));
         assert!(text.contains("Remote-MTA: dns; mx.b.test"));
+        assert!(text.contains("Original-Recipient: rfc822; Bob@B.test\r\n"));
         assert!(text.contains("Diagnostic-Code: smtp; 550 5.1.1 no such user"));
         assert!(text.contains("Original-Envelope-Id: E1"));
         assert!(text.contains("text/rfc822-headers\r\n\r\nSubject: hi\r\nFrom: a@a.test\r\n"));

@@ -8,6 +8,7 @@
 //! - `tls`: the TLS client (opportunistic: any certificate, verification only
 //!   reported);
 //! - `client`: one SMTP client connection, a result per recipient;
+//! - `reply`: the sans-I/O parser of server replies;
 //! - `schedule`: retries, expiry, the delay warning, and recording outcomes;
 //! - `dsn`: delivery status notifications (RFC 3464).
 //!
@@ -18,6 +19,7 @@
 
 mod client;
 mod dsn;
+mod reply;
 mod resolve;
 mod schedule;
 mod tls;
@@ -312,9 +314,20 @@ impl Outbound {
             None => Vec::new(),
         };
         let recipients: Vec<String> = batch.entries.iter().map(|e| e.recipient.clone()).collect();
+        let rcpt_dsn: Vec<client::RcptDsn> = batch
+            .entries
+            .iter()
+            .map(|e| client::RcptDsn {
+                notify: e.notify.clone(),
+                orcpt: e.orcpt.clone(),
+            })
+            .collect();
         let msg = client::Outgoing {
             sender: &first.sender,
             recipients: &recipients,
+            rcpt_dsn: &rcpt_dsn,
+            ret: first.ret.as_deref(),
+            envid: first.envid.as_deref(),
             body: &body,
             size: first.size,
             prefix: &prefix,
