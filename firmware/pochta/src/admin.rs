@@ -344,14 +344,19 @@ pub fn queue(data: &Path, cmd: QueueCmd) -> Result<(), String> {
                     serde_json::to_string(&items).map_err(|e| e.to_string())?
                 );
             } else {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or(0);
                 for i in items {
                     println!(
-                        "{:>6} <{}> -> <{}> {} bytes, attempts {}{}",
+                        "{:>6} <{}> -> <{}> {} bytes, attempts {}, next in {}s{}",
                         i.id,
                         i.sender,
                         i.recipient,
                         i.size,
                         i.attempts,
+                        (i.next_attempt - now).max(0),
                         i.last_error
                             .map(|e| format!(", last error: {e}"))
                             .unwrap_or_default()
