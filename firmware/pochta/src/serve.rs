@@ -169,19 +169,25 @@ async fn run(
     ));
     drop(alive);
     // The queue worker. DKIM: the mail-authentication signer is passed as
-    // the last argument (`Option<DkimSigner>`) once it exists.
-    let outbound = Arc::new(pochta_smtp::outbound::Outbound::new(
+    // the last argument (`Option<DkimSigner>`). A resolver that cannot be
+    // set up must not stop the mail coming in: queued mail waits, loudly.
+    let queue_worker = match pochta_smtp::outbound::Outbound::new(
         store.clone(),
         maillog.clone(),
         config.queue.clone(),
         &config.dns,
         hostname.clone(),
         None,
-    )?);
-    let queue_worker = tokio::spawn(outbound.run(
-        shutdown.clone(),
-        Duration::from_secs(config.server.shutdown_grace_secs),
-    ));
+    ) {
+        Ok(outbound) => Some(tokio::spawn(Arc::new(outbound).run(
+            shutdown.clone(),
+            Duration::from_secs(config.server.shutdown_grace_secs),
+        ))),
+        Err(e) => {
+            tracing::error!(error = %e, "outbound delivery is OFF: mail stays queued");
+            None
+        }
+    };
     let mut announce = serde_json::json!({
         "pid": std::process::id(),
         "hostname": hostname,
@@ -222,7 +228,9 @@ async fn run(
     for t in tasks {
         let _ = t.await;
     }
-    let _ = queue_worker.await;
+    if let Some(worker) = queue_worker {
+        let _ = worker.await;
+    }
     // Every session holds a clone of `alive`; recv() ends when all are gone.
     drop((smtp, imap, pop3));
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);

@@ -49,9 +49,10 @@ const LEASE_SECS: i64 = 3 * 3600;
 
 /// The DKIM hook: given the sender's domain (the host name for the null
 /// sender) and the whole message, the header lines to put in front of it
-/// (CRLF-terminated), or `None` to send it unsigned. The signer from the
-/// mail-authentication work plugs in here (`pochta serve` passes it to
-/// [`Outbound::new`]).
+/// (CRLF-terminated), or `None` to send it unsigned. It may block; it is
+/// called off the runtime. The signer from the mail-authentication work
+/// (`pochta_filter::signing_hook`, the same type) plugs in here: `pochta
+/// serve` passes it to [`Outbound::new`].
 pub type DkimSigner = Arc<dyn Fn(&str, &[u8]) -> Option<Vec<u8>> + Send + Sync>;
 
 /// Whether a failure may go away by itself.
@@ -306,10 +307,17 @@ impl Outbound {
                     .rsplit_once('@')
                     .map(|(_, d)| d.to_owned())
                     .unwrap_or_else(|| self.hostname.clone());
-                match tokio::fs::read(&body).await {
-                    Ok(message) => sign(&domain, &message).unwrap_or_default(),
-                    Err(_) => Vec::new(), // the attempt reports the read error
-                }
+                let (sign, path) = (sign.clone(), body.clone());
+                // The signer may block (key lookup, RSA): off the runtime.
+                // A body that cannot be read is reported by the attempt.
+                blocking(move || {
+                    std::fs::read(&path)
+                        .ok()
+                        .and_then(|message| sign(&domain, &message))
+                        .unwrap_or_default()
+                })
+                .await
+                .unwrap_or_default()
             }
             None => Vec::new(),
         };
