@@ -24,7 +24,7 @@ mod resolve;
 mod schedule;
 mod tls;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -235,6 +235,7 @@ impl Outbound {
             tracing::info!("queue: on hold ([queue] hold = true): nothing is delivered");
         }
         let parallel = Arc::new(Semaphore::new(self.queue.max_parallel));
+        let in_flight: Arc<std::sync::Mutex<HashSet<i64>>> = Arc::default();
         let mut tasks = JoinSet::new();
         while !*shutdown.borrow() {
             while tasks.try_join_next().is_some() {}
@@ -244,13 +245,24 @@ impl Outbound {
                 match blocking(move || store.claim_queue(CLAIM, LEASE_SECS)).await {
                     Ok(Ok(rows)) => {
                         full = rows.len() == CLAIM;
+                        // A lease that ran out while its attempt still runs
+                        // (a very slow server) must not start a second one.
+                        let rows: Vec<QueueEntry> = {
+                            let mut busy = in_flight.lock().unwrap_or_else(|e| e.into_inner());
+                            rows.into_iter().filter(|r| busy.insert(r.id)).collect()
+                        };
                         for batch in batches(rows) {
                             let (me, permits) = (self.clone(), parallel.clone());
+                            let in_flight = in_flight.clone();
                             tasks.spawn(async move {
-                                let Ok(_permit) = permits.acquire_owned().await else {
-                                    return;
-                                };
-                                me.attempt(batch).await;
+                                let ids: Vec<i64> = batch.entries.iter().map(|e| e.id).collect();
+                                if let Ok(_permit) = permits.acquire_owned().await {
+                                    me.attempt(batch).await;
+                                }
+                                let mut busy = in_flight.lock().unwrap_or_else(|e| e.into_inner());
+                                for id in ids {
+                                    busy.remove(&id);
+                                }
                             });
                         }
                     }
