@@ -28,6 +28,8 @@ Subcommands (each bounded in time, each prints one line for the caller):
                                  2% of a CPU over a 1 s window (background work
                                  such as indexing is done); print the seconds waited
   summary RESULTS                print the final table from the results file
+  relay-summary RESULTS          the same for scripts/bench/smtp-relay (messages
+                                 at the sink rather than in a mailbox)
   imap-summary RESULTS           the same for scripts/bench/imap
 """
 
@@ -231,7 +233,7 @@ def wait_quiet(root, timeout, window=1.0, share=0.02):
     die(f"pid {root} still busy after {timeout}s")
 
 
-def summary(path):
+def summary(path, where="in mailbox", what="throughput into the mailbox"):
     """Results file: one line per measured run, whitespace-separated:
     side rep n ack_s delivered_s peak_rss_kb peak_pss_kb hwm_kb procs
     """
@@ -257,7 +259,7 @@ def summary(path):
     reps = max(len(v) for v in runs.values()) if runs else 0
     head = "median of %d run%s" % (reps, "" if reps == 1 else "s")
     print()
-    print(f"{'':10} {'acked':>10} {'in mailbox':>11} {'peak RSS':>10} {'peak PSS':>10} {'VmHWM':>8} {'procs':>6}")
+    print(f"{'':10} {'acked':>10} {where:>11} {'peak RSS':>10} {'peak PSS':>10} {'VmHWM':>8} {'procs':>6}")
     print(f"{'':10} {'msgs/s':>10} {'msgs/s':>11} {'MiB':>10} {'MiB':>10} {'MiB':>8} {'':>6}")
     for side in ("pochta", "postfix"):
         if side not in runs:
@@ -271,7 +273,7 @@ def summary(path):
         m = med("pochta", "rss") / med("postfix", "rss")
         p = med("pochta", "pss") / med("postfix", "pss")
         print()
-        print(f"pochta/postfix: throughput into the mailbox {r:.2f}x, "
+        print(f"pochta/postfix: {what} {r:.2f}x, "
               f"peak RSS {m:.2f}x, peak PSS {p:.2f}x ({head})")
     else:
         print(f"({head})")
@@ -373,6 +375,7 @@ def main():
         "mem-sample": (mem_sample, (2, 3)),
         "wait-quiet": (wait_quiet, 2),
         "summary": (summary, 1),
+        "relay-summary": (lambda p: summary(p, "at sink", "relay throughput to the sink"), 1),
         "imap-summary": (imap_summary, 1),
     }
     if len(sys.argv) < 2 or sys.argv[1] not in cmds:

@@ -65,6 +65,8 @@ def toml_value(v) -> str:
         return json.dumps(v)
     if isinstance(v, list):
         return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):  # an inline table, e.g. [queue] smarthost = { ... }
+        return "{ " + ", ".join(f"{json.dumps(k)} = {toml_value(x)}" for k, x in v.items()) + " }"
     raise TypeError(f"cannot write {v!r} as TOML")
 
 
@@ -404,6 +406,9 @@ def default_config() -> dict:
         # dnsmasq and turn them on (test_mail_auth.py). Elsewhere the
         # system resolver, unreachable here, would only add timeouts.
         "auth": {"checks": False},
+        # Queued mail stays queued (tests look at it; remote.invalid has no
+        # MX); tests of delivery (test_queue.py) set hold = false.
+        "queue": {"hold": True},
     }
 
 

@@ -3,7 +3,7 @@
 //!
 //! Layout:
 //! - [`Config`] and its sections ([`Listen`], [`Limits`], [`Server`], [`Tls`],
-//!   [`Guard`], [`Dns`], [`Auth`]);
+//!   [`Guard`], [`Dns`], [`Auth`], and [`Queue`] in `queue`);
 //! - [`Config::load`] reads a TOML file, [`Config::embedded`] is the default
 //!   used when `pochta serve` gets no `--config`;
 //! - [`ConfigError`] says what is wrong and where.
@@ -15,6 +15,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+mod queue;
+pub use queue::{Queue, Smarthost, SmarthostTls};
 
 /// The whole configuration of a `pochta serve` process.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -41,6 +44,8 @@ pub struct Config {
     pub dns: Dns,
     /// Inbound mail authentication (SPF, DKIM, ARC, DMARC) and its policy.
     pub auth: Auth,
+    /// The outbound delivery queue.
+    pub queue: Queue,
 }
 
 /// What to do with a message whose check failed.
@@ -382,6 +387,9 @@ impl Config {
         if !(1..=60).contains(&self.dns.timeout_secs) {
             return Err(invalid("dns.timeout_secs", "must be 1 to 60"));
         }
+        if let Err((key, message)) = queue::validate(&self.queue) {
+            return Err(invalid(key, &message));
+        }
         let l = &self.limits;
         if l.max_message_bytes < 1024 {
             return Err(invalid("limits.max_message_bytes", "must be at least 1024"));
@@ -538,6 +546,22 @@ mod tests {
         assert_eq!(c.auth.temperror, TempErrorAction::Defer);
         assert!(c.auth.checks);
         assert_eq!(c.limits.recipients_per_day, 20);
+        let c = parse(
+            "[queue]\nhold = true\nretry_secs = [1, 2]\nlifetime_secs = 10\ndelay_warning_secs = 3\n\
+             remote_port = 2525\n[queue.smarthost]\nhost = \"relay.example\"\n\
+             username = \"u\"\npassword_file = \"relay.pw\"\n\
+             [queue.domain_smarthosts.\"b.test\"]\nhost = \"127.0.0.1\"\nport = 2525\n\
+             tls = \"none_loopback_only\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.queue.retry_secs, vec![1, 2]);
+        assert!(c.queue.hold && !Config::default().queue.hold);
+        assert_eq!(c.queue.remote_port, 2525);
+        let relay = c.queue.smarthost.as_ref().unwrap();
+        assert_eq!((relay.port(), relay.tls), (587, SmarthostTls::Starttls));
+        let b = &c.queue.domain_smarthosts["b.test"];
+        assert_eq!((b.port(), b.tls), (2525, SmarthostTls::NoneLoopbackOnly));
+        assert_eq!(Config::default().queue.lifetime_secs, 5 * 24 * 3600);
     }
 
     /// Each bad config and a piece of the message it must produce.
@@ -569,6 +593,50 @@ mod tests {
             ("[guard]\nmax_failures = 0", "guard.max_failures"),
             ("[guard]\nban = 1", "ban"),
             ("[dns]\ntimeout_secs = 0", "dns.timeout_secs"),
+            ("[queue]\nretry_secs = []", "queue.retry_secs"),
+            ("[queue]\nretry_secs = [60, 0]", "queue.retry_secs"),
+            ("[queue]\nlifetime_secs = 0", "queue.lifetime_secs"),
+            (
+                "[queue]\nlifetime_secs = 100\ndelay_warning_secs = 200",
+                "queue.delay_warning_secs",
+            ),
+            (
+                "[queue]\nconnect_timeout_secs = 0",
+                "queue.connect_timeout_secs",
+            ),
+            (
+                "[queue]\ncommand_timeout_secs = 0",
+                "queue.command_timeout_secs",
+            ),
+            (
+                "[queue]\ndata_timeout_secs = 9999",
+                "queue.data_timeout_secs",
+            ),
+            ("[queue]\nmax_parallel = 0", "queue.max_parallel"),
+            ("[queue]\nremote_port = 0", "queue.remote_port"),
+            ("[queue]\nspeed = 1", "speed"),
+            ("[queue.smarthost]\nhost = \"\"", "queue.smarthost"),
+            (
+                "[queue.smarthost]\nhost = \"relay.example\"\ntls = \"none_loopback_only\"",
+                "queue.smarthost",
+            ),
+            (
+                "[queue.smarthost]\nhost = \"127.0.0.1\"\ntls = \"none_loopback_only\"\n\
+                 username = \"u\"\npassword = \"p\"",
+                "queue.smarthost",
+            ),
+            (
+                "[queue.smarthost]\nhost = \"relay.example\"\nusername = \"u\"",
+                "queue.smarthost",
+            ),
+            (
+                "[queue.smarthost]\nhost = \"r\"\ntls = \"sometimes\"",
+                "tls",
+            ),
+            (
+                "[queue.domain_smarthosts.\"a b\"]\nhost = \"relay.example\"",
+                "queue.domain_smarthosts",
+            ),
             ("[auth]\ndmarc_reject = \"drop\"", "dmarc_reject"),
             ("[auth]\ntemperror = \"reject\"", "temperror"),
             (

@@ -169,6 +169,76 @@ impl MailLog {
         );
     }
 
+    /// The outbound queue delivered to a remote server. `tls` says whether
+    /// TLS was used and the certificate verified; `reply` is the remote's.
+    pub fn relayed(&self, queue_id: i64, to: &str, host: &str, tls: &str, reply: &str) {
+        self.line(
+            "delivered",
+            "queue",
+            &[
+                ("queue_id", &queue_id.to_string()),
+                ("to", &format!("<{to}>")),
+                ("relay", host),
+                ("tls", tls),
+                ("reply", reply),
+            ],
+        );
+    }
+
+    /// An attempt failed transiently; the next one is at `next` (epoch seconds).
+    pub fn deferred(&self, queue_id: i64, to: &str, reason: &str, next: i64) {
+        let in_secs = next - time::OffsetDateTime::now_utc().unix_timestamp();
+        self.line(
+            "deferred",
+            "queue",
+            &[
+                ("queue_id", &queue_id.to_string()),
+                ("to", &format!("<{to}>")),
+                ("reason", reason),
+                ("next_attempt_in", &format!("{in_secs}s")),
+            ],
+        );
+    }
+
+    /// Delivery failed for good.
+    pub fn bounced(&self, queue_id: i64, to: &str, reason: &str) {
+        self.line(
+            "bounced",
+            "queue",
+            &[
+                ("queue_id", &queue_id.to_string()),
+                ("to", &format!("<{to}>")),
+                ("reason", reason),
+            ],
+        );
+    }
+
+    /// The queue lifetime ran out.
+    pub fn expired(&self, queue_id: i64, to: &str, last_error: &str) {
+        self.line(
+            "expired",
+            "queue",
+            &[
+                ("queue_id", &queue_id.to_string()),
+                ("to", &format!("<{to}>")),
+                ("last_error", last_error),
+            ],
+        );
+    }
+
+    /// A DSN (`failed` or `delayed`) about the listed queue rows went to the sender.
+    pub fn dsn_sent(&self, to: &str, action: &str, about: &str) {
+        self.line(
+            "dsn_sent",
+            "queue",
+            &[
+                ("to", &format!("<{to}>")),
+                ("action", action),
+                ("queue_ids", about),
+            ],
+        );
+    }
+
     /// A login failed. `user` is the name tried, never the password.
     pub fn auth_failed(&self, session: &str, peer: SocketAddr, service: &str, user: &str) {
         self.line(

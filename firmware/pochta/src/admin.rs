@@ -95,6 +95,10 @@ pub enum QueueCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Make a queued recipient due now; a running server tries it within a second.
+    Retry { id: i64 },
+    /// Drop a queued recipient without delivering it and without a DSN.
+    Delete { id: i64 },
 }
 
 #[derive(Subcommand)]
@@ -451,20 +455,37 @@ pub fn queue(data: &Path, cmd: QueueCmd) -> Result<(), String> {
                     serde_json::to_string(&items).map_err(|e| e.to_string())?
                 );
             } else {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or(0);
                 for i in items {
                     println!(
-                        "{:>6} <{}> -> <{}> {} bytes, attempts {}{}",
+                        "{:>6} <{}> -> <{}> {} bytes, attempts {}, next in {}s{}",
                         i.id,
                         i.sender,
                         i.recipient,
                         i.size,
                         i.attempts,
+                        (i.next_attempt - now).max(0),
                         i.last_error
                             .map(|e| format!(", last error: {e}"))
                             .unwrap_or_default()
                     );
                 }
             }
+        }
+        QueueCmd::Retry { id } => {
+            if !store.queue_retry_now(id).map_err(|e| e.to_string())? {
+                return Err(format!("no queue item {id}"));
+            }
+            println!("queue item {id} is due now");
+        }
+        QueueCmd::Delete { id } => {
+            if !store.queue_done(id).map_err(|e| e.to_string())? {
+                return Err(format!("no queue item {id}"));
+            }
+            println!("queue item {id} deleted");
         }
     }
     Ok(())

@@ -198,6 +198,26 @@ async fn run(
         alive.clone(),
     ));
     drop(alive);
+    // The queue worker, signing mail from local domains with their DKIM
+    // keys. A resolver that cannot be set up must not stop the mail coming
+    // in: queued mail waits, loudly.
+    let queue_worker = match pochta_smtp::outbound::Outbound::new(
+        store.clone(),
+        maillog.clone(),
+        config.queue.clone(),
+        &config.dns,
+        hostname.clone(),
+        Some(pochta_filter::signing_hook(store.clone())),
+    ) {
+        Ok(outbound) => Some(tokio::spawn(Arc::new(outbound).run(
+            shutdown.clone(),
+            Duration::from_secs(config.server.shutdown_grace_secs),
+        ))),
+        Err(e) => {
+            tracing::error!(error = %e, "outbound delivery is OFF: mail stays queued");
+            None
+        }
+    };
     let mut announce = serde_json::json!({
         "pid": std::process::id(),
         "hostname": hostname,
@@ -237,6 +257,9 @@ async fn run(
     let _ = stop.send(true);
     for t in tasks {
         let _ = t.await;
+    }
+    if let Some(worker) = queue_worker {
+        let _ = worker.await;
     }
     // Every session holds a clone of `alive`; recv() ends when all are gone.
     drop((smtp, imap, pop3));

@@ -15,11 +15,15 @@
 //! message is never held whole in memory. On the MX service, SPF is checked
 //! at MAIL FROM and DKIM/ARC/DMARC after DATA (the filter crate), which may
 //! refuse the message or route it to Junk; submission enforces each
-//! account's sending limit at RCPT. Outbound delivery of the queue is not in
-//! this crate yet.
+//! account's sending limit at RCPT.
+//!
+//! - [`outbound`]: the queue worker that delivers queued mail to remote
+//!   servers (MX lookup, SMTP client, retries, DSNs);
+//! - [`mta_sts`]: MTA-STS policies (RFC 8461) the worker enforces.
 
 mod cmd;
 pub mod mta_sts;
+pub mod outbound;
 pub mod reply;
 mod session;
 

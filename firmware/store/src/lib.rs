@@ -19,7 +19,9 @@
 //! - `dkim`: DKIM signing keys per domain (kept here, made and used by the
 //!   filter crate);
 //! - `limits`: per-account sending limits and the durable count of
-//!   recipients submitted in the last 24 hours.
+//!   recipients submitted in the last 24 hours;
+//! - `queue`: the delivery worker's side of the queue (claim under a lease,
+//!   record outcomes).
 //!
 //! The data folder holds `pochta.db` (WAL, `synchronous=FULL`), `blobs/`,
 //! and `tmp/` for bodies still being received. Protocol crates use the
@@ -34,6 +36,7 @@ mod folder;
 mod index;
 mod limits;
 mod mailbox;
+mod queue;
 mod schema;
 mod structure;
 
@@ -55,6 +58,7 @@ pub use index::{ExtractFn, Extracted, Extractor, IndexText, TextField};
 pub use limits::SEND_WINDOW_SECS;
 pub use mailbox::{MessageInfo, QueueItem, StoreStatus};
 pub use structure::Structure;
+pub use queue::QueueEntry;
 
 /// The folders every account gets, with their RFC 6154 special-use flag.
 pub const SPECIAL_FOLDERS: [(&str, Option<&str>); 6] = [

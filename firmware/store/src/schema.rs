@@ -148,6 +148,13 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX sent_recipients_by_account ON sent_recipients(account_id, at);
     "#,
+    // 8: outbound queue worker (queue.rs): a lease so that a row is worked on
+    // by one delivery at a time and a restart takes over rows in flight;
+    // whether the sender was told of the delay; the last remote host.
+    r#"
+    ALTER TABLE queue ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE queue ADD COLUMN warned INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// Brings the database up to the newest schema.
