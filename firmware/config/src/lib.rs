@@ -614,6 +614,8 @@ mod tests {
             ),
             ("[queue]\nmax_parallel = 0", "queue.max_parallel"),
             ("[queue]\nremote_port = 0", "queue.remote_port"),
+            ("[queue]\nmta_sts_port = 0", "queue.mta_sts_port"),
+            ("[queue]\nmta_sts = \"yes\"", "mta_sts"),
             ("[queue]\nspeed = 1", "speed"),
             ("[queue.smarthost]\nhost = \"\"", "queue.smarthost"),
             (

@@ -1,5 +1,5 @@
 //! `[queue]`: the outbound delivery queue: retry schedule, lifetime, the
-//! delay warning, network timeouts and smarthosts.
+//! delay warning, network timeouts, MTA-STS and smarthosts.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -33,6 +33,17 @@ pub struct Queue {
     /// Port of remote MX hosts. Always 25 on the internet: other values are
     /// for tests and LANs only.
     pub remote_port: u16,
+    /// Local address outgoing connections come from, when the box has
+    /// several (the one its SPF record names); the system's choice when
+    /// unset. Connections to the other address family are not bound.
+    pub bind_address: Option<IpAddr>,
+    /// Look up and obey recipient domains' MTA-STS policies (RFC 8461):
+    /// with `mode: enforce`, only the MX hosts the policy names, over TLS
+    /// with a certificate that verifies.
+    pub mta_sts: bool,
+    /// HTTPS port of MTA-STS policy hosts. Always 443 on the internet:
+    /// other values are for tests only.
+    pub mta_sts_port: u16,
     /// Relay every message through this host instead of looking up MX.
     pub smarthost: Option<Smarthost>,
     /// Per recipient domain smarthosts; they win over `smarthost`.
@@ -51,6 +62,9 @@ impl Default for Queue {
             data_timeout_secs: 600,
             max_parallel: 16,
             remote_port: 25,
+            bind_address: None,
+            mta_sts: true,
+            mta_sts_port: 443,
             smarthost: None,
             domain_smarthosts: BTreeMap::new(),
         }
@@ -131,6 +145,9 @@ pub(crate) fn validate(q: &Queue) -> Result<(), (&'static str, String)> {
     }
     if q.max_parallel == 0 {
         return Err(("queue.max_parallel", "must be at least 1".into()));
+    }
+    if q.mta_sts_port == 0 {
+        return Err(("queue.mta_sts_port", "must be a port number (443)".into()));
     }
     if q.remote_port == 0 {
         return Err(("queue.remote_port", "must be a port number (25)".into()));

@@ -169,6 +169,16 @@ impl MailLog {
         );
     }
 
+    /// A recipient domain's MTA-STS policy in testing mode would have
+    /// refused a delivery that went ahead (RFC 8461 §5).
+    pub fn mta_sts_testing_failure(&self, domain: &str, host: &str, why: &str) {
+        self.line(
+            "mta_sts_testing_failure",
+            "queue",
+            &[("domain", domain), ("relay", host), ("why", why)],
+        );
+    }
+
     /// The outbound queue delivered to a remote server. `tls` says whether
     /// TLS was used and the certificate verified; `reply` is the remote's.
     pub fn relayed(&self, queue_id: i64, to: &str, host: &str, tls: &str, reply: &str) {

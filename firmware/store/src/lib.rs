@@ -57,8 +57,8 @@ pub use folder::{
 pub use index::{ExtractFn, Extracted, Extractor, IndexText, TextField};
 pub use limits::SEND_WINDOW_SECS;
 pub use mailbox::{MessageInfo, QueueItem, StoreStatus};
-pub use structure::Structure;
 pub use queue::QueueEntry;
+pub use structure::Structure;
 
 /// The folders every account gets, with their RFC 6154 special-use flag.
 pub const SPECIAL_FOLDERS: [(&str, Option<&str>); 6] = [

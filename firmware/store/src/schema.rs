@@ -150,7 +150,7 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // 8: outbound queue worker (queue.rs): a lease so that a row is worked on
     // by one delivery at a time and a restart takes over rows in flight;
-    // whether the sender was told of the delay; the last remote host.
+    // whether the sender was told of the delay.
     r#"
     ALTER TABLE queue ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE queue ADD COLUMN warned INTEGER NOT NULL DEFAULT 0;

@@ -6,7 +6,7 @@
 //! result (RFC 5321 §3.3). Reply lines are read with bounded length and
 //! count, and every step has a deadline (RFC 5321 §4.5.3.2).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
@@ -100,6 +100,8 @@ pub struct Peer<'a> {
     pub tls: TlsMode,
     /// AUTH, if any.
     pub credentials: Option<&'a Credentials>,
+    /// Local address to connect from (`[queue] bind_address`).
+    pub source: Option<IpAddr>,
 }
 
 /// DSN parameters of one recipient (RFC 3461 §4.1, §4.2), as stored.
@@ -177,7 +179,7 @@ pub async fn deliver(
     msg: &Outgoing<'_>,
 ) -> Result<Attempt, Failure> {
     let host = format!("{}[{}]", peer.name, peer.addr.ip());
-    let tcp = tokio::time::timeout(timeouts.connect, TcpStream::connect(peer.addr))
+    let tcp = tokio::time::timeout(timeouts.connect, connect(peer.addr, peer.source))
         .await
         .map_err(|_| Failure::network(format!("connect to {host}: timed out")))?
         .map_err(|e| Failure::network(format!("connect to {host}: {e}")))?;
@@ -245,6 +247,20 @@ pub async fn deliver(
         tls: tls_info,
         results,
     })
+}
+
+/// A TCP connection to `addr`, from `source` when it is of the same family.
+async fn connect(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(source) = source.filter(|s| s.is_ipv4() == addr.is_ipv4()) else {
+        return TcpStream::connect(addr).await;
+    };
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.bind(SocketAddr::new(source, 0))?;
+    socket.connect(addr).await
 }
 
 async fn handshake(

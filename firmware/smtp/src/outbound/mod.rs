@@ -40,6 +40,8 @@ use tokio::task::JoinSet;
 pub use dsn::{DsnKind, DsnRecipient, Report};
 pub use resolve::{mx_hosts, resolver, MxHost};
 
+use crate::mta_sts::{Mode, MtaSts};
+
 /// How often the worker looks for due rows.
 const POLL: Duration = Duration::from_millis(200);
 /// Most rows claimed at once.
@@ -194,6 +196,9 @@ pub struct Outbound {
     resolver: TokioResolver,
     tls: tls::ClientTls,
     dkim: Option<DkimSigner>,
+    /// Recipient domains' MTA-STS policies; `None` with `[queue] mta_sts =
+    /// false`.
+    mta_sts: Option<MtaSts>,
     data_dir: PathBuf,
 }
 
@@ -208,15 +213,27 @@ impl Outbound {
         hostname: String,
         dkim: Option<DkimSigner>,
     ) -> Result<Outbound, String> {
+        let resolver = resolver(dns)?;
+        let mta_sts = if queue.mta_sts {
+            Some(MtaSts::new(
+                resolver.clone(),
+                Arc::new(crate::mta_sts::system_roots()),
+                queue.mta_sts_port,
+                Duration::from_secs(queue.command_timeout_secs.min(60)),
+            )?)
+        } else {
+            None
+        };
         Ok(Outbound {
             data_dir: store.dir().to_owned(),
             store,
             maillog,
             queue,
             hostname,
-            resolver: resolver(dns)?,
+            resolver,
             tls: tls::ClientTls::new()?,
             dkim,
+            mta_sts,
         })
     }
 
@@ -372,19 +389,76 @@ impl Outbound {
         domain: &str,
         msg: &client::Outgoing<'_>,
     ) -> Result<(String, client::Attempt), Failure> {
-        let hosts = mx_hosts(&self.resolver, domain).await?;
+        let mut hosts = mx_hosts(&self.resolver, domain).await?;
+        // RFC 8461 §5: a policy in enforce mode allows only the MX hosts it
+        // names, and only over TLS with a certificate that verifies.
+        let policy = match &self.mta_sts {
+            Some(m) => m.policy(domain).await,
+            None => None,
+        };
+        let enforce = policy.as_ref().filter(|p| p.mode == Mode::Enforce);
+        if let Some(p) = enforce {
+            hosts.retain(|h| p.allows_mx(&h.name));
+            if hosts.is_empty() {
+                return Err(Failure::transient(
+                    "4.7.5",
+                    format!(
+                        "MTA-STS: no MX host of {domain} matches its policy (mx: {})",
+                        p.mx.join(", ")
+                    ),
+                ));
+            }
+        }
+        let tls_mode = if enforce.is_some() {
+            client::TlsMode::RequireStarttls {
+                accept_invalid: false,
+            }
+        } else {
+            client::TlsMode::Opportunistic
+        };
         let mut last = None;
         for host in &hosts {
             for ip in &host.addrs {
                 let peer = client::Peer {
                     addr: SocketAddr::new(*ip, self.queue.remote_port),
                     name: &host.name,
-                    tls: client::TlsMode::Opportunistic,
+                    tls: tls_mode,
                     credentials: None,
+                    source: self.queue.bind_address,
                 };
-                match client::deliver(&self.tls, &self.hostname, &peer, self.timeouts(), msg).await
-                {
-                    Ok(a) => return Ok((host.name.clone(), a)),
+                let mut result =
+                    client::deliver(&self.tls, &self.hostname, &peer, self.timeouts(), msg).await;
+                if enforce.is_none() && matches!(&result, Err(f) if f.is_tls()) {
+                    // RFC 7435 §4: a failed opportunistic handshake falls
+                    // back to plain text (an MTA-STS policy forbids it).
+                    tracing::info!(host = %host.name, %ip, "TLS handshake failed; sending in plain text");
+                    let plain = client::Peer {
+                        tls: client::TlsMode::Plain,
+                        ..peer
+                    };
+                    result =
+                        client::deliver(&self.tls, &self.hostname, &plain, self.timeouts(), msg)
+                            .await;
+                }
+                match result {
+                    Ok(a) => {
+                        if let Some(p) = policy.as_ref().filter(|p| p.mode == Mode::Testing) {
+                            let verified = a.tls.is_some_and(|t| t.verified);
+                            if !verified || !p.allows_mx(&host.name) {
+                                // RFC 8461 §5: testing mode delivers and reports.
+                                self.maillog.mta_sts_testing_failure(
+                                    domain,
+                                    &host.name,
+                                    if p.allows_mx(&host.name) {
+                                        "certificate not verified or no TLS"
+                                    } else {
+                                        "MX host not in the policy"
+                                    },
+                                );
+                            }
+                        }
+                        return Ok((host.name.clone(), a));
+                    }
                     Err(f) if f.severity == Severity::Permanent => return Err(f.at(&host.name)),
                     Err(f) => {
                         tracing::debug!(host = %host.name, %ip, error = %f.text, "MX attempt failed");
@@ -441,6 +515,7 @@ impl Outbound {
                 name: &relay.host,
                 tls,
                 credentials: credentials.as_ref(),
+                source: self.queue.bind_address,
             };
             match client::deliver(&self.tls, &self.hostname, &peer, self.timeouts(), msg).await {
                 Ok(a) => return Ok((relay.host.clone(), a)),
