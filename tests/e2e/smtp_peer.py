@@ -28,6 +28,8 @@ class SmtpPeer:
         self.stall_count = 0
         self.messages: list[dict] = []  # {"from", "to", "data"}
         self.data_started = threading.Event()
+        # Offer STARTTLS, then answer the handshake with bytes that are not TLS.
+        self.broken_starttls = False
         self.connections = 0
         self._attempts: dict[str, int] = {}
         self._sock: socket.socket | None = None
@@ -89,7 +91,13 @@ class SmtpPeer:
                 cmd = line.decode(errors="replace").strip()
                 verb = cmd.split(" ", 1)[0].upper()
                 if verb in ("EHLO", "HELO"):
-                    send(f"250-{self.name}\r\n250-8BITMIME\r\n250 SIZE 10000000")
+                    tls = "250-STARTTLS\r\n" if self.broken_starttls else ""
+                    send(f"250-{self.name}\r\n{tls}250-8BITMIME\r\n250 SIZE 10000000")
+                elif verb == "STARTTLS" and self.broken_starttls:
+                    send("220 2.0.0 ready")
+                    conn.recv(4096)  # the client's hello
+                    conn.sendall(b"this is not a TLS server hello\r\n")
+                    return
                 elif verb == "MAIL":
                     sender, rcpts = cmd.split(":", 1)[1].split(">")[0].strip(" <"), []
                     send(self.mail_reply)

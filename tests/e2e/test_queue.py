@@ -206,6 +206,29 @@ def test_5xx_gives_one_dsn_with_the_remote_reply(tmp_path, world):
     assert len(log_events(a, "dsn_sent")) == 1
 
 
+def test_failed_starttls_handshake_falls_back_to_plain_text(tmp_path, world):
+    """RFC 7435 §4: opportunistic TLS that fails is not a reason to hold
+    the mail; the same host is tried again without it."""
+    dns, made = world
+    port = free_port("127.0.0.4")
+    dns.mx("b.test", "mx.b.test", 10)
+    dns.a("mx.b.test", "127.0.0.4")
+    dns.start()
+    peer = SmtpPeer("127.0.0.4", port)
+    peer.broken_starttls = True
+    made.append(peer)
+    peer.start()
+    a = box_a(tmp_path, dns, dict(FAST_QUEUE, remote_port=port), made)
+    a.start()
+    marker = unique_id("plain")
+    submit(a, [BOB], marker)
+    (m,) = peer.wait_messages(1, 20)
+    assert m["to"] == [BOB] and marker.encode() in m["data"]
+    line = wait_log(a, "delivered", 1, 10, f"to=<{BOB}>")[0]
+    assert "tls=no" in line, line
+    assert peer.connections == 2  # the failed handshake, then plain text
+
+
 def test_4xx_is_retried(tmp_path, world):
     dns, made = world
     port = free_port("127.0.0.4")
