@@ -149,10 +149,8 @@ class DnsServer:
 QTYPES = {"A": 1, "MX": 15, "TXT": 16, "AAAA": 28, "SOA": 6, "SRV": 33, "CNAME": 5}
 
 
-def query(host: str, port: int, name: str, qtype: str, timeout: float = 2.0) -> int | None:
-    """Sends one query over UDP; the response code (0 NOERROR, 3 NXDOMAIN
-    ...), or None when nothing answered. Enough to know the server is up and
-    to check a record exists in tests."""
+def _ask(host: str, port: int, name: str, qtype: str, timeout: float) -> bytes | None:
+    """One query over UDP: the response, or None when nothing answered."""
     qid = 0x5A5A
     header = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
     qname = b"".join(bytes([len(p)]) + p.encode() for p in name.rstrip(".").split(".")) + b"\0"
@@ -166,17 +164,18 @@ def query(host: str, port: int, name: str, qtype: str, timeout: float = 2.0) -> 
             return None
     if len(data) < 12 or struct.unpack(">H", data[:2])[0] != qid:
         return None
-    return data[3] & 0x0F
+    return data
+
+
+def query(host: str, port: int, name: str, qtype: str, timeout: float = 2.0) -> int | None:
+    """The response code (0 NOERROR, 3 NXDOMAIN ...), or None when nothing
+    answered. Enough to know the server is up."""
+    data = _ask(host, port, name, qtype, timeout)
+    return None if data is None else data[3] & 0x0F
 
 
 def answer_count(host: str, port: int, name: str, qtype: str, timeout: float = 2.0) -> int:
     """How many answer records the server gives for `name`/`qtype`."""
-    qid = 0x5B5B
-    header = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
-    qname = b"".join(bytes([len(p)]) + p.encode() for p in name.rstrip(".").split(".")) + b"\0"
-    packet = header + qname + struct.pack(">HH", QTYPES[qtype], 1)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(timeout)
-        s.sendto(packet, (host, port))
-        data, _ = s.recvfrom(4096)
+    data = _ask(host, port, name, qtype, timeout)
+    assert data is not None, f"no DNS answer for {name} {qtype} from {host}:{port}"
     return struct.unpack(">H", data[6:8])[0]

@@ -20,7 +20,7 @@ const CODEC_DEPTH: usize = 9;
 
 /// Search keys and how many arguments follow them (RFC 9051 §6.4.4, RFC
 /// 7162 §3.1.5 for MODSEQ, which has one or three).
-fn arguments(key: &[u8]) -> usize {
+pub fn arguments(key: &[u8]) -> usize {
     const ONE: &[&str] = &[
         "BCC",
         "BEFORE",

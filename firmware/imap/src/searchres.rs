@@ -28,33 +28,6 @@ const PLACEHOLDER: &str = "4294967295:4294967295,1:1,4294967295:4294967295";
 static PLACEHOLDER_SET: LazyLock<SequenceSet> =
     LazyLock::new(|| SequenceSet::try_from(PLACEHOLDER).expect("a valid sequence set"));
 
-/// Search keys whose next argument is a string, date or number, where a
-/// `$` is that argument (`SUBJECT $`) and not the saved result.
-const KEYS_WITH_ARGUMENT: &[&str] = &[
-    "BCC",
-    "BEFORE",
-    "BODY",
-    "CC",
-    "CHARSET",
-    "FROM",
-    "HEADER",
-    "KEYWORD",
-    "LARGER",
-    "MODSEQ",
-    "OLDER",
-    "ON",
-    "SENTBEFORE",
-    "SENTON",
-    "SENTSINCE",
-    "SINCE",
-    "SMALLER",
-    "SUBJECT",
-    "TEXT",
-    "TO",
-    "UNKEYWORD",
-    "YOUNGER",
-];
-
 /// Why a command with `$` cannot be rewritten.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Ambiguous;
@@ -88,10 +61,12 @@ pub fn rewrite(message: &[u8]) -> Result<Option<Vec<u8>>, Ambiguous> {
                 if atom(i) != Some(b"$") {
                     continue;
                 }
+                // After SUBJECT, CHARSET etc. a `$` is that key's argument.
                 let argument_of = |j: usize| {
-                    KEYS_WITH_ARGUMENT
-                        .iter()
-                        .any(|k| atom(j).is_some_and(|a| a.eq_ignore_ascii_case(k.as_bytes())))
+                    atom(j).is_some_and(|a| {
+                        (crate::nesting::arguments(a) > 0 && !a.eq_ignore_ascii_case(b"UID"))
+                            || a.eq_ignore_ascii_case(b"CHARSET")
+                    })
                 };
                 // `HEADER name $`: the value.
                 if argument_of(i - 1) || (i >= 2 && is(i - 2, "HEADER")) {
