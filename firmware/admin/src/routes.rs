@@ -1,0 +1,198 @@
+//! Who may ask and who answers: the source address check, then the route;
+//! routes behind a login get the [`Session`], and state-changing ones only
+//! after the CSRF token matched.
+
+use tiny_http::{Method, Request};
+
+use crate::http::{self, Reply};
+use crate::session::{Session, COOKIE};
+use crate::{directory, login, State};
+
+/// What a request asks for.
+enum Route<'p> {
+    Home,
+    SetupState,
+    Setup,
+    Login,
+    Logout,
+    SessionInfo,
+    ConfirmTotp,
+    Domains,
+    AddDomain,
+    DomainDns(&'p str),
+    Accounts,
+    AddAccount,
+}
+
+impl Route<'_> {
+    /// Whether only a logged-in administrator may ask.
+    fn needs_session(&self) -> bool {
+        !matches!(
+            self,
+            Route::Home | Route::SetupState | Route::Setup | Route::Login
+        )
+    }
+
+    /// Whether a session that has not finished TOTP enrolment may ask.
+    fn before_enrolment(&self) -> bool {
+        matches!(
+            self,
+            Route::Logout | Route::SessionInfo | Route::ConfirmTotp
+        )
+    }
+}
+
+/// The route of a method and path; `Err` is the reply (404, 405).
+fn route<'p>(method: &Method, path: &'p str) -> Result<Route<'p>, Reply> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (get, post) = match segments.as_slice() {
+        [""] => (Some(Route::Home), None),
+        ["api", "setup"] => (Some(Route::SetupState), Some(Route::Setup)),
+        ["api", "login"] => (None, Some(Route::Login)),
+        ["api", "logout"] => (None, Some(Route::Logout)),
+        ["api", "session"] => (Some(Route::SessionInfo), None),
+        ["api", "totp", "confirm"] => (None, Some(Route::ConfirmTotp)),
+        ["api", "domains"] => (Some(Route::Domains), Some(Route::AddDomain)),
+        ["api", "domains", name, "dns"] => (Some(Route::DomainDns(name)), None),
+        ["api", "accounts"] => (Some(Route::Accounts), Some(Route::AddAccount)),
+        _ => return Err(Reply::error(404, "no such page")),
+    };
+    let allowed = match (&get, &post) {
+        (Some(_), Some(_)) => "GET, POST",
+        (Some(_), None) => "GET",
+        _ => "POST",
+    };
+    let chosen = match method {
+        Method::Get | Method::Head => get,
+        Method::Post => post,
+        _ => None,
+    };
+    chosen.ok_or_else(|| {
+        Reply::error(405, "method not allowed").with_header("Allow", allowed.to_string())
+    })
+}
+
+/// Answers one request.
+pub fn handle(state: &State, mut request: Request) {
+    let Some(peer) = request.remote_addr().copied() else {
+        return Reply::error(403, "forbidden").send(request);
+    };
+    let path = request.url().split('?').next().unwrap_or("").to_owned();
+    if !state.access.allows(peer.ip()) {
+        state.ctx.maillog.admin_refused(peer, &path);
+        tracing::warn!(%peer, path, "admin page: source address not allowed");
+        return Reply::error(
+            403,
+            "the admin page answers only on the local network (see [admin] allow)",
+        )
+        .send(request);
+    }
+    let method = request.method().clone();
+    let reply = match route(&method, &path) {
+        Ok(route) => dispatch(state, &mut request, peer, route),
+        Err(reply) => reply,
+    };
+    reply.send(request)
+}
+
+fn dispatch(
+    state: &State,
+    request: &mut Request,
+    peer: std::net::SocketAddr,
+    route: Route<'_>,
+) -> Reply {
+    if !route.needs_session() {
+        return match route {
+            Route::Home => crate::pages::home(),
+            Route::SetupState => login::setup_state(state),
+            Route::Setup => login::setup(state, request, peer),
+            Route::Login => login::login(state, request, peer),
+            _ => Reply::error(500, "unrouted"),
+        };
+    }
+    let session = match authorize(state, request, &route) {
+        Ok(s) => s,
+        Err(reply) => return reply,
+    };
+    match route {
+        Route::Logout => login::logout(state, &session),
+        Route::SessionInfo => login::session_info(state, &session),
+        Route::ConfirmTotp => login::confirm_totp(state, request, &session),
+        Route::Domains => directory::domains(state),
+        Route::AddDomain => directory::add_domain(state, request),
+        Route::DomainDns(name) => directory::dns(state, name),
+        Route::Accounts => directory::accounts(state),
+        Route::AddAccount => directory::add_account(state, request),
+        Route::Home | Route::SetupState | Route::Setup | Route::Login => {
+            Reply::error(500, "unrouted")
+        }
+    }
+}
+
+/// The session of a request that needs one: logged in, enrolled in TOTP
+/// unless the route is part of enrolment, and for anything but GET the CSRF
+/// token in `X-CSRF-Token`.
+fn authorize(state: &State, request: &Request, route: &Route<'_>) -> Result<Session, Reply> {
+    let session = http::cookie(request, COOKIE)
+        .and_then(|token| state.sessions.find(token))
+        .ok_or_else(|| Reply::error(401, "log in first"))?;
+    let changes_state = !matches!(request.method(), Method::Get | Method::Head);
+    if changes_state {
+        let sent = http::header(request, "X-CSRF-Token").unwrap_or("");
+        if !http::same(sent, &session.csrf) {
+            return Err(Reply::error(
+                403,
+                "missing or wrong CSRF token (send the session's csrf_token in X-CSRF-Token)",
+            ));
+        }
+    }
+    if !session.totp_enabled && !route.before_enrolment() {
+        return Err(Reply::error(
+            403,
+            "finish TOTP enrolment first (POST /api/totp/confirm with a code from your app)",
+        ));
+    }
+    Ok(session)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert!(matches!(
+            route(&Method::Post, "/api/setup"),
+            Ok(Route::Setup)
+        ));
+        assert!(matches!(
+            route(&Method::Get, "/api/setup"),
+            Ok(Route::SetupState)
+        ));
+        assert!(matches!(
+            route(&Method::Get, "/api/domains/example.com/dns"),
+            Ok(Route::DomainDns("example.com"))
+        ));
+        assert!(matches!(
+            route(&Method::Post, "/api/accounts/"),
+            Ok(Route::AddAccount)
+        ));
+        let r = route(&Method::Get, "/api/login").err().unwrap();
+        assert_eq!(r.status, 405);
+        assert_eq!(
+            route(&Method::Delete, "/api/domains").err().unwrap().status,
+            405
+        );
+        assert_eq!(
+            route(&Method::Get, "/api/nothing").err().unwrap().status,
+            404
+        );
+        assert_eq!(
+            route(&Method::Get, "/api/domains/x/dns/y")
+                .err()
+                .unwrap()
+                .status,
+            404
+        );
+    }
+}
