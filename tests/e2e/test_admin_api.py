@@ -108,6 +108,10 @@ def test_totp_enrolment_and_login(pochta):
     r = c.get("/api/domains")
     assert r.status == 403 and "TOTP" in r.json["error"], r
     assert c.get("/api/session").json["totp_enabled"] is False
+    qr = c.get("/api/totp/qr.svg")
+    assert qr.status == 200 and qr.headers["Content-Type"] == "image/svg+xml", qr
+    assert b"<svg" in qr.body and b"<script" not in qr.body
+    assert_security_headers(qr)
     r = c.post("/api/totp/confirm", {"code": "000000"}, csrf=False)
     assert r.status == 403 and "CSRF" in r.json["error"], r
     wrong = "000000" if totp(secret) != "000000" else "111111"
@@ -117,6 +121,7 @@ def test_totp_enrolment_and_login(pochta):
     r = c.post("/api/totp/confirm", {"code": totp(secret, confirmed_at)})
     assert r.status == 200, r
     assert c.get("/api/domains").status == 200
+    assert c.get("/api/totp/qr.svg").status == 409, "the secret shown again after enrolment"
 
     r = c.post("/api/logout")
     assert r.status == 200, r
@@ -149,6 +154,7 @@ ENDPOINTS = [
     ("GET", "/api/session", None),
     ("POST", "/api/logout", {}),
     ("POST", "/api/totp/confirm", {"code": "123456"}),
+    ("GET", "/api/totp/qr.svg", None),
     ("GET", "/api/domains", None),
     ("POST", "/api/domains", {"name": "refused.test"}),
     ("GET", "/api/domains/refused.test/dns", None),

@@ -58,6 +58,16 @@ impl Reply {
         }
     }
 
+    /// An SVG image.
+    pub fn svg(body: String) -> Reply {
+        Reply {
+            status: 200,
+            content_type: "image/svg+xml",
+            body: body.into_bytes(),
+            headers: Vec::new(),
+        }
+    }
+
     /// Adds a header.
     pub fn with_header(mut self, name: &'static str, value: String) -> Reply {
         self.headers.push((name, value));

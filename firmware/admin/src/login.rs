@@ -221,6 +221,22 @@ pub fn session_info(_state: &State, session: &Session) -> Reply {
     )
 }
 
+/// `GET /api/totp/qr.svg`: the enrolment QR code, until enrolment is done
+/// (the secret is not shown again after).
+pub fn totp_qr(state: &State, session: &Session) -> Reply {
+    let admin = match state.ctx.store.admin(&session.admin) {
+        Ok(a) => a,
+        Err(e) => return store_error(e),
+    };
+    if admin.totp_enabled {
+        return Reply::error(409, "TOTP is enrolled already");
+    }
+    match totp::qr_svg(&admin.totp_secret, &admin.name) {
+        Some(svg) => Reply::svg(svg),
+        None => Reply::error(500, "cannot draw the QR code"),
+    }
+}
+
 /// `POST /api/totp/confirm` `{code}`: a first valid code finishes TOTP
 /// enrolment; every later login needs one.
 pub fn confirm_totp(state: &State, request: &mut Request, session: &Session) -> Reply {

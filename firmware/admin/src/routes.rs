@@ -17,6 +17,7 @@ enum Route<'p> {
     Logout,
     SessionInfo,
     ConfirmTotp,
+    TotpQr,
     Domains,
     AddDomain,
     DomainDns(&'p str),
@@ -37,7 +38,7 @@ impl Route<'_> {
     fn before_enrolment(&self) -> bool {
         matches!(
             self,
-            Route::Logout | Route::SessionInfo | Route::ConfirmTotp
+            Route::Logout | Route::SessionInfo | Route::ConfirmTotp | Route::TotpQr
         )
     }
 }
@@ -52,6 +53,7 @@ fn route<'p>(method: &Method, path: &'p str) -> Result<Route<'p>, Reply> {
         ["api", "logout"] => (None, Some(Route::Logout)),
         ["api", "session"] => (Some(Route::SessionInfo), None),
         ["api", "totp", "confirm"] => (None, Some(Route::ConfirmTotp)),
+        ["api", "totp", "qr.svg"] => (Some(Route::TotpQr), None),
         ["api", "domains"] => (Some(Route::Domains), Some(Route::AddDomain)),
         ["api", "domains", name, "dns"] => (Some(Route::DomainDns(name)), None),
         ["api", "accounts"] => (Some(Route::Accounts), Some(Route::AddAccount)),
@@ -118,6 +120,7 @@ fn dispatch(
         Route::Logout => login::logout(state, &session),
         Route::SessionInfo => login::session_info(state, &session),
         Route::ConfirmTotp => login::confirm_totp(state, request, &session),
+        Route::TotpQr => login::totp_qr(state, &session),
         Route::Domains => directory::domains(state),
         Route::AddDomain => directory::add_domain(state, request),
         Route::DomainDns(name) => directory::dns(state, name),

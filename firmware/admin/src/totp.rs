@@ -39,6 +39,18 @@ pub fn uri(secret: &str, account: &str) -> Option<String> {
     totp(secret, account)?.to_url().ok()
 }
 
+/// The `otpauth://` URI as a QR code (SVG), drawn here: no image service
+/// outside the box sees the secret.
+pub fn qr_svg(secret: &str, account: &str) -> Option<String> {
+    let uri = uri(secret, account)?;
+    let code = qrcode::QrCode::with_error_correction_level(uri, qrcode::EcLevel::M).ok()?;
+    Some(
+        code.render::<qrcode::render::svg::Color<'_>>()
+            .min_dimensions(240, 240)
+            .build(),
+    )
+}
+
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -137,5 +149,7 @@ mod tests {
         assert!(uri.starts_with("otpauth://totp/Pochta:root?"), "{uri}");
         assert!(uri.contains(&format!("secret={s}")), "{uri}");
         assert!(uri.contains("issuer=Pochta"), "{uri}");
+        let svg = qr_svg(&s, "root").unwrap();
+        assert!(svg.contains("<svg") && svg.contains("<path"), "{svg}");
     }
 }
