@@ -3,9 +3,8 @@
 
 use pochta_store::StoreError;
 use serde_json::json;
-use tiny_http::Request;
 
-use crate::http::{self, Reply};
+use crate::http::{self, Body, Reply};
 use crate::{password, State};
 
 /// A store error as a reply: what the person did wrong is a 4xx with the
@@ -31,12 +30,8 @@ pub fn domains(state: &State) -> Reply {
 }
 
 /// `POST /api/domains` `{name}`: adds the domain and makes its DKIM keys.
-pub fn add_domain(state: &State, request: &mut Request) -> Reply {
-    let body = match http::read_json(request) {
-        Ok(b) => b,
-        Err(reply) => return reply,
-    };
-    let name = match http::field(&body, "name") {
+pub fn add_domain(state: &State, body: &Body) -> Reply {
+    let name = match http::field(body, "name") {
         Ok(n) => n,
         Err(r) => return r,
     };
@@ -106,15 +101,8 @@ pub fn accounts(state: &State) -> Reply {
 }
 
 /// `POST /api/accounts` `{address, password, quota_bytes?}`.
-pub fn add_account(state: &State, request: &mut Request) -> Reply {
-    let body = match http::read_json(request) {
-        Ok(b) => b,
-        Err(reply) => return reply,
-    };
-    let (address, pw) = match (
-        http::field(&body, "address"),
-        http::field(&body, "password"),
-    ) {
+pub fn add_account(state: &State, body: &Body) -> Reply {
+    let (address, pw) = match (http::field(body, "address"), http::field(body, "password")) {
         (Ok(a), Ok(p)) => (a.trim(), p),
         (Err(r), _) | (_, Err(r)) => return r,
     };

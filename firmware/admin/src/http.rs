@@ -116,6 +116,9 @@ pub fn cookie<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
         .map(|(_, v)| v)
 }
 
+/// A request body's fields (JSON object, or a form's fields as strings).
+pub type Body = serde_json::Map<String, serde_json::Value>;
+
 /// Reads a JSON object body. Only `application/json` is taken: a form on
 /// another site cannot send that without the browser asking first (CORS),
 /// which this server never allows.

@@ -7,9 +7,8 @@ use std::net::SocketAddr;
 use pochta_auth::Verdict;
 use pochta_store::{AdminUser, StoreError};
 use serde_json::json;
-use tiny_http::Request;
 
-use crate::http::{self, Reply};
+use crate::http::{self, Body, Reply};
 use crate::session::{Session, Sessions};
 use crate::{password, setup_code, totp, State};
 
@@ -100,18 +99,14 @@ pub fn setup_state(state: &State) -> Reply {
 
 /// `POST /api/setup` `{setup_code, user, password}`: creates the first
 /// administrator and logs them in; the code is used up.
-pub fn setup(state: &State, request: &mut Request, peer: SocketAddr) -> Reply {
+pub fn setup(state: &State, body: &Body, peer: SocketAddr) -> Reply {
     if let Err(reply) = guard_check(state, peer) {
         return reply;
     }
-    let body = match http::read_json(request) {
-        Ok(b) => b,
-        Err(reply) => return reply,
-    };
     let (code, user, pw) = match (
-        http::field(&body, "setup_code"),
-        http::field(&body, "user"),
-        http::field(&body, "password"),
+        http::field(body, "setup_code"),
+        http::field(body, "user"),
+        http::field(body, "password"),
     ) {
         (Ok(c), Ok(u), Ok(p)) => (c, u.trim(), p),
         (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
@@ -157,15 +152,11 @@ pub fn setup(state: &State, request: &mut Request, peer: SocketAddr) -> Reply {
 
 /// `POST /api/login` `{user, password, totp}`: `totp` is required once
 /// enrolled.
-pub fn login(state: &State, request: &mut Request, peer: SocketAddr) -> Reply {
+pub fn login(state: &State, body: &Body, peer: SocketAddr) -> Reply {
     if let Err(reply) = guard_check(state, peer) {
         return reply;
     }
-    let body = match http::read_json(request) {
-        Ok(b) => b,
-        Err(reply) => return reply,
-    };
-    let (user, pw) = match (http::field(&body, "user"), http::field(&body, "password")) {
+    let (user, pw) = match (http::field(body, "user"), http::field(body, "password")) {
         (Ok(u), Ok(p)) => (u.trim(), p),
         (Err(r), _) | (_, Err(r)) => return r,
     };
@@ -239,12 +230,8 @@ pub fn totp_qr(state: &State, session: &Session) -> Reply {
 
 /// `POST /api/totp/confirm` `{code}`: a first valid code finishes TOTP
 /// enrolment; every later login needs one.
-pub fn confirm_totp(state: &State, request: &mut Request, session: &Session) -> Reply {
-    let body = match http::read_json(request) {
-        Ok(b) => b,
-        Err(reply) => return reply,
-    };
-    let code = match http::field(&body, "code") {
+pub fn confirm_totp(state: &State, body: &Body, session: &Session) -> Reply {
+    let code = match http::field(body, "code") {
         Ok(c) => c,
         Err(r) => return r,
     };

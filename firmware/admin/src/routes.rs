@@ -4,7 +4,7 @@
 
 use tiny_http::{Method, Request};
 
-use crate::http::{self, Reply};
+use crate::http::{self, Body, Reply};
 use crate::session::{Session, COOKIE};
 use crate::{directory, login, State};
 
@@ -31,6 +31,14 @@ impl Route<'_> {
         !matches!(
             self,
             Route::Home | Route::SetupState | Route::Setup | Route::Login
+        )
+    }
+
+    /// Whether the request carries a JSON body to read.
+    fn takes_body(&self) -> bool {
+        matches!(
+            self,
+            Route::Setup | Route::Login | Route::ConfirmTotp | Route::AddDomain | Route::AddAccount
         )
     }
 
@@ -103,32 +111,38 @@ fn dispatch(
     peer: std::net::SocketAddr,
     route: Route<'_>,
 ) -> Reply {
-    if !route.needs_session() {
-        return match route {
-            Route::Home => crate::pages::home(),
-            Route::SetupState => login::setup_state(state),
-            Route::Setup => login::setup(state, request, peer),
-            Route::Login => login::login(state, request, peer),
-            _ => Reply::error(500, "unrouted"),
-        };
-    }
-    let session = match authorize(state, request, &route) {
-        Ok(s) => s,
-        Err(reply) => return reply,
-    };
-    match route {
-        Route::Logout => login::logout(state, &session),
-        Route::SessionInfo => login::session_info(state, &session),
-        Route::ConfirmTotp => login::confirm_totp(state, request, &session),
-        Route::TotpQr => login::totp_qr(state, &session),
-        Route::Domains => directory::domains(state),
-        Route::AddDomain => directory::add_domain(state, request),
-        Route::DomainDns(name) => directory::dns(state, name),
-        Route::Accounts => directory::accounts(state),
-        Route::AddAccount => directory::add_account(state, request),
-        Route::Home | Route::SetupState | Route::Setup | Route::Login => {
-            Reply::error(500, "unrouted")
+    let session = if route.needs_session() {
+        match authorize(state, request, &route) {
+            Ok(s) => Some(s),
+            Err(reply) => return reply,
         }
+    } else {
+        None
+    };
+    let body = if route.takes_body() {
+        match http::read_json(request) {
+            Ok(b) => b,
+            Err(reply) => return reply,
+        }
+    } else {
+        Body::new()
+    };
+    match (route, session) {
+        (Route::Home, _) => crate::pages::home(),
+        (Route::SetupState, _) => login::setup_state(state),
+        (Route::Setup, _) => login::setup(state, &body, peer),
+        (Route::Login, _) => login::login(state, &body, peer),
+        (Route::Logout, Some(s)) => login::logout(state, &s),
+        (Route::SessionInfo, Some(s)) => login::session_info(state, &s),
+        (Route::ConfirmTotp, Some(s)) => login::confirm_totp(state, &body, &s),
+        (Route::TotpQr, Some(s)) => login::totp_qr(state, &s),
+        (Route::Domains, Some(_)) => directory::domains(state),
+        (Route::AddDomain, Some(_)) => directory::add_domain(state, &body),
+        (Route::DomainDns(name), Some(_)) => directory::dns(state, name),
+        (Route::Accounts, Some(_)) => directory::accounts(state),
+        (Route::AddAccount, Some(_)) => directory::add_account(state, &body),
+        // needs_session() said yes, so authorize() gave a session.
+        (_, None) => Reply::error(401, "log in first"),
     }
 }
 
