@@ -9,7 +9,8 @@
 //! - `login`: first-boot setup with the one-time code, login with password
 //!   and TOTP, logout;
 //! - `directory`: domains, their DNS records, accounts;
-//! - `pages`: the server-rendered HTML (for now a placeholder);
+//! - `pages`: the server-rendered HTML (setup, enrolment, login, dashboard,
+//!   DNS records), posting forms to the same handlers as the API;
 //! - `access`: the LAN-only source address policy;
 //! - `session`: server-side sessions with cookies and CSRF tokens;
 //! - `setup_code`, `totp`, `password`: the one-time setup code, RFC 6238

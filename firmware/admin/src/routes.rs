@@ -10,7 +10,6 @@ use crate::{directory, login, State};
 
 /// What a request asks for.
 enum Route<'p> {
-    Home,
     SetupState,
     Setup,
     Login,
@@ -28,10 +27,7 @@ enum Route<'p> {
 impl Route<'_> {
     /// Whether only a logged-in administrator may ask.
     fn needs_session(&self) -> bool {
-        !matches!(
-            self,
-            Route::Home | Route::SetupState | Route::Setup | Route::Login
-        )
+        !matches!(self, Route::SetupState | Route::Setup | Route::Login)
     }
 
     /// Whether the request carries a JSON body to read.
@@ -55,7 +51,6 @@ impl Route<'_> {
 fn route<'p>(method: &Method, path: &'p str) -> Result<Route<'p>, Reply> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (get, post) = match segments.as_slice() {
-        [""] => (Some(Route::Home), None),
         ["api", "setup"] => (Some(Route::SetupState), Some(Route::Setup)),
         ["api", "login"] => (None, Some(Route::Login)),
         ["api", "logout"] => (None, Some(Route::Logout)),
@@ -97,6 +92,10 @@ pub fn handle(state: &State, mut request: Request) {
         )
         .send(request);
     }
+    if !path.starts_with("/api/") {
+        let reply = crate::pages::handle(state, &mut request, peer, &path);
+        return reply.send(request);
+    }
     let method = request.method().clone();
     let reply = match route(&method, &path) {
         Ok(route) => dispatch(state, &mut request, peer, route),
@@ -128,7 +127,6 @@ fn dispatch(
         Body::new()
     };
     match (route, session) {
-        (Route::Home, _) => crate::pages::home(),
         (Route::SetupState, _) => login::setup_state(state),
         (Route::Setup, _) => login::setup(state, &body, peer),
         (Route::Login, _) => login::login(state, &body, peer),
