@@ -54,8 +54,11 @@ class AdminClient:
         self.set_cookie: str | None = None
 
     def request(self, method: str, path: str, body=None, *, csrf: str | None | bool = True,
-                content_type: str = "application/json", cookie: bool = True) -> Response:
+                content_type: str = "application/json", cookie: bool = True,
+                origin: str | None = None) -> Response:
         headers = {}
+        if origin is not None:
+            headers["Origin"] = origin
         if cookie and self.cookie:
             headers["Cookie"] = self.cookie
         if csrf is True:

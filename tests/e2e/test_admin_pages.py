@@ -51,7 +51,15 @@ def test_setup_enrol_dashboard_logout_login(pochta):
     code = (pochta.data / "setup-code.txt").read_text().strip()
     r = post_form(c, "/setup", {"setup_code": code, "user": "admin", "password": "short"})
     assert r.status == 400 and "too short" in check_page(r)
-    r = post_form(c, "/setup", {"setup_code": code, "user": "admin", "password": ADMIN_PW})
+    # A form on another site cannot post here, not even the setup or login.
+    host, port = c.addr
+    fields = urllib.parse.urlencode({"setup_code": code, "user": "admin", "password": ADMIN_PW}).encode()
+    r = c.request("POST", "/setup", fields, content_type=FORM, csrf=False, origin="http://evil.example")
+    assert r.status == 403 and "cross-site" in r.json["error"], r
+    r = c.request("POST", "/login", fields, content_type=FORM, csrf=False, origin="http://evil.example")
+    assert r.status == 403, r
+    # The browser's own origin is fine.
+    r = c.request("POST", "/setup", fields, content_type=FORM, csrf=False, origin=f"http://{host}:{port}")
     assert r.status == 303 and r.headers["Location"] == "/enrol", r
     assert c.cookie, "no session cookie after setup"
     assert c.get("/").headers["Location"] == "/enrol"

@@ -92,6 +92,15 @@ pub fn handle(state: &State, mut request: Request) {
         )
         .send(request);
     }
+    if matches!(request.method(), Method::Post)
+        && !same_origin(
+            http::header(&request, "Origin"),
+            http::header(&request, "Host"),
+        )
+    {
+        tracing::warn!(%peer, path, "admin page: cross-site request refused");
+        return Reply::error(403, "cross-site request refused").send(request);
+    }
     if !path.starts_with("/api/") {
         let reply = crate::pages::handle(state, &mut request, peer, &path);
         return reply.send(request);
@@ -144,6 +153,24 @@ fn dispatch(
     }
 }
 
+/// Whether a POST comes from this site: browsers send `Origin` with every
+/// POST (RFC 6454 §7), and it must name the host the request went to. A
+/// cross-site form, or a login forged from another site (which SameSite
+/// cookies do not cover), is refused. Clients without `Origin` (scripts)
+/// pass; they carry no ambient cookies.
+fn same_origin(origin: Option<&str>, host: Option<&str>) -> bool {
+    let Some(origin) = origin else {
+        return true;
+    };
+    let Some(host) = host else {
+        return false;
+    };
+    origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .is_some_and(|o| o.eq_ignore_ascii_case(host.trim()))
+}
+
 /// The session of a request that needs one: logged in, enrolled in TOTP
 /// unless the route is part of enrolment, and for anything but GET the CSRF
 /// token in `X-CSRF-Token`.
@@ -173,6 +200,27 @@ fn authorize(state: &State, request: &Request, route: &Route<'_>) -> Result<Sess
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origins() {
+        let cases = [
+            (None, Some("127.0.0.1:2080"), true),
+            (Some("http://127.0.0.1:2080"), Some("127.0.0.1:2080"), true),
+            (Some("http://Pochta.local"), Some("pochta.local"), true),
+            (Some("https://pochta.local"), Some("pochta.local"), true),
+            (Some("http://evil.example"), Some("pochta.local"), false),
+            (
+                Some("http://pochta.local:8080"),
+                Some("pochta.local"),
+                false,
+            ),
+            (Some("null"), Some("pochta.local"), false),
+            (Some("http://pochta.local"), None, false),
+        ];
+        for (origin, host, expected) in cases {
+            assert_eq!(same_origin(origin, host), expected, "{origin:?} {host:?}");
+        }
+    }
 
     #[test]
     fn routes() {
