@@ -235,6 +235,9 @@ max_connections = 20
 [server]
 shutdown_grace_secs = 3
 
+[admin]
+listen = ["127.0.0.1:0"]
+
 [tls]
 cert_file = "{own_cert}"
 key_file = "{own_key}"

@@ -114,6 +114,12 @@ impl Authenticator {
         }
     }
 
+    /// The brute-force guard, for logins checked elsewhere (the admin page)
+    /// to count in the same tally as the mail protocols.
+    pub fn guard(&self) -> &Guard {
+        &self.guard
+    }
+
     /// Whether an address is banned now (to refuse before asking).
     pub fn is_banned(&self, peer: SocketAddr) -> bool {
         matches!(self.guard.check(peer.ip()), Verdict::Banned)

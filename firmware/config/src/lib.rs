@@ -3,7 +3,8 @@
 //!
 //! Layout:
 //! - [`Config`] and its sections ([`Listen`], [`Limits`], [`Server`], [`Tls`],
-//!   [`Guard`], [`Dns`], [`Auth`], and [`Queue`] in `queue`);
+//!   [`Guard`], [`Dns`], [`Auth`], [`Queue`] in `queue`, and [`Admin`] in
+//!   `admin`);
 //! - [`Config::load`] reads a TOML file, [`Config::embedded`] is the default
 //!   used when `pochta serve` gets no `--config`;
 //! - [`ConfigError`] says what is wrong and where.
@@ -16,7 +17,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod admin;
 mod queue;
+pub use admin::{Admin, Network};
 pub use queue::{Queue, Smarthost, SmarthostTls};
 
 /// The whole configuration of a `pochta serve` process.
@@ -46,6 +49,12 @@ pub struct Config {
     pub auth: Auth,
     /// The outbound delivery queue.
     pub queue: Queue,
+    /// The LAN web admin page.
+    #[serde(skip)]
+    pub admin: Admin,
+    /// `[admin]` as written in the file; keys it omits take the port set's default.
+    #[serde(rename = "admin")]
+    admin_file: admin::AdminFile,
 }
 
 /// What to do with a message whose check failed.
@@ -330,6 +339,7 @@ impl Config {
     pub fn embedded(ports: PortSet) -> Self {
         Config {
             listen: Listen::for_ports(ports),
+            admin: Admin::for_ports(ports),
             ..Config::default()
         }
     }
@@ -361,6 +371,8 @@ impl Config {
             pop3: file.pop3.unwrap_or(defaults.pop3),
             pop3s: file.pop3s.unwrap_or(defaults.pop3s),
         };
+        let admin_file = std::mem::take(&mut config.admin_file);
+        config.admin = Admin::from_file(admin_file, ports);
         config.validate(path)?;
         Ok(config)
     }
@@ -452,6 +464,18 @@ impl Config {
                 }
             }
         }
+        for addr in &self.admin.listen {
+            let clash = all.iter().flat_map(|(_, a)| a.iter()).any(|a| a == addr);
+            if clash && addr.port() != 0 {
+                return Err(invalid(
+                    "admin.listen",
+                    &format!("address {addr} is used by a mail service too"),
+                ));
+            }
+        }
+        if !(1..=24 * 60).contains(&self.admin.session_idle_minutes) {
+            return Err(invalid("admin.session_idle_minutes", "must be 1 to 1440"));
+        }
         if self.tls.cert_file.as_os_str().is_empty() {
             return Err(invalid("tls.cert_file", "must not be empty"));
         }
@@ -516,6 +540,28 @@ mod tests {
         .map(|a| a[0].port())
         .collect();
         assert_eq!(ports, vec![2525, 2587, 2465, 2143, 2993, 2110, 2995]);
+        assert_eq!(c.admin.listen, vec!["0.0.0.0:80".parse().unwrap()]);
+        let dev = Config::embedded(PortSet::Unprivileged).admin;
+        assert_eq!(dev.listen, vec!["127.0.0.1:2080".parse().unwrap()]);
+        assert!(dev.allow_loopback && dev.allow_lan && dev.allow.is_empty());
+    }
+
+    #[test]
+    fn admin_section() {
+        let c = parse(
+            "[admin]\nlisten = [\"127.0.0.1:0\"]\nallow = [\"203.0.113.0/24\", \"2001:db8::1\"]\n\
+             allow_loopback = false\n",
+        )
+        .unwrap();
+        assert_eq!(c.admin.listen, vec!["127.0.0.1:0".parse().unwrap()]);
+        assert_eq!(c.admin.allow.len(), 2);
+        assert!(c.admin.allow[0].contains("203.0.113.77".parse().unwrap()));
+        assert!(!c.admin.allow_loopback);
+        assert!(c.admin.allow_lan);
+        assert_eq!(c.admin.session_idle_minutes, 30);
+        // Root, file without [admin]: port 80.
+        let c = Config::parse("[admin]\nallow = []\n", Path::new("x"), PortSet::Standard).unwrap();
+        assert_eq!(c.admin.listen[0].port(), 80);
     }
 
     #[test]
@@ -652,6 +698,18 @@ mod tests {
                 "limits.recipients_per_day",
             ),
             ("[dns]\nservers = [\"8.8.8.8\"]", "servers"),
+            ("[admin]\nallow = [\"lan\"]", "not a network"),
+            ("[admin]\nallow = [\"10.0.0.0/40\"]", "not a network"),
+            ("[admin]\nlisten = [\"port 80\"]", "listen"),
+            ("[admin]\ncolour = 1", "colour"),
+            (
+                "[admin]\nlisten = [\"127.0.0.1:2525\"]\n[listen]\nsmtp = [\"127.0.0.1:2525\"]",
+                "admin.listen",
+            ),
+            (
+                "[admin]\nsession_idle_minutes = 0",
+                "admin.session_idle_minutes",
+            ),
             (
                 "[listen]\nimap = [\"127.0.0.1:143\"]\npop3 = [\"127.0.0.1:143\"]",
                 "listen.",

@@ -275,6 +275,19 @@ impl MailLog {
         );
     }
 
+    /// The admin page refused a client because of its source address.
+    pub fn admin_refused(&self, peer: SocketAddr, path: &str) {
+        self.line(
+            "admin_refused",
+            "-",
+            &[
+                ("peer", &peer.to_string()),
+                ("path", path),
+                ("reason", "source address not allowed"),
+            ],
+        );
+    }
+
     fn line(&self, event: &str, session: &str, fields: &[(&str, &str)]) {
         let now = time::OffsetDateTime::now_utc();
         let mut line = format!(

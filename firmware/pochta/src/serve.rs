@@ -198,6 +198,17 @@ async fn run(
         alive.clone(),
     ));
     drop(alive);
+    // The admin page runs on its own threads; its listeners are bound here,
+    // with the others, so that a taken port stops the start.
+    let admin = pochta_admin::start(pochta_admin::Context {
+        store: store.clone(),
+        maillog: maillog.clone(),
+        auth: auth.clone(),
+        hostname: hostname.clone(),
+        data: data.to_owned(),
+        config: config.admin.clone(),
+    })
+    .map_err(|e| e.to_string())?;
     // The queue worker, signing mail from local domains with their DKIM
     // keys. A resolver that cannot be set up must not stop the mail coming
     // in: queued mail waits, loudly.
@@ -224,7 +235,11 @@ async fn run(
         "smtp": [], "submission": [], "submissions": [],
         "imap": [], "imaps": [],
         "pop3": [], "pop3s": [],
+        "admin": admin.addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>(),
     });
+    for addr in admin.addrs() {
+        tracing::info!(service = "admin", %addr, "listening");
+    }
     let mut tasks = Vec::new();
     for (proto, listener) in bound {
         let addr: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -255,12 +270,15 @@ async fn run(
     wait_for_signal().await;
     tracing::info!("shutting down: no new connections; waiting for sessions to finish");
     let _ = stop.send(true);
+    // Joining the admin threads blocks: off the runtime.
+    let admin_stopped = tokio::task::spawn_blocking(move || admin.stop());
     for t in tasks {
         let _ = t.await;
     }
     if let Some(worker) = queue_worker {
         let _ = worker.await;
     }
+    let _ = admin_stopped.await;
     // Every session holds a clone of `alive`; recv() ends when all are gone.
     drop((smtp, imap, pop3));
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);

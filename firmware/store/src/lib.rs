@@ -5,6 +5,8 @@
 //! - `schema`: numbered migrations;
 //! - `blob`: message bodies as immutable files named by SHA-256, written with
 //!   fsync-rename-fsync;
+//! - `admins`: administrators of the web admin page (argon2id password,
+//!   TOTP secret);
 //! - `directory`: domains, accounts (argon2id passwords), aliases, groups,
 //!   catch-alls and recipient resolution;
 //! - `deliver`: the committer thread (group commit) that makes a received
@@ -28,6 +30,7 @@
 //! [`Store`] API; nothing SQLite-specific leaks through it, so that another
 //! backend can take its place. This crate knows nothing of the network.
 
+mod admins;
 mod blob;
 mod deliver;
 mod directory;
@@ -47,6 +50,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+pub use admins::AdminUser;
 pub use blob::{BlobId, BlobWriter, StagedBlob};
 pub use deliver::{Delivery, DeliveryError, LocalRecipient, QueuedRecipient, Receipt, StoredCopy};
 pub use directory::{hash_password, normalize_address, Account, AccountId, CatchAll, Resolution};

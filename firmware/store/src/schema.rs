@@ -155,6 +155,17 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE queue ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE queue ADD COLUMN warned INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 9: administrators of the web admin page (admins.rs): argon2id password,
+    // TOTP secret (base32) and whether its enrolment was confirmed.
+    r#"
+    CREATE TABLE admins(
+        name TEXT PRIMARY KEY,
+        password TEXT NOT NULL,
+        totp_secret TEXT NOT NULL,
+        totp_enabled INTEGER NOT NULL DEFAULT 0,
+        created INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// Brings the database up to the newest schema.

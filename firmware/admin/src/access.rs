@@ -1,0 +1,112 @@
+//! Who may reach the admin page: loopback, private (RFC 1918, RFC 4193) and
+//! link-local source addresses, plus the networks in `[admin] allow`.
+
+use std::net::IpAddr;
+
+use pochta_config::Network;
+
+/// The source addresses the admin page answers.
+#[derive(Debug, Clone)]
+pub struct Access {
+    loopback: bool,
+    lan: bool,
+    allow: Vec<Network>,
+}
+
+impl Access {
+    /// The policy of an `[admin]` section.
+    pub fn new(config: &pochta_config::Admin) -> Access {
+        Access {
+            loopback: config.allow_loopback,
+            lan: config.allow_lan,
+            allow: config.allow.clone(),
+        }
+    }
+
+    /// Whether a client at `ip` may use the page.
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        (self.loopback && ip.is_loopback())
+            || (self.lan && is_lan(ip))
+            || self.allow.iter().any(|n| n.contains(ip))
+    }
+}
+
+/// Private and link-local ranges: RFC 1918, RFC 3927 (169.254/16), RFC 4193
+/// (fc00::/7) and RFC 4291 §2.5.6 (fe80::/10).
+fn is_lan(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_private() || v4.is_link_local(),
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn access(loopback: bool, lan: bool, allow: &[&str]) -> Access {
+        Access::new(&pochta_config::Admin {
+            allow_loopback: loopback,
+            allow_lan: lan,
+            allow: allow.iter().map(|n| n.parse().unwrap()).collect(),
+            ..pochta_config::Admin::default()
+        })
+    }
+
+    #[test]
+    fn default_policy_is_the_lan() {
+        let a = access(true, true, &[]);
+        let allowed = [
+            "127.0.0.1",
+            "127.9.9.9",
+            "::1",
+            "::ffff:127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.254",
+            "192.168.1.20",
+            "::ffff:192.168.1.20",
+            "169.254.10.10",
+            "fd12:3456::1",
+            "fc00::1",
+            "fe80::1",
+        ];
+        let refused = [
+            "8.8.8.8",
+            "172.32.0.1",
+            "192.169.0.1",
+            "100.64.0.1",
+            "203.0.113.5",
+            "::ffff:203.0.113.5",
+            "2001:db8::1",
+            "fec0::1",
+            "0.0.0.0",
+        ];
+        for ip in allowed {
+            assert!(a.allows(ip.parse().unwrap()), "{ip} should be allowed");
+        }
+        for ip in refused {
+            assert!(!a.allows(ip.parse().unwrap()), "{ip} should be refused");
+        }
+    }
+
+    #[test]
+    fn knobs_and_allow_list() {
+        let a = access(false, true, &[]);
+        assert!(!a.allows("127.0.0.1".parse().unwrap()));
+        assert!(!a.allows("::1".parse().unwrap()));
+        assert!(a.allows("10.0.0.1".parse().unwrap()));
+        let a = access(true, false, &["203.0.113.0/24"]);
+        assert!(!a.allows("10.0.0.1".parse().unwrap()));
+        assert!(a.allows("127.0.0.1".parse().unwrap()));
+        assert!(a.allows("203.0.113.200".parse().unwrap()));
+        assert!(!a.allows("203.0.114.1".parse().unwrap()));
+        let a = access(false, false, &["127.0.0.0/8"]);
+        assert!(a.allows("127.0.0.1".parse().unwrap()));
+        assert!(!a.allows("::1".parse().unwrap()));
+    }
+}

@@ -1,0 +1,138 @@
+//! Domains (with their DKIM keys, made as `pochta domain add` makes them),
+//! the DNS records a domain must publish, and accounts.
+
+use pochta_store::StoreError;
+use serde_json::json;
+
+use crate::http::{self, Body, Reply};
+use crate::{password, State};
+
+/// A store error as a reply: what the person did wrong is a 4xx with the
+/// store's message; anything else is logged and a 500.
+fn reply_for(e: StoreError) -> Reply {
+    match e {
+        StoreError::Invalid(m) => Reply::error(400, m),
+        StoreError::Exists(_) => Reply::error(409, e.to_string()),
+        StoreError::NotFound(_) => Reply::error(404, e.to_string()),
+        e => {
+            tracing::error!(error = %e, "admin page: store");
+            Reply::error(500, "the store could not answer; try again")
+        }
+    }
+}
+
+/// `GET /api/domains`.
+pub fn domains(state: &State) -> Reply {
+    match state.ctx.store.domains() {
+        Ok(list) => Reply::json(200, &json!({ "domains": list })),
+        Err(e) => reply_for(e),
+    }
+}
+
+/// `POST /api/domains` `{name}`: adds the domain and makes its DKIM keys.
+pub fn add_domain(state: &State, body: &Body) -> Reply {
+    let name = match http::field(body, "name") {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let store = &state.ctx.store;
+    let domain = match store.add_domain(name) {
+        Ok(d) => d,
+        Err(e) => return reply_for(e),
+    };
+    // Keys that cannot be made now are made at the next start
+    // (`ensure_keys`); the domain itself is there.
+    let keys = match pochta_filter::generate_keys(&domain, time::OffsetDateTime::now_utc()) {
+        Ok(keys) => keys,
+        Err(e) => {
+            tracing::error!(domain, error = %e, "cannot make DKIM keys");
+            Vec::new()
+        }
+    };
+    for key in &keys {
+        if let Err(e) = store.add_dkim_key(key) {
+            tracing::error!(domain, error = %e, "cannot store a DKIM key");
+        }
+    }
+    tracing::info!(domain, "domain added on the admin page");
+    let selectors: Vec<&str> = keys.iter().map(|k| k.selector.as_str()).collect();
+    Reply::json(201, &json!({ "name": domain, "dkim_selectors": selectors }))
+}
+
+/// `GET /api/domains/NAME/dns`: the records to publish, as
+/// `pochta domain dns` prints them.
+pub fn dns(state: &State, name: &str) -> Reply {
+    let store = &state.ctx.store;
+    let d = name.trim().trim_end_matches('.').to_lowercase();
+    match store.domains() {
+        Ok(list) if list.contains(&d) => {}
+        Ok(_) => return Reply::error(404, format!("no such domain {d}")),
+        Err(e) => return reply_for(e),
+    }
+    if let Err(e) = pochta_filter::ensure_keys(store) {
+        tracing::error!(error = %e, "cannot make DKIM keys");
+    }
+    let keys = match store.dkim_keys(&d) {
+        Ok(k) => k,
+        Err(e) => return reply_for(e),
+    };
+    let host = &state.ctx.hostname;
+    let records: Vec<serde_json::Value> = pochta_filter::records::records(&d, host, &keys)
+        .into_iter()
+        .map(|r| json!({ "name": r.name, "type": r.kind, "data": r.data }))
+        .collect();
+    Reply::json(
+        200,
+        &json!({
+            "domain": d,
+            "host": host,
+            "records": records,
+            "zone": pochta_filter::records::zone_text(&d, host, &keys),
+        }),
+    )
+}
+
+/// `GET /api/accounts`.
+pub fn accounts(state: &State) -> Reply {
+    match state.ctx.store.accounts() {
+        Ok(list) => Reply::json(200, &json!({ "accounts": list })),
+        Err(e) => reply_for(e),
+    }
+}
+
+/// `POST /api/accounts` `{address, password, quota_bytes?}`.
+pub fn add_account(state: &State, body: &Body) -> Reply {
+    let (address, pw) = match (http::field(body, "address"), http::field(body, "password")) {
+        (Ok(a), Ok(p)) => (a.trim(), p),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let quota = match body.get("quota_bytes") {
+        None => 0,
+        Some(v) => match v.as_u64() {
+            Some(q) => q,
+            None => {
+                return Reply::error(
+                    400,
+                    "`quota_bytes` must be a whole number of bytes (0: no limit)",
+                )
+            }
+        },
+    };
+    let Some(normalized) = pochta_store::normalize_address(address) else {
+        return Reply::error(
+            400,
+            format!("{address:?} is not an address (expected e.g. anna@example.com)"),
+        );
+    };
+    if let Err(message) = password::check(pw, &normalized) {
+        return Reply::error(400, message);
+    }
+    match state.ctx.store.add_account(&normalized, pw, quota) {
+        Ok(_) => {
+            tracing::info!(account = normalized, "account added on the admin page");
+            Reply::json(201, &json!({ "address": normalized, "quota_bytes": quota }))
+        }
+        Err(StoreError::NotFound(what)) => Reply::error(400, format!("no such {what}")),
+        Err(e) => reply_for(e),
+    }
+}

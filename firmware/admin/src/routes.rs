@@ -1,0 +1,261 @@
+//! Who may ask and who answers: the source address check, then the route;
+//! routes behind a login get the [`Session`], and state-changing ones only
+//! after the CSRF token matched.
+
+use tiny_http::{Method, Request};
+
+use crate::http::{self, Body, Reply};
+use crate::session::{Session, COOKIE};
+use crate::{directory, login, State};
+
+/// What a request asks for.
+enum Route<'p> {
+    SetupState,
+    Setup,
+    Login,
+    Logout,
+    SessionInfo,
+    ConfirmTotp,
+    TotpQr,
+    Domains,
+    AddDomain,
+    DomainDns(&'p str),
+    Accounts,
+    AddAccount,
+}
+
+impl Route<'_> {
+    /// Whether only a logged-in administrator may ask.
+    fn needs_session(&self) -> bool {
+        !matches!(self, Route::SetupState | Route::Setup | Route::Login)
+    }
+
+    /// Whether the request carries a JSON body to read.
+    fn takes_body(&self) -> bool {
+        matches!(
+            self,
+            Route::Setup | Route::Login | Route::ConfirmTotp | Route::AddDomain | Route::AddAccount
+        )
+    }
+
+    /// Whether a session that has not finished TOTP enrolment may ask.
+    fn before_enrolment(&self) -> bool {
+        matches!(
+            self,
+            Route::Logout | Route::SessionInfo | Route::ConfirmTotp | Route::TotpQr
+        )
+    }
+}
+
+/// The route of a method and path; `Err` is the reply (404, 405).
+fn route<'p>(method: &Method, path: &'p str) -> Result<Route<'p>, Reply> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (get, post) = match segments.as_slice() {
+        ["api", "setup"] => (Some(Route::SetupState), Some(Route::Setup)),
+        ["api", "login"] => (None, Some(Route::Login)),
+        ["api", "logout"] => (None, Some(Route::Logout)),
+        ["api", "session"] => (Some(Route::SessionInfo), None),
+        ["api", "totp", "confirm"] => (None, Some(Route::ConfirmTotp)),
+        ["api", "totp", "qr.svg"] => (Some(Route::TotpQr), None),
+        ["api", "domains"] => (Some(Route::Domains), Some(Route::AddDomain)),
+        ["api", "domains", name, "dns"] => (Some(Route::DomainDns(name)), None),
+        ["api", "accounts"] => (Some(Route::Accounts), Some(Route::AddAccount)),
+        _ => return Err(Reply::error(404, "no such page")),
+    };
+    let allowed = match (&get, &post) {
+        (Some(_), Some(_)) => "GET, POST",
+        (Some(_), None) => "GET",
+        _ => "POST",
+    };
+    let chosen = match method {
+        Method::Get | Method::Head => get,
+        Method::Post => post,
+        _ => None,
+    };
+    chosen.ok_or_else(|| {
+        Reply::error(405, "method not allowed").with_header("Allow", allowed.to_string())
+    })
+}
+
+/// Answers one request.
+pub fn handle(state: &State, mut request: Request) {
+    let Some(peer) = request.remote_addr().copied() else {
+        return Reply::error(403, "forbidden").send(request);
+    };
+    let path = request.url().split('?').next().unwrap_or("").to_owned();
+    if !state.access.allows(peer.ip()) {
+        state.ctx.maillog.admin_refused(peer, &path);
+        tracing::warn!(%peer, path, "admin page: source address not allowed");
+        return Reply::error(
+            403,
+            "the admin page answers only on the local network (see [admin] allow)",
+        )
+        .send(request);
+    }
+    if matches!(request.method(), Method::Post)
+        && !same_origin(
+            http::header(&request, "Origin"),
+            http::header(&request, "Host"),
+        )
+    {
+        tracing::warn!(%peer, path, "admin page: cross-site request refused");
+        return Reply::error(403, "cross-site request refused").send(request);
+    }
+    if !path.starts_with("/api/") {
+        let reply = crate::pages::handle(state, &mut request, peer, &path);
+        return reply.send(request);
+    }
+    let method = request.method().clone();
+    let reply = match route(&method, &path) {
+        Ok(route) => dispatch(state, &mut request, peer, route),
+        Err(reply) => reply,
+    };
+    reply.send(request)
+}
+
+fn dispatch(
+    state: &State,
+    request: &mut Request,
+    peer: std::net::SocketAddr,
+    route: Route<'_>,
+) -> Reply {
+    let session = if route.needs_session() {
+        match authorize(state, request, &route) {
+            Ok(s) => Some(s),
+            Err(reply) => return reply,
+        }
+    } else {
+        None
+    };
+    let body = if route.takes_body() {
+        match http::read_json(request) {
+            Ok(b) => b,
+            Err(reply) => return reply,
+        }
+    } else {
+        Body::new()
+    };
+    match (route, session) {
+        (Route::SetupState, _) => login::setup_state(state),
+        (Route::Setup, _) => login::setup(state, &body, peer),
+        (Route::Login, _) => login::login(state, &body, peer),
+        (Route::Logout, Some(s)) => login::logout(state, &s),
+        (Route::SessionInfo, Some(s)) => login::session_info(state, &s),
+        (Route::ConfirmTotp, Some(s)) => login::confirm_totp(state, &body, &s),
+        (Route::TotpQr, Some(s)) => login::totp_qr(state, &s),
+        (Route::Domains, Some(_)) => directory::domains(state),
+        (Route::AddDomain, Some(_)) => directory::add_domain(state, &body),
+        (Route::DomainDns(name), Some(_)) => directory::dns(state, name),
+        (Route::Accounts, Some(_)) => directory::accounts(state),
+        (Route::AddAccount, Some(_)) => directory::add_account(state, &body),
+        // needs_session() said yes, so authorize() gave a session.
+        (_, None) => Reply::error(401, "log in first"),
+    }
+}
+
+/// Whether a POST comes from this site: browsers send `Origin` with every
+/// POST (RFC 6454 §7), and it must name the host the request went to. A
+/// cross-site form, or a login forged from another site (which SameSite
+/// cookies do not cover), is refused. Clients without `Origin` (scripts)
+/// pass; they carry no ambient cookies.
+fn same_origin(origin: Option<&str>, host: Option<&str>) -> bool {
+    let Some(origin) = origin else {
+        return true;
+    };
+    let Some(host) = host else {
+        return false;
+    };
+    origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .is_some_and(|o| o.eq_ignore_ascii_case(host.trim()))
+}
+
+/// The session of a request that needs one: logged in, enrolled in TOTP
+/// unless the route is part of enrolment, and for anything but GET the CSRF
+/// token in `X-CSRF-Token`.
+fn authorize(state: &State, request: &Request, route: &Route<'_>) -> Result<Session, Reply> {
+    let session = http::cookie(request, COOKIE)
+        .and_then(|token| state.sessions.find(token))
+        .ok_or_else(|| Reply::error(401, "log in first"))?;
+    let changes_state = !matches!(request.method(), Method::Get | Method::Head);
+    if changes_state {
+        let sent = http::header(request, "X-CSRF-Token").unwrap_or("");
+        if !http::same(sent, &session.csrf) {
+            return Err(Reply::error(
+                403,
+                "missing or wrong CSRF token (send the session's csrf_token in X-CSRF-Token)",
+            ));
+        }
+    }
+    if !session.totp_enabled && !route.before_enrolment() {
+        return Err(Reply::error(
+            403,
+            "finish TOTP enrolment first (POST /api/totp/confirm with a code from your app)",
+        ));
+    }
+    Ok(session)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins() {
+        let cases = [
+            (None, Some("127.0.0.1:2080"), true),
+            (Some("http://127.0.0.1:2080"), Some("127.0.0.1:2080"), true),
+            (Some("http://Pochta.local"), Some("pochta.local"), true),
+            (Some("https://pochta.local"), Some("pochta.local"), true),
+            (Some("http://evil.example"), Some("pochta.local"), false),
+            (
+                Some("http://pochta.local:8080"),
+                Some("pochta.local"),
+                false,
+            ),
+            (Some("null"), Some("pochta.local"), false),
+            (Some("http://pochta.local"), None, false),
+        ];
+        for (origin, host, expected) in cases {
+            assert_eq!(same_origin(origin, host), expected, "{origin:?} {host:?}");
+        }
+    }
+
+    #[test]
+    fn routes() {
+        assert!(matches!(
+            route(&Method::Post, "/api/setup"),
+            Ok(Route::Setup)
+        ));
+        assert!(matches!(
+            route(&Method::Get, "/api/setup"),
+            Ok(Route::SetupState)
+        ));
+        assert!(matches!(
+            route(&Method::Get, "/api/domains/example.com/dns"),
+            Ok(Route::DomainDns("example.com"))
+        ));
+        assert!(matches!(
+            route(&Method::Post, "/api/accounts/"),
+            Ok(Route::AddAccount)
+        ));
+        let r = route(&Method::Get, "/api/login").err().unwrap();
+        assert_eq!(r.status, 405);
+        assert_eq!(
+            route(&Method::Delete, "/api/domains").err().unwrap().status,
+            405
+        );
+        assert_eq!(
+            route(&Method::Get, "/api/nothing").err().unwrap().status,
+            404
+        );
+        assert_eq!(
+            route(&Method::Get, "/api/domains/x/dns/y")
+                .err()
+                .unwrap()
+                .status,
+            404
+        );
+    }
+}

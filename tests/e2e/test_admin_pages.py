@@ -1,0 +1,112 @@
+"""The admin page's HTML, driven like a browser without script: forms posted
+as application/x-www-form-urlencoded with the hidden CSRF field, redirects
+followed by hand. Setup, TOTP enrolment, dashboard, a domain's DNS records,
+an account, logout and login with TOTP."""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+import urllib.parse
+
+from admin_http import SECURITY_HEADERS, AdminClient, totp
+
+ADMIN_PW = "correct horse battery staple"
+FORM = "application/x-www-form-urlencoded"
+
+
+def post_form(c: AdminClient, path: str, fields: dict):
+    return c.request("POST", path, urllib.parse.urlencode(fields).encode(), content_type=FORM, csrf=False)
+
+
+def csrf_of(page) -> str:
+    m = re.search(rb'name="csrf_token" value="([0-9a-f]+)"', page.body)
+    assert m, page.body[:2000]
+    return m.group(1).decode()
+
+
+def check_page(r) -> str:
+    """Common rules for every HTML page; returns its text."""
+    assert r.headers["Content-Type"] == "text/html; charset=utf-8", r
+    for name, value in SECURITY_HEADERS.items():
+        assert r.headers.get(name) == value, name
+    text = r.body.decode()
+    assert "<script" not in text and " style=" not in text and "<style" not in text, "inline script or style"
+    assert 'name="viewport" content="width=device-width' in text
+    assert re.search(r'(src|href)="https?:', text) is None, "a resource from outside the box"
+    return text
+
+
+def test_setup_enrol_dashboard_logout_login(pochta):
+    pochta.start()
+    c = AdminClient(pochta.addr("admin"))
+    r = c.get("/")
+    assert r.status == 303 and r.headers["Location"] == "/setup"
+    css = c.get("/style.css")
+    assert css.status == 200 and css.headers["Content-Type"].startswith("text/css")
+    assert "@media" in css.body.decode(), "no rule for phone widths"
+    check_page(c.get("/setup"))
+
+    code = (pochta.data / "setup-code.txt").read_text().strip()
+    r = post_form(c, "/setup", {"setup_code": code, "user": "admin", "password": "short"})
+    assert r.status == 400 and "too short" in check_page(r)
+    # A form on another site cannot post here, not even the setup or login.
+    host, port = c.addr
+    fields = urllib.parse.urlencode({"setup_code": code, "user": "admin", "password": ADMIN_PW}).encode()
+    r = c.request("POST", "/setup", fields, content_type=FORM, csrf=False, origin="http://evil.example")
+    assert r.status == 403 and "cross-site" in r.json["error"], r
+    r = c.request("POST", "/login", fields, content_type=FORM, csrf=False, origin="http://evil.example")
+    assert r.status == 403, r
+    # The browser's own origin is fine.
+    r = c.request("POST", "/setup", fields, content_type=FORM, csrf=False, origin=f"http://{host}:{port}")
+    assert r.status == 303 and r.headers["Location"] == "/enrol", r
+    assert c.cookie, "no session cookie after setup"
+    assert c.get("/").headers["Location"] == "/enrol"
+
+    enrol = c.get("/enrol")
+    text = check_page(enrol)
+    assert "<svg" in text, "no QR code"
+    secret = re.search(r'<code id="secret">([A-Z2-7]+)</code>', text).group(1)
+    csrf = csrf_of(enrol)
+    r = post_form(c, "/enrol", {"code": totp(secret)})
+    assert r.status == 403, "enrolment without the CSRF field"
+    confirmed_at = time.time()
+    r = post_form(c, "/enrol", {"code": totp(secret, confirmed_at), "csrf_token": csrf})
+    assert r.status == 303 and r.headers["Location"] == "/", r
+
+    dash = c.get("/")
+    assert dash.status == 200
+    check_page(dash)
+    csrf = csrf_of(dash)
+    r = post_form(c, "/domains", {"name": "bad name", "csrf_token": csrf})
+    assert r.status == 400 and "not a domain name" in html.unescape(check_page(r))
+    r = post_form(c, "/domains", {"name": "example.test"})
+    assert r.status == 403, "a domain added without the CSRF field"
+    r = post_form(c, "/domains", {"name": "example.test", "csrf_token": csrf})
+    assert r.status == 303, r
+    dash = check_page(c.get("/"))
+    assert 'href="/domains/example.test"' in dash
+    dns = check_page(c.get("/domains/example.test"))
+    assert "MX" in dns and "_domainkey.example.test." in dns and "v=spf1" in html.unescape(dns)
+
+    r = post_form(c, "/accounts", {"address": "anna@example.test", "password": "weak", "csrf_token": csrf})
+    assert r.status == 400 and "too short" in check_page(r)
+    fields = {"address": "anna@example.test", "password": "a long office passphrase 7", "csrf_token": csrf}
+    assert post_form(c, "/accounts", fields).status == 303
+    r = post_form(c, "/accounts", fields)
+    assert r.status == 409 and "exists already" in check_page(r)
+    assert "anna@example.test" in check_page(c.get("/"))
+    # Markup typed into a field comes back escaped.
+    r = post_form(c, "/domains", {"name": "<b>x</b>.test", "csrf_token": csrf})
+    assert "<b>" not in r.body.decode() and "&lt;b&gt;" in r.body.decode()
+
+    r = post_form(c, "/logout", {"csrf_token": csrf})
+    assert r.status == 303 and r.headers["Location"] == "/login"
+    assert c.get("/").headers["Location"] == "/login"
+    check_page(c.get("/login"))
+    r = post_form(c, "/login", {"user": "admin", "password": ADMIN_PW})
+    assert r.status == 401 and "authenticator" in check_page(r)
+    r = post_form(c, "/login", {"user": "admin", "password": ADMIN_PW, "totp": totp(secret, confirmed_at + 30)})
+    assert r.status == 303 and r.headers["Location"] == "/", r
+    assert c.get("/").status == 200
