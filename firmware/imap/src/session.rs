@@ -60,6 +60,15 @@ pub(crate) enum Flow {
     Close,
 }
 
+/// A command a pre-parser rewrote (`extended`, `nesting`, `searchres`),
+/// parsed by the codec from the whole rewritten message.
+fn decode_rewritten(bytes: &[u8]) -> Option<Command<'static>> {
+    CommandCodec::default()
+        .decode(bytes)
+        .ok()
+        .map(|(_, command)| command.into_static())
+}
+
 /// Why no command came.
 pub(crate) enum Wait {
     Message,
@@ -288,13 +297,10 @@ impl Session {
             }
         }
         let decoded = match &rewritten {
-            Some(bytes) => CommandCodec::default()
-                .decode(bytes)
-                .map(|(_, command)| command.into_static())
-                .map_err(|_| {
-                    let tag = self.frag.decode_tag().map(|t| t.as_ref().to_string());
-                    (tag, "Syntax error in command")
-                }),
+            Some(bytes) => decode_rewritten(bytes).ok_or_else(|| {
+                let tag = self.frag.decode_tag().map(|t| t.as_ref().to_string());
+                (tag, "Syntax error in command")
+            }),
             None => self.decode_fragment(),
         };
         match decoded {
@@ -324,58 +330,48 @@ impl Session {
         match ext {
             Extended::Bad(tag, why) => self.bad_command(Some(&tag), why),
             Extended::List(list) => cmd::list::list_extended(self, list).await,
-            Extended::StatusAppendLimit { rest, only } => {
-                let parsed = CommandCodec::default()
-                    .decode(&rest)
-                    .map(|(_, c)| c.into_static());
-                match parsed {
-                    Ok(Command {
-                        tag,
-                        body:
-                            CommandBody::Status {
-                                mailbox,
-                                item_names,
-                            },
-                    }) => {
-                        let tag = tag.as_ref().to_string();
-                        let extra = cmd::mailbox::AppendLimit { only };
-                        let Some(name) = cmd::name(&mailbox, self.rev2) else {
-                            return cmd::bad_name(self, &tag);
-                        };
-                        cmd::mailbox::status(self, &tag, &name, &item_names, Some(extra)).await
-                    }
-                    _ => {
-                        let tag = self.frag.decode_tag().map(|t| t.as_ref().to_string());
-                        self.bad_command(tag.as_deref(), "Syntax error in STATUS")
-                    }
+            Extended::StatusAppendLimit { rest, only } => match decode_rewritten(&rest) {
+                Some(Command {
+                    tag,
+                    body:
+                        CommandBody::Status {
+                            mailbox,
+                            item_names,
+                        },
+                }) => {
+                    let tag = tag.as_ref().to_string();
+                    let extra = cmd::mailbox::AppendLimit { only };
+                    let Some(name) = cmd::name(&mailbox, self.rev2) else {
+                        return cmd::bad_name(self, &tag);
+                    };
+                    cmd::mailbox::status(self, &tag, &name, &item_names, Some(extra)).await
                 }
-            }
-            Extended::Search(ret, rest) => {
-                let parsed = CommandCodec::default()
-                    .decode(&rest)
-                    .map(|(_, c)| c.into_static());
-                match parsed {
-                    Ok(Command {
-                        tag,
-                        body:
-                            CommandBody::Search {
-                                mut criteria, uid, ..
-                            },
-                    }) => {
-                        searchres::resolve_search(&mut criteria, &self.saved);
-                        let tag = tag.as_ref().to_string();
-                        if !matches!(self.state, State::Selected(..)) {
-                            self.bad(&tag, "Select a mailbox first");
-                            return Flow::Continue;
-                        }
-                        cmd::search::search(self, &tag, criteria.as_ref(), uid, Some(ret)).await
-                    }
-                    _ => {
-                        let tag = self.frag.decode_tag().map(|t| t.as_ref().to_string());
-                        self.bad_command(tag.as_deref(), "Syntax error in SEARCH")
-                    }
+                _ => {
+                    let tag = self.frag.decode_tag().map(|t| t.as_ref().to_string());
+                    self.bad_command(tag.as_deref(), "Syntax error in STATUS")
                 }
-            }
+            },
+            Extended::Search(ret, rest) => match decode_rewritten(&rest) {
+                Some(Command {
+                    tag,
+                    body:
+                        CommandBody::Search {
+                            mut criteria, uid, ..
+                        },
+                }) => {
+                    searchres::resolve_search(&mut criteria, &self.saved);
+                    let tag = tag.as_ref().to_string();
+                    if !matches!(self.state, State::Selected(..)) {
+                        self.bad(&tag, "Select a mailbox first");
+                        return Flow::Continue;
+                    }
+                    cmd::search::search(self, &tag, criteria.as_ref(), uid, Some(ret)).await
+                }
+                _ => {
+                    let tag = self.frag.decode_tag().map(|t| t.as_ref().to_string());
+                    self.bad_command(tag.as_deref(), "Syntax error in SEARCH")
+                }
+            },
         }
     }
 
