@@ -85,8 +85,10 @@ def test_setup_enrol_dashboard_logout_login(pochta):
     assert r.status == 403, "a domain added without the CSRF field"
     r = post_form(c, "/domains", {"name": "example.test", "csrf_token": csrf})
     assert r.status == 303, r
-    dash = check_page(c.get("/"))
-    assert 'href="/domains/example.test"' in dash
+    assert r.headers["Location"] == "/domains"
+    domains = check_page(c.get("/domains"))
+    assert 'href="/domains/example.test"' in domains
+    assert '<a href="/domains" aria-current="page">' in domains, "the menu marks the page"
     dns = check_page(c.get("/domains/example.test"))
     assert "MX" in dns and "_domainkey.example.test." in dns and "v=spf1" in html.unescape(dns)
 
@@ -96,7 +98,8 @@ def test_setup_enrol_dashboard_logout_login(pochta):
     assert post_form(c, "/accounts", fields).status == 303
     r = post_form(c, "/accounts", fields)
     assert r.status == 409 and "exists already" in check_page(r)
-    assert "anna@example.test" in check_page(c.get("/"))
+    assert "anna@example.test" in check_page(c.get("/accounts"))
+    assert ">1</a>" in check_page(c.get("/")), "the dashboard counts the account"
     # Markup typed into a field comes back escaped.
     r = post_form(c, "/domains", {"name": "<b>x</b>.test", "csrf_token": csrf})
     assert "<b>" not in r.body.decode() and "&lt;b&gt;" in r.body.decode()

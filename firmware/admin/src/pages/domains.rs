@@ -1,0 +1,87 @@
+//! The domains page (list, add) and a domain's DNS records.
+
+use crate::http::{Body, Reply};
+use crate::session::Session;
+use crate::{directory, State};
+
+use super::{csrf_field, error_box, esc, page, store_failed};
+
+/// `GET /domains`, or the page again after a refused form.
+pub(super) fn list(state: &State, s: &Session, status: u16, error: Option<&str>) -> Reply {
+    let Ok(domains) = state.ctx.store.domains() else {
+        return store_failed(s);
+    };
+    let rows: String = domains
+        .iter()
+        .map(|d| {
+            format!(
+                "<tr><td>{0}</td><td><a href=\"/domains/{0}\">DNS records</a></td></tr>",
+                esc(d)
+            )
+        })
+        .collect();
+    page(
+        status,
+        "Domains",
+        Some(s),
+        &format!(
+            "{}<section><h2>Domains</h2><table><tr><th>Domain</th><th></th></tr>{rows}</table>\
+             <form method=\"post\" action=\"/domains\">{}\
+             <label for=\"domain\">Add a domain</label>\
+             <input id=\"domain\" name=\"name\" placeholder=\"example.com\" required>\
+             <button>Add domain</button></form></section>",
+            error_box(error),
+            csrf_field(s)
+        ),
+    )
+}
+
+/// `POST /domains`.
+pub(super) fn add(state: &State, s: &Session, form: &Body) -> Reply {
+    let reply = directory::add_domain(state, form);
+    if reply.is_success() {
+        Reply::redirect("/domains")
+    } else {
+        list(state, s, reply.status, Some(&reply.error_message()))
+    }
+}
+
+/// `GET /domains/NAME`: the records to publish.
+pub(super) fn dns(state: &State, s: &Session, name: &str) -> Reply {
+    let reply = directory::dns(state, name);
+    let Some(value) = reply.json_value() else {
+        return page(
+            reply.status,
+            "DNS records",
+            Some(s),
+            &error_box(Some(&reply.error_message())),
+        );
+    };
+    let rows: String = value["records"]
+        .as_array()
+        .map(|records| {
+            records
+                .iter()
+                .map(|r| {
+                    format!(
+                        "<tr><td class=\"data\">{}</td><td>{}</td><td class=\"data\">{}</td></tr>",
+                        esc(r["name"].as_str().unwrap_or("")),
+                        esc(r["type"].as_str().unwrap_or("")),
+                        esc(r["data"].as_str().unwrap_or(""))
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    page(
+        200,
+        "DNS records",
+        Some(s),
+        &format!(
+            "<section><h2>DNS records for {}</h2><p>Publish these at your DNS provider.</p>\
+             <table><tr><th>Name</th><th>Type</th><th>Value</th></tr>{rows}</table>\
+             <p><a href=\"/domains\">All domains</a></p></section>",
+            esc(value["domain"].as_str().unwrap_or(""))
+        ),
+    )
+}

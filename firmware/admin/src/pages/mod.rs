@@ -1,0 +1,254 @@
+//! Server-rendered HTML, one module per area of the page. Forms post
+//! `application/x-www-form-urlencoded` and carry the session's CSRF token in
+//! a hidden field; the work is done by the same handlers as the JSON API.
+//! No script and no inline style (the CSP forbids both); nothing is fetched
+//! from the internet.
+//!
+//! Layout: this file holds the frame every page shares (header, menu,
+//! escaping, the CSRF field) and sends each path to its area: `login`
+//! (setup, login, enrolment), `dashboard`, `domains`, `accounts`.
+
+mod accounts;
+mod dashboard;
+mod domains;
+mod login;
+
+use std::net::SocketAddr;
+
+use tiny_http::{Method, Request};
+
+use crate::http::{self, Body, Reply};
+use crate::session::{Session, COOKIE};
+use crate::{login as auth, State};
+
+const STYLE: &str = include_str!("../style.css");
+
+/// Escapes text for HTML content and quoted attribute values.
+fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The menu of a logged-in administrator: (path, label).
+const MENU: &[(&str, &str)] = &[
+    ("/", "Dashboard"),
+    ("/domains", "Domains"),
+    ("/accounts", "Accounts"),
+];
+
+/// A whole page; `session` adds the menu and the log-out button.
+fn page(status: u16, title: &str, session: Option<&Session>, content: &str) -> Reply {
+    let (menu, logout) = session.filter(|s| s.totp_enabled).map_or_else(
+        || (String::new(), String::new()),
+        |s| {
+            let links: String = MENU
+                .iter()
+                .map(|(path, label)| {
+                    let current = if *label == title {
+                        " aria-current=\"page\""
+                    } else {
+                        ""
+                    };
+                    format!("<a href=\"{path}\"{current}>{label}</a>")
+                })
+                .collect();
+            (
+                format!("<nav>{links}</nav>"),
+                format!(
+                    "<form method=\"post\" action=\"/logout\">{}<button>Log out</button></form>",
+                    csrf_field(s)
+                ),
+            )
+        },
+    );
+    Reply::html(
+        status,
+        format!(
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+             <title>{title} · Pochta</title><link rel=\"stylesheet\" href=\"/style.css\">\
+             </head><body><header><h1>Pochta</h1>{logout}</header>{menu}<main>{content}</main>\
+             </body></html>\n",
+            title = esc(title),
+        ),
+    )
+}
+
+fn csrf_field(session: &Session) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"csrf_token\" value=\"{}\">",
+        esc(&session.csrf)
+    )
+}
+
+/// The page shown when the store cannot answer.
+fn store_failed(s: &Session) -> Reply {
+    page(
+        500,
+        "Error",
+        Some(s),
+        "<p class=\"error\">The store could not answer; try again.</p>",
+    )
+}
+
+fn error_box(error: Option<&str>) -> String {
+    error.map_or(String::new(), |e| {
+        format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e))
+    })
+}
+
+/// Answers a request outside `/api/`.
+pub fn handle(state: &State, request: &mut Request, peer: SocketAddr, path: &str) -> Reply {
+    let session = http::cookie(request, COOKIE).and_then(|t| state.sessions.find(t));
+    let post = match request.method() {
+        Method::Get | Method::Head => false,
+        Method::Post => true,
+        _ => return Reply::error(405, "method not allowed"),
+    };
+    if !post {
+        return match path {
+            "/style.css" => Reply::css(STYLE),
+            "/" => home(state, session.as_ref()),
+            "/setup" => login::setup_page(state, None),
+            "/login" => login::login_page(None),
+            "/enrol" => match &session {
+                Some(s) => login::enrol_page(state, s, None),
+                None => Reply::redirect("/login"),
+            },
+            _ => match session.filter(|s| s.totp_enabled) {
+                Some(s) => logged_in_page(state, &s, path),
+                None if is_known(path) => Reply::redirect("/"),
+                None => not_found(None),
+            },
+        };
+    }
+    let form = match http::read_form(request) {
+        Ok(f) => f,
+        Err(reply) => return reply,
+    };
+    match path {
+        "/setup" => {
+            let reply = auth::setup(state, &form, peer);
+            if reply.is_success() {
+                reply.into_redirect("/enrol")
+            } else {
+                login::setup_page(state, Some(&reply.error_message()))
+            }
+        }
+        "/login" => {
+            let reply = auth::login(state, &form, peer);
+            if reply.is_success() {
+                reply.into_redirect("/")
+            } else {
+                login::login_page(Some(&reply.error_message()))
+            }
+        }
+        _ => {
+            let Some(s) = session.filter(|s| csrf_ok(s, &form)) else {
+                return page(
+                    403,
+                    "Refused",
+                    None,
+                    "<section><p class=\"error\">Your session ended or the form is stale: \
+                     <a href=\"/login\">log in</a> again.</p></section>",
+                );
+            };
+            form_action(state, &s, path, &form)
+        }
+    }
+}
+
+/// Whether a path names a page behind the login (to send a visitor without
+/// a session to the login instead of a 404).
+fn is_known(path: &str) -> bool {
+    MENU.iter().any(|(p, _)| *p == path) || path.starts_with("/domains/")
+}
+
+fn not_found(s: Option<&Session>) -> Reply {
+    page(
+        404,
+        "Not found",
+        s,
+        "<section><p>No such page.</p></section>",
+    )
+}
+
+/// A page for an administrator who is logged in and enrolled.
+fn logged_in_page(state: &State, s: &Session, path: &str) -> Reply {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["domains"] => domains::list(state, s, 200, None),
+        ["domains", name] => domains::dns(state, s, name),
+        ["accounts"] => accounts::list(state, s, 200, None),
+        _ => not_found(Some(s)),
+    }
+}
+
+fn csrf_ok(session: &Session, form: &Body) -> bool {
+    form.get("csrf_token")
+        .and_then(|v| v.as_str())
+        .is_some_and(|t| http::same(t, &session.csrf))
+}
+
+/// A form that changes something, from a session whose CSRF token matched.
+fn form_action(state: &State, s: &Session, path: &str, form: &Body) -> Reply {
+    match path {
+        "/logout" => auth::logout(state, s).into_redirect("/login"),
+        "/enrol" => {
+            let reply = auth::confirm_totp(state, form, s);
+            if reply.is_success() {
+                Reply::redirect("/")
+            } else {
+                login::enrol_page(state, s, Some(&reply.error_message()))
+            }
+        }
+        _ if !s.totp_enabled => Reply::redirect("/enrol"),
+        "/domains" => domains::add(state, s, form),
+        "/accounts" => accounts::add(state, s, form),
+        _ => Reply::redirect("/"),
+    }
+}
+
+/// `GET /`: setup, enrolment or login when due, else the dashboard.
+fn home(state: &State, session: Option<&Session>) -> Reply {
+    match state.ctx.store.has_admin() {
+        Ok(false) => return Reply::redirect("/setup"),
+        Ok(true) => {}
+        Err(_) => {
+            return page(
+                500,
+                "Error",
+                None,
+                "<p class=\"error\">The store could not answer.</p>",
+            )
+        }
+    }
+    match session {
+        None => Reply::redirect("/login"),
+        Some(s) if !s.totp_enabled => Reply::redirect("/enrol"),
+        Some(s) => dashboard::show(state, s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping() {
+        assert_eq!(
+            esc("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+    }
+}
