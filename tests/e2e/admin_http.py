@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import ssl
 import struct
 import time
 
@@ -47,8 +48,11 @@ class Response:
 class AdminClient:
     """Keeps the session cookie and CSRF token like a browser page would."""
 
-    def __init__(self, addr: tuple[str, int]):
+    def __init__(self, addr: tuple[str, int], tls: ssl.SSLContext | None = None):
+        """`tls` makes it talk HTTPS with that context."""
         self.addr = addr
+        self.tls = tls
+        self.last_local_addr: tuple[str, int] | None = None
         self.cookie: str | None = None
         self.csrf: str | None = None
         self.set_cookie: str | None = None
@@ -70,8 +74,13 @@ class AdminClient:
         if body is not None:
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
             headers["Content-Type"] = content_type
-        conn = http.client.HTTPConnection(*self.addr, timeout=30)
+        if self.tls is None:
+            conn = http.client.HTTPConnection(*self.addr, timeout=30)
+        else:
+            conn = http.client.HTTPSConnection(*self.addr, timeout=30, context=self.tls)
         try:
+            conn.connect()
+            self.last_local_addr = conn.sock.getsockname()[:2]
             conn.request(method, path, body=data, headers=headers)
             r = conn.getresponse()
             resp = Response(r.status, r.headers, r.read())

@@ -402,7 +402,7 @@ def default_config() -> dict:
             "imaps": ["127.0.0.1:0"],
         },
         "server": {"shutdown_grace_secs": 5},
-        "admin": {"listen": ["127.0.0.1:0"]},
+        "admin": {"listen": ["127.0.0.1:0"], "listen_tls": ["127.0.0.1:0"]},
         # SPF/DKIM/DMARC need a DNS server; tests that check them start
         # dnsmasq and turn them on (test_mail_auth.py). Elsewhere the
         # system resolver, unreachable here, would only add timeouts.

@@ -118,14 +118,18 @@ impl Reply {
         self
     }
 
-    /// Sends the reply with the security headers.
-    pub fn send(self, request: Request) {
+    /// Sends the reply with the security headers. Over HTTPS, cookies get
+    /// `Secure` (a browser then never sends them over plain HTTP).
+    pub fn send(self, request: Request, https: bool) {
         let mut response = Response::from_data(self.body).with_status_code(self.status);
         let fixed = SECURITY_HEADERS.iter().map(|(n, v)| (*n, v.to_string()));
         let all = std::iter::once(("Content-Type", self.content_type.to_string()))
             .chain(fixed)
             .chain(self.headers);
-        for (name, value) in all {
+        for (name, mut value) in all {
+            if https && name == "Set-Cookie" {
+                value.push_str("; Secure");
+            }
             // Values are made here from ASCII constants, hex tokens and
             // numbers; a header that still does not parse is left out.
             match Header::from_bytes(name.as_bytes(), value.as_bytes()) {

@@ -15,10 +15,10 @@
 //! - `session`: server-side sessions with cookies and CSRF tokens;
 //! - `setup_code`, `totp`, `password`: the one-time setup code, RFC 6238
 //!   codes, password strength;
-//! - `http`: replies with the security headers, cookies, JSON bodies.
+//! - `http`: replies with the security headers, cookies, JSON bodies;
+//! - `tls_front`: HTTPS, terminated with the workspace's rustls in front of
+//!   a loopback tiny-http listener.
 //!
-//! Plain HTTP only for now; HTTPS will be terminated with the workspace's
-//! rustls, not tiny-http's own TLS (it would pull a second TLS stack).
 //! Knows nothing of the mail protocols.
 
 mod access;
@@ -30,6 +30,7 @@ mod password;
 mod routes;
 mod session;
 mod setup_code;
+mod tls_front;
 mod totp;
 
 use std::net::SocketAddr;
@@ -89,6 +90,9 @@ pub struct Context {
     pub data: PathBuf,
     /// The `[admin]` section.
     pub config: pochta_config::Admin,
+    /// The box's certificate for HTTPS (`admin.listen_tls`); `None` serves
+    /// plain HTTP only.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Everything a request handler reaches.
@@ -99,8 +103,8 @@ pub(crate) struct State {
     /// The setup code while no administrator exists.
     setup_code: Mutex<Option<String>>,
     replay: totp::Replay,
-    /// Cookies get `Secure` when the page is served over HTTPS (not yet).
-    secure_cookies: bool,
+    /// Who is behind each connection the HTTPS front forwards.
+    peers: Arc<tls_front::Peers>,
 }
 
 /// The running admin page.
@@ -109,33 +113,74 @@ pub struct AdminServer {
     workers: Vec<JoinHandle<()>>,
     stopping: Arc<AtomicBool>,
     addrs: Vec<SocketAddr>,
+    tls_addrs: Vec<SocketAddr>,
+    front: Option<tls_front::TlsFront>,
+}
+
+/// Binds a plain HTTP listener.
+fn bind_http(addr: SocketAddr) -> Result<tiny_http::Server, AdminError> {
+    tiny_http::Server::http(addr).map_err(|e| {
+        let denied = e
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied);
+        AdminError::Bind {
+            addr,
+            message: format!("{e}{}", if denied { PRIVILEGED_HINT } else { "" }),
+        }
+    })
+}
+
+const PRIVILEGED_HINT: &str = " (ports below 1024 need root; set admin.listen in the config)";
+
+/// Binds the HTTPS listeners and the loopback backend they forward to.
+fn bind_https(
+    addrs: &[SocketAddr],
+) -> Result<(Vec<std::net::TcpListener>, tiny_http::Server), AdminError> {
+    let mut listeners = Vec::new();
+    for &addr in addrs {
+        let l = std::net::TcpListener::bind(addr).map_err(|e| AdminError::Bind {
+            addr,
+            message: format!(
+                "{e}{}",
+                if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    PRIVILEGED_HINT
+                } else {
+                    ""
+                }
+            ),
+        })?;
+        listeners.push(l);
+    }
+    let backend_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    let backend = bind_http(backend_addr)?;
+    Ok((listeners, backend))
 }
 
 /// Binds `ctx.config.listen` and starts serving. When no administrator
 /// exists, a fresh setup code is made, logged and written to the data
 /// folder.
 pub fn start(ctx: Context) -> Result<AdminServer, AdminError> {
+    // (server, whether it is the HTTPS front's backend)
     let mut servers = Vec::new();
     let mut addrs = Vec::new();
     for &addr in &ctx.config.listen {
-        let server = tiny_http::Server::http(addr).map_err(|e| {
-            let denied = e
-                .downcast_ref::<std::io::Error>()
-                .is_some_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied);
-            AdminError::Bind {
-                addr,
-                message: format!(
-                    "{e}{}",
-                    if denied {
-                        " (ports below 1024 need root; set admin.listen in the config)"
-                    } else {
-                        ""
-                    }
-                ),
-            }
-        })?;
+        let server = bind_http(addr)?;
         addrs.push(server.server_addr().to_ip().unwrap_or(addr));
-        servers.push(Arc::new(server));
+        servers.push((Arc::new(server), false));
+    }
+    let mut tls_listeners = Vec::new();
+    let mut tls_addrs = Vec::new();
+    let mut backend_addr = None;
+    if let (Some(_), false) = (&ctx.tls, ctx.config.listen_tls.is_empty()) {
+        let (listeners, backend) = bind_https(&ctx.config.listen_tls)?;
+        for l in &listeners {
+            if let Ok(a) = l.local_addr() {
+                tls_addrs.push(a);
+            }
+        }
+        backend_addr = backend.server_addr().to_ip();
+        tls_listeners = listeners;
+        servers.push((Arc::new(backend), true));
     }
     let setup_code = if ctx.store.has_admin()? {
         setup_code::remove(&ctx.data);
@@ -146,11 +191,15 @@ pub fn start(ctx: Context) -> Result<AdminServer, AdminError> {
             path: setup_code::file(&ctx.data),
             source,
         })?;
-        let first = addrs.first().map(|a| a.to_string()).unwrap_or_default();
+        let first = tls_addrs
+            .first()
+            .map(|a| format!("https://{a}/"))
+            .or_else(|| addrs.first().map(|a| format!("http://{a}/")))
+            .unwrap_or_default();
         tracing::warn!(
             setup_code = %code,
             file = %setup_code::file(&ctx.data).display(),
-            "no administrator yet: open http://{first}/ and enter the setup code"
+            "no administrator yet: open {first} and enter the setup code"
         );
         Some(code)
     };
@@ -159,36 +208,61 @@ pub fn start(ctx: Context) -> Result<AdminServer, AdminError> {
         sessions: session::Sessions::new(Duration::from_secs(ctx.config.session_idle_minutes * 60)),
         setup_code: Mutex::new(setup_code),
         replay: totp::Replay::default(),
-        secure_cookies: false,
+        peers: Arc::new(tls_front::Peers::default()),
         ctx,
     });
+    let front = match (&state.ctx.tls, backend_addr) {
+        (Some(config), Some(backend)) => {
+            let mut config = (**config).clone();
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            let front = tls_front::TlsFront::start(
+                tls_listeners,
+                backend,
+                Arc::new(config),
+                state.peers.clone(),
+            )
+            .map_err(|e| AdminError::Bind {
+                addr: tls_addrs.first().copied().unwrap_or(backend),
+                message: format!("cannot start the HTTPS front: {e}"),
+            })?;
+            Some(front)
+        }
+        _ => None,
+    };
     let stopping = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
-    for server in &servers {
+    for (server, https) in &servers {
         for n in 0..WORKERS {
+            let addr = server
+                .server_addr()
+                .to_ip()
+                .unwrap_or(([0, 0, 0, 0], 0).into());
             let (server, state, stopping) = (server.clone(), state.clone(), stopping.clone());
+            let https = *https;
             let worker = std::thread::Builder::new()
-                .name(format!("admin-http-{n}"))
-                .spawn(move || work(&server, &state, &stopping))
+                .name(format!("admin-http{}-{n}", if https { "s" } else { "" }))
+                .spawn(move || work(&server, &state, &stopping, https))
                 .map_err(|e| AdminError::Bind {
-                    addr: addrs[0],
+                    addr,
                     message: format!("cannot start a thread: {e}"),
                 })?;
             workers.push(worker);
         }
     }
     Ok(AdminServer {
-        servers,
+        servers: servers.into_iter().map(|(s, _)| s).collect(),
         workers,
         stopping,
         addrs,
+        tls_addrs,
+        front,
     })
 }
 
-fn work(server: &tiny_http::Server, state: &State, stopping: &AtomicBool) {
+fn work(server: &tiny_http::Server, state: &State, stopping: &AtomicBool, https: bool) {
     loop {
         match server.recv() {
-            Ok(request) => routes::handle(state, request),
+            Ok(request) => routes::handle(state, request, https),
             Err(_) if stopping.load(Ordering::SeqCst) => return,
             Err(e) => tracing::warn!(error = %e, "admin: cannot accept a request"),
         }
@@ -196,14 +270,22 @@ fn work(server: &tiny_http::Server, state: &State, stopping: &AtomicBool) {
 }
 
 impl AdminServer {
-    /// The bound addresses (port 0 resolved).
+    /// The bound HTTP addresses (port 0 resolved).
     pub fn addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// The bound HTTPS addresses (port 0 resolved).
+    pub fn tls_addrs(&self) -> &[SocketAddr] {
+        &self.tls_addrs
     }
 
     /// Stops accepting, lets requests in progress finish, and joins the
     /// worker threads.
     pub fn stop(self) {
+        if let Some(front) = self.front {
+            front.stop();
+        }
         self.stopping.store(true, Ordering::SeqCst);
         for server in &self.servers {
             // Each unblock wakes one waiting worker.

@@ -83,10 +83,7 @@ fn logged_in(state: &State, status: u16, admin: &AdminUser) -> Reply {
             .unwrap_or_default()
             .into();
     }
-    Reply::json(status, &body).with_header(
-        "Set-Cookie",
-        Sessions::cookie(&session, state.secure_cookies),
-    )
+    Reply::json(status, &body).with_header("Set-Cookie", Sessions::cookie(&session))
 }
 
 /// `GET /api/setup`: whether setup is still to be done.
@@ -196,7 +193,7 @@ pub fn login(state: &State, body: &Body, peer: SocketAddr) -> Reply {
 pub fn logout(state: &State, session: &Session) -> Reply {
     state.sessions.remove(&session.token);
     Reply::json(200, &json!({ "logged_out": true }))
-        .with_header("Set-Cookie", Sessions::clear_cookie(state.secure_cookies))
+        .with_header("Set-Cookie", Sessions::clear_cookie())
 }
 
 /// `GET /api/session`: who is logged in, and the CSRF token (for pages

@@ -77,10 +77,18 @@ fn route<'p>(method: &Method, path: &'p str) -> Result<Route<'p>, Reply> {
     })
 }
 
-/// Answers one request.
-pub fn handle(state: &State, mut request: Request) {
-    let Some(peer) = request.remote_addr().copied() else {
-        return Reply::error(403, "forbidden").send(request);
+/// Answers one request; `https` when it came through the HTTPS front
+/// ([`crate::tls_front`]), whose record names the real client.
+pub fn handle(state: &State, mut request: Request, https: bool) {
+    let remote = request.remote_addr().copied();
+    let peer = if https {
+        remote.and_then(|r| state.peers.client(r.port()))
+    } else {
+        remote
+    };
+    let Some(peer) = peer else {
+        // Over HTTPS: a connection to the backend that the front did not make.
+        return Reply::error(403, "forbidden").send(request, https);
     };
     let path = request.url().split('?').next().unwrap_or("").to_owned();
     if !state.access.allows(peer.ip()) {
@@ -90,7 +98,7 @@ pub fn handle(state: &State, mut request: Request) {
             403,
             "the admin page answers only on the local network (see [admin] allow)",
         )
-        .send(request);
+        .send(request, https);
     }
     if matches!(request.method(), Method::Post)
         && !same_origin(
@@ -99,18 +107,18 @@ pub fn handle(state: &State, mut request: Request) {
         )
     {
         tracing::warn!(%peer, path, "admin page: cross-site request refused");
-        return Reply::error(403, "cross-site request refused").send(request);
+        return Reply::error(403, "cross-site request refused").send(request, https);
     }
     if !path.starts_with("/api/") {
         let reply = crate::pages::handle(state, &mut request, peer, &path);
-        return reply.send(request);
+        return reply.send(request, https);
     }
     let method = request.method().clone();
     let reply = match route(&method, &path) {
         Ok(route) => dispatch(state, &mut request, peer, route),
         Err(reply) => reply,
     };
-    reply.send(request)
+    reply.send(request, https)
 }
 
 fn dispatch(

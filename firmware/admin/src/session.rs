@@ -107,20 +107,18 @@ impl Sessions {
     }
 
     /// The `Set-Cookie` value that carries a session.
-    pub fn cookie(session: &Session, secure: bool) -> String {
+    /// (`Secure` is added when the reply goes out over HTTPS:
+    /// [`crate::http::Reply::send`].)
+    pub fn cookie(session: &Session) -> String {
         format!(
-            "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/{}",
-            session.token,
-            if secure { "; Secure" } else { "" }
+            "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/",
+            session.token
         )
     }
 
     /// The `Set-Cookie` value that clears the session cookie.
-    pub fn clear_cookie(secure: bool) -> String {
-        format!(
-            "{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}",
-            if secure { "; Secure" } else { "" }
-        )
+    pub fn clear_cookie() -> String {
+        format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0")
     }
 }
 
@@ -148,10 +146,9 @@ mod tests {
     #[test]
     fn cookie_flags() {
         let s = Sessions::new(Duration::from_secs(60)).create("root", true);
-        let c = Sessions::cookie(&s, false);
+        let c = Sessions::cookie(&s);
         assert!(c.contains("HttpOnly") && c.contains("SameSite=Strict") && c.contains("Path=/"));
         assert!(!c.contains("Secure"));
-        assert!(Sessions::cookie(&s, true).ends_with("; Secure"));
-        assert!(Sessions::clear_cookie(false).contains("Max-Age=0"));
+        assert!(Sessions::clear_cookie().contains("Max-Age=0"));
     }
 }

@@ -13,6 +13,9 @@ use crate::PortSet;
 pub struct Admin {
     /// Listening addresses (HTTP). An empty list turns the page off.
     pub listen: Vec<SocketAddr>,
+    /// Listening addresses for HTTPS, with the box's certificate
+    /// (`[tls]`). An empty list turns HTTPS off.
+    pub listen_tls: Vec<SocketAddr>,
     /// Networks allowed besides the built-in LAN ranges.
     pub allow: Vec<Network>,
     /// Answer loopback clients (127.0.0.0/8, ::1). On by default; tests turn
@@ -26,17 +29,16 @@ pub struct Admin {
 }
 
 impl Admin {
-    /// The defaults for a port set: port 80 on all interfaces as root,
-    /// 127.0.0.1:2080 otherwise.
+    /// The defaults for a port set: ports 80 and 443 on all interfaces as
+    /// root, 127.0.0.1:2080 and 127.0.0.1:2443 otherwise.
     pub fn for_ports(ports: PortSet) -> Admin {
-        let listen: SocketAddr = match ports {
-            PortSet::Standard => "0.0.0.0:80",
-            PortSet::Unprivileged => "127.0.0.1:2080",
-        }
-        .parse()
-        .expect("literal address");
+        let (listen, listen_tls) = match ports {
+            PortSet::Standard => ("0.0.0.0:80", "0.0.0.0:443"),
+            PortSet::Unprivileged => ("127.0.0.1:2080", "127.0.0.1:2443"),
+        };
         Admin {
-            listen: vec![listen],
+            listen: vec![listen.parse().expect("literal address")],
+            listen_tls: vec![listen_tls.parse().expect("literal address")],
             allow: Vec::new(),
             allow_loopback: true,
             allow_lan: true,
@@ -48,6 +50,7 @@ impl Admin {
         let defaults = Admin::for_ports(ports);
         Admin {
             listen: file.listen.unwrap_or(defaults.listen),
+            listen_tls: file.listen_tls.unwrap_or(defaults.listen_tls),
             allow: file.allow.unwrap_or(defaults.allow),
             allow_loopback: file.allow_loopback.unwrap_or(defaults.allow_loopback),
             allow_lan: file.allow_lan.unwrap_or(defaults.allow_lan),
@@ -69,6 +72,7 @@ impl Default for Admin {
 #[serde(deny_unknown_fields)]
 pub(crate) struct AdminFile {
     listen: Option<Vec<SocketAddr>>,
+    listen_tls: Option<Vec<SocketAddr>>,
     allow: Option<Vec<Network>>,
     allow_loopback: Option<bool>,
     allow_lan: Option<bool>,

@@ -464,14 +464,32 @@ impl Config {
                 }
             }
         }
-        for addr in &self.admin.listen {
-            let clash = all.iter().flat_map(|(_, a)| a.iter()).any(|a| a == addr);
-            if clash && addr.port() != 0 {
-                return Err(invalid(
-                    "admin.listen",
-                    &format!("address {addr} is used by a mail service too"),
-                ));
+        let admin = [
+            ("admin.listen", &self.admin.listen),
+            ("admin.listen_tls", &self.admin.listen_tls),
+        ];
+        for (key, addrs) in admin {
+            for addr in addrs.iter().filter(|a| a.port() != 0) {
+                if all.iter().flat_map(|(_, a)| a.iter()).any(|a| a == addr) {
+                    return Err(invalid(
+                        key,
+                        &format!("address {addr} is used by a mail service too"),
+                    ));
+                }
             }
+        }
+        if let Some(addr) = self
+            .admin
+            .listen
+            .iter()
+            .find(|a| a.port() != 0 && self.admin.listen_tls.contains(a))
+        {
+            return Err(invalid(
+                "admin.listen_tls",
+                &format!(
+                    "address {addr} is in admin.listen too (HTTP and HTTPS need their own ports)"
+                ),
+            ));
         }
         if !(1..=24 * 60).contains(&self.admin.session_idle_minutes) {
             return Err(invalid("admin.session_idle_minutes", "must be 1 to 1440"));
@@ -543,6 +561,7 @@ mod tests {
         assert_eq!(c.admin.listen, vec!["0.0.0.0:80".parse().unwrap()]);
         let dev = Config::embedded(PortSet::Unprivileged).admin;
         assert_eq!(dev.listen, vec!["127.0.0.1:2080".parse().unwrap()]);
+        assert_eq!(dev.listen_tls, vec!["127.0.0.1:2443".parse().unwrap()]);
         assert!(dev.allow_loopback && dev.allow_lan && dev.allow.is_empty());
     }
 
@@ -562,6 +581,7 @@ mod tests {
         // Root, file without [admin]: port 80.
         let c = Config::parse("[admin]\nallow = []\n", Path::new("x"), PortSet::Standard).unwrap();
         assert_eq!(c.admin.listen[0].port(), 80);
+        assert_eq!(c.admin.listen_tls[0].port(), 443);
     }
 
     #[test]
@@ -705,6 +725,10 @@ mod tests {
             (
                 "[admin]\nlisten = [\"127.0.0.1:2525\"]\n[listen]\nsmtp = [\"127.0.0.1:2525\"]",
                 "admin.listen",
+            ),
+            (
+                "[admin]\nlisten = [\"127.0.0.1:2080\"]\nlisten_tls = [\"127.0.0.1:2080\"]",
+                "admin.listen_tls",
             ),
             (
                 "[admin]\nsession_idle_minutes = 0",

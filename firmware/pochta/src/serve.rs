@@ -207,6 +207,7 @@ async fn run(
         hostname: hostname.clone(),
         data: data.to_owned(),
         config: config.admin.clone(),
+        tls: Some(tls.config().clone()),
     })
     .map_err(|e| e.to_string())?;
     // The queue worker, signing mail from local domains with their DKIM
@@ -236,9 +237,13 @@ async fn run(
         "imap": [], "imaps": [],
         "pop3": [], "pop3s": [],
         "admin": admin.addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        "admin_tls": admin.tls_addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>(),
     });
     for addr in admin.addrs() {
         tracing::info!(service = "admin", %addr, "listening");
+    }
+    for addr in admin.tls_addrs() {
+        tracing::info!(service = "admin-https", %addr, "listening");
     }
     let mut tasks = Vec::new();
     for (proto, listener) in bound {
