@@ -73,21 +73,40 @@ def test_setup_enrol_dashboard_logout_login(pochta):
     assert r.status == 403, "enrolment without the CSRF field"
     confirmed_at = time.time()
     r = post_form(c, "/enrol", {"code": totp(secret, confirmed_at), "csrf_token": csrf})
-    assert r.status == 303 and r.headers["Location"] == "/", r
+    assert r.status == 200, r
+    codes = re.findall(r"<li><code>([0-9A-Z]{5}-[0-9A-Z]{5})</code></li>", check_page(r))
+    assert len(codes) == 10, r.body[:2000]
+    assert 'href="/welcome"' in r.body.decode()
 
+    # The wizard: until there is a domain, the dashboard sends you on.
+    assert c.get("/").headers["Location"] == "/welcome"
+    step = c.get("/welcome")
+    assert "Step 1 of 2" in check_page(step)
+    csrf = csrf_of(step)
+    r = post_form(c, "/welcome/domain", {"name": "bad name", "csrf_token": csrf})
+    assert r.status == 400 and "not a domain name" in html.unescape(check_page(r))
+    r = post_form(c, "/welcome/domain", {"name": "example.test"})
+    assert r.status == 403, "a domain added without the CSRF field"
+    r = post_form(c, "/welcome/domain", {"name": "example.test", "csrf_token": csrf})
+    assert r.status == 303 and r.headers["Location"] == "/welcome", r
+    step = check_page(c.get("/welcome"))
+    assert "Step 2 of 2" in step and "anna@example.test" in step
+    r = post_form(c, "/welcome/account", {"address": "boss@example.test", "password": "a long office passphrase 8",
+                                          "csrf_token": csrf})
+    assert r.status == 303 and r.headers["Location"] == "/domains/example.test", r
+    # Done: the wizard hands over to the DNS records, the dashboard is home.
+    assert c.get("/welcome").headers["Location"] == "/domains/example.test"
     dash = c.get("/")
     assert dash.status == 200
     check_page(dash)
-    csrf = csrf_of(dash)
+
     r = post_form(c, "/domains", {"name": "bad name", "csrf_token": csrf})
     assert r.status == 400 and "not a domain name" in html.unescape(check_page(r))
-    r = post_form(c, "/domains", {"name": "example.test"})
-    assert r.status == 403, "a domain added without the CSRF field"
-    r = post_form(c, "/domains", {"name": "example.test", "csrf_token": csrf})
-    assert r.status == 303, r
-    assert r.headers["Location"] == "/domains"
+    r = post_form(c, "/domains", {"name": "second.test", "csrf_token": csrf})
+    assert r.status == 303 and r.headers["Location"] == "/domains", r
     domains = check_page(c.get("/domains"))
     assert 'href="/domains/example.test"' in domains
+    assert 'href="/domains/second.test"' in domains
     assert '<a href="/domains" aria-current="page">' in domains, "the menu marks the page"
     dns = check_page(c.get("/domains/example.test"))
     assert "MX" in dns and "_domainkey.example.test." in dns and "v=spf1" in html.unescape(dns)
@@ -99,7 +118,7 @@ def test_setup_enrol_dashboard_logout_login(pochta):
     r = post_form(c, "/accounts", fields)
     assert r.status == 409 and "exists already" in check_page(r)
     assert "anna@example.test" in check_page(c.get("/accounts"))
-    assert ">1</a>" in check_page(c.get("/")), "the dashboard counts the account"
+    assert ">2</a>" in check_page(c.get("/")), "the dashboard counts the accounts"
     # Markup typed into a field comes back escaped.
     r = post_form(c, "/domains", {"name": "<b>x</b>.test", "csrf_token": csrf})
     assert "<b>" not in r.body.decode() and "&lt;b&gt;" in r.body.decode()

@@ -24,6 +24,7 @@
 mod access;
 mod directory;
 mod http;
+mod keys;
 mod login;
 mod pages;
 mod password;

@@ -10,17 +10,18 @@ use serde_json::json;
 
 use crate::http::{self, Body, Reply};
 use crate::session::{Session, Sessions};
-use crate::{password, setup_code, totp, State};
+use crate::{keys, password, setup_code, totp, State};
 
 /// The service name in the mail log.
 const SERVICE: &str = "admin";
 
 /// 429 while the guard slows or bans the address: the admin page's worker
 /// threads are few, so it refuses instead of sleeping.
-fn guard_check(state: &State, peer: SocketAddr) -> Result<(), Reply> {
-    let wait = match state.ctx.auth.guard().check(peer.ip()) {
+pub(crate) fn guard_check(state: &State, peer: SocketAddr) -> Result<(), Reply> {
+    let wait = match state.ctx.auth.guard().check_without_waiting(peer.ip()) {
         Verdict::Allow => return Ok(()),
-        Verdict::Delay(d) => d.as_secs().max(1),
+        // Rounded up: waiting the whole seconds asked for is always enough.
+        Verdict::Delay(d) => d.as_secs() + u64::from(d.subsec_nanos() > 0),
         Verdict::Banned => {
             state
                 .ctx
@@ -39,7 +40,7 @@ fn guard_check(state: &State, peer: SocketAddr) -> Result<(), Reply> {
     .with_header("Retry-After", wait.to_string()))
 }
 
-fn failed(state: &State, peer: SocketAddr, user: &str) {
+pub(crate) fn failed(state: &State, peer: SocketAddr, user: &str) {
     state.ctx.maillog.auth_failed("-", peer, SERVICE, user);
     if state.ctx.auth.guard().failure(peer.ip()) {
         tracing::warn!(ip = %peer.ip(), "too many failed admin logins: address banned");
@@ -69,8 +70,8 @@ fn check_admin_name(name: &str) -> Result<(), String> {
 }
 
 /// The reply that starts a session: cookie, CSRF token and, until TOTP is
-/// enrolled, the secret to enrol.
-fn logged_in(state: &State, status: u16, admin: &AdminUser) -> Reply {
+/// enrolled, the secret to enrol; after a recovery code, how many are left.
+fn logged_in(state: &State, status: u16, admin: &AdminUser, recovery_left: Option<u32>) -> Reply {
     let session = state.sessions.create(&admin.name, admin.totp_enabled);
     let mut body = json!({
         "admin": admin.name,
@@ -82,6 +83,9 @@ fn logged_in(state: &State, status: u16, admin: &AdminUser) -> Reply {
         body["otpauth_uri"] = totp::uri(&admin.totp_secret, &admin.name)
             .unwrap_or_default()
             .into();
+    }
+    if let Some(left) = recovery_left {
+        body["recovery_codes_left"] = left.into();
     }
     Reply::json(status, &body).with_header("Set-Cookie", Sessions::cookie(&session))
 }
@@ -144,7 +148,7 @@ pub fn setup(state: &State, body: &Body, peer: SocketAddr) -> Reply {
         totp_secret: secret,
         totp_enabled: false,
     };
-    logged_in(state, 201, &admin)
+    logged_in(state, 201, &admin, None)
 }
 
 /// `POST /api/login` `{user, password, totp}`: `totp` is required once
@@ -165,6 +169,7 @@ pub fn login(state: &State, body: &Body, peer: SocketAddr) -> Reply {
         }
         Err(e) => return store_error(e),
     };
+    let mut recovery_left = None;
     if admin.totp_enabled {
         let code = match body.get("totp") {
             None => {
@@ -176,7 +181,22 @@ pub fn login(state: &State, body: &Body, peer: SocketAddr) -> Reply {
             Some(serde_json::Value::String(c)) => c.as_str(),
             Some(_) => return Reply::error(400, "`totp` must be a string"),
         };
-        if !state.replay.check(&admin.name, &admin.totp_secret, code) {
+        if keys::is_recovery_code(code) {
+            match keys::use_recovery_code(state, &admin.name, code) {
+                Ok(Some(left)) => {
+                    tracing::warn!(admin = admin.name, left, "logged in with a recovery code");
+                    recovery_left = Some(left);
+                }
+                Ok(None) => {
+                    failed(state, peer, user);
+                    return Reply::json(
+                        401,
+                        &json!({"error": "wrong or already used recovery code", "totp_required": true}),
+                    );
+                }
+                Err(reply) => return reply,
+            }
+        } else if !state.replay.check(&admin.name, &admin.totp_secret, code) {
             failed(state, peer, user);
             return Reply::json(
                 401,
@@ -186,7 +206,7 @@ pub fn login(state: &State, body: &Body, peer: SocketAddr) -> Reply {
     }
     state.ctx.auth.guard().success(peer.ip());
     state.ctx.maillog.auth_ok("-", peer, SERVICE, user);
-    logged_in(state, 200, &admin)
+    logged_in(state, 200, &admin, recovery_left)
 }
 
 /// `POST /api/logout`.
@@ -250,7 +270,14 @@ pub fn confirm_totp(state: &State, body: &Body, session: &Session) -> Reply {
     }
     state.sessions.totp_enabled(&session.token);
     tracing::info!(admin = admin.name, "TOTP enrolled");
-    Reply::json(200, &json!({ "totp_enabled": true }))
+    let codes = match keys::new_recovery_codes(state, &admin.name) {
+        Ok(c) => c,
+        Err(reply) => return reply,
+    };
+    Reply::json(
+        200,
+        &json!({ "totp_enabled": true, "recovery_codes": codes }),
+    )
 }
 
 #[cfg(test)]

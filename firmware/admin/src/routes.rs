@@ -6,7 +6,7 @@ use tiny_http::{Method, Request};
 
 use crate::http::{self, Body, Reply};
 use crate::session::{Session, COOKIE};
-use crate::{directory, login, State};
+use crate::{directory, keys, login, State};
 
 /// What a request asks for.
 enum Route<'p> {
@@ -22,6 +22,11 @@ enum Route<'p> {
     DomainDns(&'p str),
     Accounts,
     AddAccount,
+    RecoveryCodes,
+    NewRecoveryCodes,
+    ApiTokens,
+    AddApiToken,
+    RevokeApiToken(&'p str),
 }
 
 impl Route<'_> {
@@ -34,7 +39,30 @@ impl Route<'_> {
     fn takes_body(&self) -> bool {
         matches!(
             self,
-            Route::Setup | Route::Login | Route::ConfirmTotp | Route::AddDomain | Route::AddAccount
+            Route::Setup
+                | Route::Login
+                | Route::ConfirmTotp
+                | Route::AddDomain
+                | Route::AddAccount
+                | Route::AddApiToken
+        )
+    }
+
+    /// Whether an API token may ask: not for what belongs to a person's
+    /// login (the session, TOTP, recovery codes, the tokens themselves), so
+    /// that a leaked token cannot make itself a longer life.
+    fn token_allowed(&self) -> bool {
+        !matches!(
+            self,
+            Route::Logout
+                | Route::SessionInfo
+                | Route::ConfirmTotp
+                | Route::TotpQr
+                | Route::RecoveryCodes
+                | Route::NewRecoveryCodes
+                | Route::ApiTokens
+                | Route::AddApiToken
+                | Route::RevokeApiToken(_)
         )
     }
 
@@ -60,6 +88,9 @@ fn route<'p>(method: &Method, path: &'p str) -> Result<Route<'p>, Reply> {
         ["api", "domains"] => (Some(Route::Domains), Some(Route::AddDomain)),
         ["api", "domains", name, "dns"] => (Some(Route::DomainDns(name)), None),
         ["api", "accounts"] => (Some(Route::Accounts), Some(Route::AddAccount)),
+        ["api", "recovery-codes"] => (Some(Route::RecoveryCodes), Some(Route::NewRecoveryCodes)),
+        ["api", "tokens"] => (Some(Route::ApiTokens), Some(Route::AddApiToken)),
+        ["api", "tokens", id, "revoke"] => (None, Some(Route::RevokeApiToken(id))),
         _ => return Err(Reply::error(404, "no such page")),
     };
     let allowed = match (&get, &post) {
@@ -128,7 +159,7 @@ fn dispatch(
     route: Route<'_>,
 ) -> Reply {
     let session = if route.needs_session() {
-        match authorize(state, request, &route) {
+        match authorize(state, request, peer, &route) {
             Ok(s) => Some(s),
             Err(reply) => return reply,
         }
@@ -156,6 +187,11 @@ fn dispatch(
         (Route::DomainDns(name), Some(_)) => directory::dns(state, name),
         (Route::Accounts, Some(_)) => directory::accounts(state),
         (Route::AddAccount, Some(_)) => directory::add_account(state, &body),
+        (Route::RecoveryCodes, Some(s)) => keys::recovery_state(state, &s),
+        (Route::NewRecoveryCodes, Some(s)) => keys::regenerate_recovery(state, &s),
+        (Route::ApiTokens, Some(s)) => keys::tokens(state, &s),
+        (Route::AddApiToken, Some(s)) => keys::add_token(state, &s, &body),
+        (Route::RevokeApiToken(id), Some(s)) => keys::revoke_token(state, &s, id),
         // needs_session() said yes, so authorize() gave a session.
         (_, None) => Reply::error(401, "log in first"),
     }
@@ -179,10 +215,20 @@ fn same_origin(origin: Option<&str>, host: Option<&str>) -> bool {
         .is_some_and(|o| o.eq_ignore_ascii_case(host.trim()))
 }
 
-/// The session of a request that needs one: logged in, enrolled in TOTP
-/// unless the route is part of enrolment, and for anything but GET the CSRF
-/// token in `X-CSRF-Token`.
-fn authorize(state: &State, request: &Request, route: &Route<'_>) -> Result<Session, Reply> {
+/// The session of a request that needs one: an API token in
+/// `Authorization: Bearer`, or a login that is enrolled in TOTP (unless the
+/// route is part of enrolment) and, for anything but GET, sends the CSRF
+/// token in `X-CSRF-Token`. A token request needs no CSRF token: a browser
+/// never adds that header by itself, so another site cannot forge one.
+fn authorize(
+    state: &State,
+    request: &Request,
+    peer: std::net::SocketAddr,
+    route: &Route<'_>,
+) -> Result<Session, Reply> {
+    if let Some(value) = http::header(request, "Authorization") {
+        return token_session(state, value, peer, route);
+    }
     let session = http::cookie(request, COOKIE)
         .and_then(|token| state.sessions.find(token))
         .ok_or_else(|| Reply::error(401, "log in first"))?;
@@ -203,6 +249,44 @@ fn authorize(state: &State, request: &Request, route: &Route<'_>) -> Result<Sess
         ));
     }
     Ok(session)
+}
+
+/// The stand-in session of an API token, or the refusal. Wrong tokens count
+/// in the brute-force guard like wrong passwords.
+fn token_session(
+    state: &State,
+    header: &str,
+    peer: std::net::SocketAddr,
+    route: &Route<'_>,
+) -> Result<Session, Reply> {
+    let Some(token) = header
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    else {
+        return Err(Reply::error(
+            401,
+            "send an API token as `Authorization: Bearer TOKEN`",
+        ));
+    };
+    if !route.token_allowed() {
+        return Err(Reply::error(
+            403,
+            "API tokens cannot manage logins or tokens; log in on the page",
+        ));
+    }
+    login::guard_check(state, peer)?;
+    match state.ctx.store.api_token_admin(token) {
+        Ok(Some(admin)) => Ok(Session::for_api_token(&admin)),
+        Ok(None) => {
+            login::failed(state, peer, "(API token)");
+            Err(Reply::error(401, "unknown or revoked API token"))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot check an API token");
+            Err(Reply::error(500, "the store could not answer; try again"))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@ pub enum Verdict {
 struct Record {
     failures: u32,
     first: Instant,
+    /// The latest failure, for callers that refuse instead of sleeping.
+    last: Instant,
     banned_until: Option<Instant>,
 }
 
@@ -73,6 +75,24 @@ impl Guard {
         Verdict::Allow
     }
 
+    /// The verdict for callers that answer "try again later" instead of
+    /// sleeping (the admin page, whose worker threads are few): a delay is
+    /// what remains of it since the latest failure, and none once it has
+    /// passed, so that a person who waits gets their attempt.
+    pub fn check_without_waiting(&self, ip: IpAddr) -> Verdict {
+        match self.check(ip) {
+            Verdict::Delay(d) => {
+                let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+                let since = records.get(&ip).map_or(d, |r| r.last.elapsed());
+                match d.checked_sub(since) {
+                    Some(left) if !left.is_zero() => Verdict::Delay(left),
+                    _ => Verdict::Allow,
+                }
+            }
+            other => other,
+        }
+    }
+
     /// Counts a failure; true when this one got the address banned.
     pub fn failure(&self, ip: IpAddr) -> bool {
         let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
@@ -87,16 +107,19 @@ impl Guard {
         let r = records.entry(ip).or_insert(Record {
             failures: 0,
             first: now,
+            last: now,
             banned_until: None,
         });
         if now.duration_since(r.first) > window {
             *r = Record {
                 failures: 0,
                 first: now,
+                last: now,
                 banned_until: None,
             };
         }
         r.failures += 1;
+        r.last = now;
         if r.failures >= self.policy.max_failures && r.banned_until.is_none() {
             r.banned_until = Some(now + Duration::from_secs(self.policy.ban_secs));
             return true;
@@ -138,6 +161,16 @@ mod tests {
         assert!(g.failure(ip));
         assert_eq!(g.check(ip), Verdict::Banned);
         let other: IpAddr = "198.51.100.2".parse().unwrap();
+        g.failure(other);
+        g.failure(other);
+        // Right after a failure the wait is nearly all there; a caller that
+        // does not sleep is told the rest, and is let through after it.
+        assert!(
+            matches!(g.check_without_waiting(other), Verdict::Delay(d) if d > Duration::from_millis(500))
+        );
+        std::thread::sleep(Duration::from_millis(1100));
+        assert_eq!(g.check_without_waiting(other), Verdict::Allow);
+        assert_eq!(g.check(other), Verdict::Delay(Duration::from_secs(1)));
         g.failure(other);
         g.success(other);
         assert_eq!(g.check(other), Verdict::Allow);

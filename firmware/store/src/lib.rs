@@ -30,6 +30,7 @@
 //! [`Store`] API; nothing SQLite-specific leaks through it, so that another
 //! backend can take its place. This crate knows nothing of the network.
 
+mod admin_keys;
 mod admins;
 mod blob;
 mod deliver;
@@ -50,6 +51,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+pub use admin_keys::ApiToken;
 pub use admins::AdminUser;
 pub use blob::{BlobId, BlobWriter, StagedBlob};
 pub use deliver::{Delivery, DeliveryError, LocalRecipient, QueuedRecipient, Receipt, StoredCopy};

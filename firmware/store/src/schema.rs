@@ -166,6 +166,25 @@ const MIGRATIONS: &[&str] = &[
         created INTEGER NOT NULL
     );
     "#,
+    // 11: administrators' recovery codes (used instead of a TOTP code, once
+    // each) and API tokens for scripts (admin_keys.rs). Both are random and
+    // stored as SHA-256 only.
+    r#"
+    CREATE TABLE admin_recovery_codes(
+        admin TEXT NOT NULL REFERENCES admins(name) ON DELETE CASCADE,
+        hash TEXT NOT NULL,
+        used INTEGER,
+        PRIMARY KEY(admin, hash)
+    );
+    CREATE TABLE api_tokens(
+        id INTEGER PRIMARY KEY,
+        admin TEXT NOT NULL REFERENCES admins(name) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        hash TEXT NOT NULL UNIQUE,
+        created INTEGER NOT NULL,
+        last_used INTEGER
+    );
+    "#,
 ];
 
 /// Brings the database up to the newest schema.

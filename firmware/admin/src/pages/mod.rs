@@ -6,12 +6,15 @@
 //!
 //! Layout: this file holds the frame every page shares (header, menu,
 //! escaping, the CSRF field) and sends each path to its area: `login`
-//! (setup, login, enrolment), `dashboard`, `domains`, `accounts`.
+//! (setup, login, enrolment), `welcome` (the rest of the first-boot
+//! wizard), `dashboard`, `domains`, `accounts`, `settings`.
 
 mod accounts;
 mod dashboard;
 mod domains;
 mod login;
+mod settings;
+mod welcome;
 
 use std::net::SocketAddr;
 
@@ -44,6 +47,7 @@ const MENU: &[(&str, &str)] = &[
     ("/", "Dashboard"),
     ("/domains", "Domains"),
     ("/accounts", "Accounts"),
+    ("/settings", "Settings"),
 ];
 
 /// A whole page; `session` adds the menu and the log-out button.
@@ -99,6 +103,14 @@ fn store_failed(s: &Session) -> Reply {
         Some(s),
         "<p class=\"error\">The store could not answer; try again.</p>",
     )
+}
+
+/// A Unix time for people: `2026-11-27 23:50 UTC`; "never" for none.
+fn when(unix: Option<i64>) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    unix.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| "never".into())
 }
 
 fn error_box(error: Option<&str>) -> String {
@@ -171,7 +183,7 @@ pub fn handle(state: &State, request: &mut Request, peer: SocketAddr, path: &str
 /// Whether a path names a page behind the login (to send a visitor without
 /// a session to the login instead of a 404).
 fn is_known(path: &str) -> bool {
-    MENU.iter().any(|(p, _)| *p == path) || path.starts_with("/domains/")
+    MENU.iter().any(|(p, _)| *p == path) || path == "/welcome" || path.starts_with("/domains/")
 }
 
 fn not_found(s: Option<&Session>) -> Reply {
@@ -190,6 +202,8 @@ fn logged_in_page(state: &State, s: &Session, path: &str) -> Reply {
         ["domains"] => domains::list(state, s, 200, None),
         ["domains", name] => domains::dns(state, s, name),
         ["accounts"] => accounts::list(state, s, 200, None),
+        ["welcome"] => welcome::next_step(state, s, None),
+        ["settings"] => settings::show(state, s, 200, ""),
         _ => not_found(Some(s)),
     }
 }
@@ -207,7 +221,16 @@ fn form_action(state: &State, s: &Session, path: &str, form: &Body) -> Reply {
         "/enrol" => {
             let reply = auth::confirm_totp(state, form, s);
             if reply.is_success() {
-                Reply::redirect("/")
+                let codes: Vec<String> = reply
+                    .json_value()
+                    .and_then(|v| v["recovery_codes"].as_array().cloned())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|c| c.as_str().map(str::to_owned))
+                    .collect();
+                let mut enrolled = s.clone();
+                enrolled.totp_enabled = true;
+                welcome::recovery_codes(&enrolled, &codes, "/welcome")
             } else {
                 login::enrol_page(state, s, Some(&reply.error_message()))
             }
@@ -215,6 +238,12 @@ fn form_action(state: &State, s: &Session, path: &str, form: &Body) -> Reply {
         _ if !s.totp_enabled => Reply::redirect("/enrol"),
         "/domains" => domains::add(state, s, form),
         "/accounts" => accounts::add(state, s, form),
+        "/welcome/domain" => welcome::add_domain(state, s, form),
+        "/welcome/account" => welcome::add_account(state, s, form),
+        _ if path.starts_with("/settings/") => {
+            let action: Vec<&str> = path["/settings/".len()..].split('/').collect();
+            settings::act(state, s, &action, form)
+        }
         _ => Reply::redirect("/"),
     }
 }
@@ -236,6 +265,10 @@ fn home(state: &State, session: Option<&Session>) -> Reply {
     match session {
         None => Reply::redirect("/login"),
         Some(s) if !s.totp_enabled => Reply::redirect("/enrol"),
+        // The wizard is not finished before there is a domain.
+        Some(_) if matches!(state.ctx.store.domains(), Ok(d) if d.is_empty()) => {
+            Reply::redirect("/welcome")
+        }
         Some(s) => dashboard::show(state, s),
     }
 }
