@@ -101,6 +101,29 @@ def test_setup_code_works_once(pochta):
     assert r.status == 410, r
 
 
+def test_setup_code_copy_for_the_boot_partition(pochta):
+    boot = pochta.root / "boot"
+    boot.mkdir()
+    pochta.configure(admin={"setup_code_copy": str(boot / "SETUP.TXT")})
+    pochta.start()
+    code = setup_code(pochta)
+    text = (boot / "SETUP.TXT").read_bytes().decode()
+    assert f"Pochta setup code: {code}\r\n" in text, text
+    r = client(pochta).post("/api/setup", {"setup_code": code, "user": ADMIN, "password": ADMIN_PW})
+    assert r.status == 201, r
+    assert not (boot / "SETUP.TXT").exists(), "SETUP.TXT still there after setup"
+    # A copy that cannot be written (read-only boot partition) is no reason
+    # not to start.
+    pochta.stop()
+    (pochta.data / "pochta.db").unlink()
+    for extra in pochta.data.glob("pochta.db-*"):
+        extra.unlink()
+    pochta.configure(admin={"setup_code_copy": str(pochta.root / "no-such-dir" / "SETUP.TXT")})
+    pochta.start()
+    assert CROCKFORD.match(setup_code(pochta))
+    assert "cannot write the setup code's copy" in pochta.log_tail(200)
+
+
 def test_totp_enrolment_and_login(pochta):
     pochta.start()
     c, secret = do_setup(pochta)

@@ -184,14 +184,23 @@ pub fn start(ctx: Context) -> Result<AdminServer, AdminError> {
         servers.push((Arc::new(backend), true));
     }
     let setup_code = if ctx.store.has_admin()? {
-        setup_code::remove(&ctx.data);
+        remove_setup_code(&ctx);
         None
     } else {
         let code = setup_code::generate();
-        setup_code::write(&ctx.data, &code).map_err(|source| AdminError::SetupCode {
-            path: setup_code::file(&ctx.data),
-            source,
+        setup_code::write(&setup_code::file(&ctx.data), &code).map_err(|source| {
+            AdminError::SetupCode {
+                path: setup_code::file(&ctx.data),
+                source,
+            }
         })?;
+        if let Some(copy) = &ctx.config.setup_code_copy {
+            // A read-only or missing boot partition must not keep the box
+            // from starting: the console and the data folder have the code.
+            if let Err(e) = setup_code::write_copy(copy, &code) {
+                tracing::warn!(file = %copy.display(), error = %e, "cannot write the setup code's copy");
+            }
+        }
         let first = tls_addrs
             .first()
             .map(|a| format!("https://{a}/"))
@@ -258,6 +267,14 @@ pub fn start(ctx: Context) -> Result<AdminServer, AdminError> {
         tls_addrs,
         front,
     })
+}
+
+/// Removes the setup code's files once an administrator exists.
+pub(crate) fn remove_setup_code(ctx: &Context) {
+    setup_code::remove(&setup_code::file(&ctx.data));
+    if let Some(copy) = &ctx.config.setup_code_copy {
+        setup_code::remove(copy);
+    }
 }
 
 fn work(server: &tiny_http::Server, state: &State, stopping: &AtomicBool, https: bool) {

@@ -137,7 +137,7 @@ pub fn setup(state: &State, body: &Body, peer: SocketAddr) -> Reply {
         Err(e) => return store_error(e),
     }
     *current = None;
-    setup_code::remove(&state.ctx.data);
+    crate::remove_setup_code(&state.ctx);
     state.ctx.maillog.auth_ok("-", peer, SERVICE, user);
     tracing::info!(
         admin = user,

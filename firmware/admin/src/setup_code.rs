@@ -49,9 +49,28 @@ pub fn file(data: &Path) -> PathBuf {
     data.join("setup-code.txt")
 }
 
-/// Writes the code, readable by the owner only (temp name, fsync, rename).
-pub fn write(data: &Path, code: &str) -> std::io::Result<()> {
-    let path = file(data);
+/// Writes the code to `path`, readable by the owner only (temp name,
+/// fsync, rename).
+pub fn write(path: &Path, code: &str) -> std::io::Result<()> {
+    write_text(path, &format!("{code}\n"))
+}
+
+/// Writes the copy for people (`admin.setup_code_copy`, SETUP.TXT on the
+/// appliance's boot partition): what the code is for, CRLF line ends for
+/// any laptop's text editor.
+pub fn write_copy(path: &Path, code: &str) -> std::io::Result<()> {
+    write_text(
+        path,
+        &format!(
+            "Pochta setup code: {code}\r\n\r\n\
+             Open the admin page (http://pochta/ or the address shown on the console)\r\n\
+             from a computer on the same network and enter this code.\r\n\
+             It works once; this file is removed when setup is done.\r\n"
+        ),
+    )
+}
+
+fn write_text(path: &Path, text: &str) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let _ = std::fs::remove_file(&tmp);
     let mut f = std::fs::OpenOptions::new()
@@ -59,15 +78,14 @@ pub fn write(data: &Path, code: &str) -> std::io::Result<()> {
         .create_new(true)
         .mode(0o600)
         .open(&tmp)?;
-    f.write_all(format!("{code}\n").as_bytes())?;
+    f.write_all(text.as_bytes())?;
     f.sync_all()?;
-    std::fs::rename(&tmp, &path)
+    std::fs::rename(&tmp, path)
 }
 
-/// Removes the file once the code is used up.
-pub fn remove(data: &Path) {
-    let path = file(data);
-    if let Err(e) = std::fs::remove_file(&path) {
+/// Removes a file of the code once it is used up.
+pub fn remove(path: &Path) {
+    if let Err(e) = std::fs::remove_file(path) {
         if e.kind() != std::io::ErrorKind::NotFound {
             tracing::warn!(file = %path.display(), error = %e, "cannot remove the used setup code");
         }
@@ -101,12 +119,12 @@ mod tests {
     #[test]
     fn file_is_private() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "ABCDEFGHJK").unwrap();
         let path = file(dir.path());
+        write(&path, "ABCDEFGHJK").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "ABCDEFGHJK\n");
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        remove(dir.path());
+        remove(&path);
         assert!(!path.exists());
     }
 }

@@ -26,6 +26,10 @@ pub struct Admin {
     pub allow_lan: bool,
     /// Idle minutes after which a login session ends.
     pub session_idle_minutes: u64,
+    /// A second place to write the setup code while no administrator
+    /// exists; the appliance uses `SETUP.TXT` on the boot partition, which
+    /// a person can read by putting the SD card in a laptop.
+    pub setup_code_copy: Option<std::path::PathBuf>,
 }
 
 impl Admin {
@@ -43,6 +47,7 @@ impl Admin {
             allow_loopback: true,
             allow_lan: true,
             session_idle_minutes: 30,
+            setup_code_copy: None,
         }
     }
 
@@ -57,6 +62,7 @@ impl Admin {
             session_idle_minutes: file
                 .session_idle_minutes
                 .unwrap_or(defaults.session_idle_minutes),
+            setup_code_copy: file.setup_code_copy,
         }
     }
 }
@@ -77,6 +83,7 @@ pub(crate) struct AdminFile {
     allow_loopback: Option<bool>,
     allow_lan: Option<bool>,
     session_idle_minutes: Option<u64>,
+    setup_code_copy: Option<std::path::PathBuf>,
 }
 
 /// An IP network: `192.0.2.0/24`, `2001:db8::/32`, or one address.
