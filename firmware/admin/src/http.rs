@@ -10,7 +10,10 @@ use tiny_http::{Header, Request, Response};
 const MAX_BODY: u64 = 64 * 1024;
 
 /// Headers on every response: no framing, no inline script, no sniffing,
-/// no referrer, no caching of what an administrator sees.
+/// no referrer to other sites, no caching of what an administrator sees.
+/// `same-origin` rather than `no-referrer`: under `no-referrer` a browser
+/// sends `Origin: null` with a form's POST, and the same-origin check
+/// (routes.rs) must then refuse every form.
 const SECURITY_HEADERS: [(&str, &str); 5] = [
     (
         "Content-Security-Policy",
@@ -18,7 +21,7 @@ const SECURITY_HEADERS: [(&str, &str); 5] = [
     ),
     ("X-Frame-Options", "DENY"),
     ("X-Content-Type-Options", "nosniff"),
-    ("Referrer-Policy", "no-referrer"),
+    ("Referrer-Policy", "same-origin"),
     ("Cache-Control", "no-store"),
 ];
 
