@@ -1,0 +1,203 @@
+// A person's first hour with the admin page, in headless Chromium (Debian's
+// /usr/bin/chromium, driven by playwright-core; nothing is downloaded):
+// the setup code from the data folder, the wizard with TOTP enrolment (the
+// code computed here from the secret the page shows), a second account and
+// an app password, log out, log in again with TOTP, the DNS records, and a
+// screenshot of every page at desktop and phone width.
+//
+// Run by tests/e2e/test_browser.py against a real `pochta serve`.
+// Environment: POCHTA_ADMIN_URL (http://127.0.0.1:PORT), POCHTA_DATA (the
+// data folder), SCREENSHOTS (folder for the PNGs). Prints one JSON line
+// with what the Python side checks next (the app password, the accounts).
+
+import { createHmac } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const base = process.env.POCHTA_ADMIN_URL;
+const data = process.env.POCHTA_DATA;
+const shots = process.env.SCREENSHOTS;
+if (!base || !data || !shots) {
+  console.error('set POCHTA_ADMIN_URL, POCHTA_DATA and SCREENSHOTS');
+  process.exit(2);
+}
+mkdirSync(shots, { recursive: true });
+
+const DOMAIN = 'example.test';
+const ADMIN_PW = 'correct horse battery staple';
+const BOSS = `boss@${DOMAIN}`;
+const ANNA = `anna@${DOMAIN}`;
+const ACCOUNT_PW = 'a long office passphrase 7';
+const DESKTOP = { width: 1280, height: 900 };
+const PHONE = { width: 390, height: 844 };
+
+/** RFC 6238 TOTP (HMAC-SHA-1, 6 digits, 30 s) from a base32 secret. */
+function totp(secret, at = Date.now() / 1000) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of secret.replace(/=+$/, '')) {
+    bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
+  }
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(at / 30)));
+  const mac = createHmac('sha1', key).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0x0f;
+  const value = (mac.readUInt32BE(offset) & 0x7fffffff) % 1000000;
+  return value.toString().padStart(6, '0');
+}
+
+function check(condition, message) {
+  if (!condition) {
+    throw new Error(message);
+  }
+}
+
+/** Fails on anything the browser itself complained about (CSP refusals of
+ * inline script or style show up here), or a failed request. */
+function watch(page, problems) {
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') problems.push(`console: ${msg.text()}`);
+  });
+  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  page.on('requestfailed', (req) => problems.push(`request failed: ${req.url()}`));
+  page.on('request', (req) => {
+    if (!req.url().startsWith(base)) problems.push(`request outside the box: ${req.url()}`);
+  });
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  // Root in CI has no user namespace sandbox; the rest keeps Chromium from
+  // reaching for Google's services on a machine without internet.
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  timeout: 60_000,
+});
+const problems = [];
+const result = { screenshots: [] };
+try {
+  const desktop = await browser.newContext({ viewport: DESKTOP });
+  desktop.setDefaultTimeout(20_000);
+  const page = await desktop.newPage();
+  watch(page, problems);
+
+  // First boot: the page sends a newcomer to setup.
+  await page.goto(`${base}/`);
+  check(page.url().endsWith('/setup'), `/ went to ${page.url()}, not /setup`);
+  await page.screenshot({ path: join(shots, '01-setup-desktop.png'), fullPage: true });
+  const code = readFileSync(join(data, 'setup-code.txt'), 'utf8').trim();
+  await page.fill('#code', code);
+  await page.fill('#user', 'admin');
+  await page.fill('#password', ADMIN_PW);
+  await page.click('button:has-text("Create administrator")');
+  await page.waitForURL('**/enrol');
+
+  // TOTP enrolment: a QR code drawn by the server, and the key as text.
+  check(await page.locator('.qr svg').count() === 1, 'no QR code on the enrolment page');
+  await page.screenshot({ path: join(shots, '02-enrol-desktop.png'), fullPage: true });
+  const secret = (await page.textContent('#secret')).trim();
+  const enrolledAt = Date.now() / 1000;
+  await page.fill('#code', totp(secret, enrolledAt));
+  await page.click('button:has-text("Confirm")');
+  await page.waitForSelector('#recovery-codes');
+  const recovery = await page.locator('#recovery-codes code').allTextContents();
+  check(recovery.length === 10, `${recovery.length} recovery codes`);
+  await page.screenshot({ path: join(shots, '03-recovery-codes-desktop.png'), fullPage: true });
+  await page.click('a:has-text("Continue")');
+
+  // The wizard: the first domain, the first mailbox, then the DNS page.
+  await page.waitForURL('**/welcome');
+  await page.screenshot({ path: join(shots, '04-wizard-domain-desktop.png'), fullPage: true });
+  await page.fill('#domain', DOMAIN);
+  await page.click('button:has-text("Add domain")');
+  await page.waitForSelector('text=Step 2 of 2');
+  await page.screenshot({ path: join(shots, '05-wizard-mailbox-desktop.png'), fullPage: true });
+  await page.fill('#address', BOSS);
+  await page.fill('#apw', ACCOUNT_PW);
+  await page.click('button:has-text("Create mailbox")');
+  await page.waitForURL(`**/domains/${DOMAIN}`);
+  const dns = await page.textContent('main');
+  for (const want of ['MX', `_domainkey.${DOMAIN}.`, 'v=spf1', 'v=DMARC1']) {
+    check(dns.includes(want), `the DNS page lacks ${want}`);
+  }
+
+  // A second account, and an app password for it.
+  await page.goto(`${base}/accounts`);
+  await page.fill('#address', ANNA);
+  await page.fill('#apw', ACCOUNT_PW);
+  await page.click('button:has-text("Add account")');
+  await page.waitForURL('**/accounts');
+  check((await page.textContent('main')).includes(ANNA), 'the new account is not listed');
+  await page.goto(`${base}/accounts/${ANNA}`);
+  await page.fill('#app-password-name', 'Phone');
+  await page.click('button:has-text("Create app password")');
+  const appPassword = (await page.textContent('#new-app-password')).trim();
+  check(appPassword.length >= 16, `app password ${appPassword}`);
+  await page.screenshot({ path: join(shots, '06-app-password-desktop.png'), fullPage: true });
+  result.app_password = appPassword;
+  result.app_password_account = ANNA;
+
+  // Log out, and back in: the enrolment's code is used up, so the login
+  // waits for the next 30 s step (bounded: at most one step).
+  await page.click('header button:has-text("Log out")');
+  await page.waitForURL('**/login');
+  await page.screenshot({ path: join(shots, '07-login-desktop.png'), fullPage: true });
+  const nextStep = (Math.floor(enrolledAt / 30) + 1) * 30;
+  const wait = nextStep * 1000 - Date.now();
+  if (wait > 0) await page.waitForTimeout(wait + 200);
+  await page.fill('#user', 'admin');
+  await page.fill('#password', ADMIN_PW);
+  await page.fill('#totp', totp(secret));
+  await page.click('button:has-text("Log in")');
+  await page.waitForURL(`${base}/`);
+  check((await page.textContent('h2')).includes('Dashboard'), 'no dashboard after login');
+
+  // Every page, at both widths.
+  const pages = [
+    ['dashboard', '/'],
+    ['domains', '/domains'],
+    ['dns', `/domains/${DOMAIN}`],
+    ['accounts', '/accounts'],
+    ['account', `/accounts/${ANNA}`],
+    ['client-setup', `/accounts/${ANNA}/setup`],
+    ['aliases', '/aliases'],
+    ['queue', '/queue'],
+    ['mail-log', '/log'],
+    ['security', '/security'],
+    ['settings', '/settings'],
+  ];
+  const phone = await browser.newContext({
+    viewport: PHONE,
+    isMobile: true,
+    hasTouch: true,
+    storageState: await desktop.storageState(),
+  });
+  phone.setDefaultTimeout(20_000);
+  const small = await phone.newPage();
+  watch(small, problems);
+  let n = 8;
+  for (const [name, path] of pages) {
+    for (const [width, tab] of [['desktop', page], ['phone', small]]) {
+      const response = await tab.goto(`${base}${path}`);
+      check(response.status() === 200, `${path} answered ${response.status()} (${width})`);
+      check(!tab.url().endsWith('/login'), `${path} sent the ${width} browser to the login`);
+      if (width === 'phone') {
+        // Nothing wider than the phone: no sideways scrolling.
+        const [scroll, inner] = await tab.evaluate(
+          () => [document.documentElement.scrollWidth, window.innerWidth]);
+        check(scroll <= inner + 1, `${path} is ${scroll}px wide on a ${inner}px phone`);
+      }
+      const file = `${String(n).padStart(2, '0')}-${name}-${width}.png`;
+      await tab.screenshot({ path: join(shots, file), fullPage: true });
+      result.screenshots.push(file);
+    }
+    n += 1;
+  }
+  check(problems.length === 0, `the browser reported:\n${problems.join('\n')}`);
+  result.ok = true;
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(result));

@@ -1,0 +1,77 @@
+"""The admin page in a real browser: tests/browser/admin-tour.mjs drives
+headless Chromium (Debian's, through playwright-core) through first-boot
+setup, TOTP, the wizard, a second account with an app password, logout and
+login, and screenshots every page at desktop and phone width into
+artifacts/screenshots/. Then the app password it made is used for real:
+IMAP and SMTP submission.
+
+Skipped when Chromium or playwright-core is missing, unless
+POCHTA_REQUIRE_BROWSER=1 (set by .ci/run, which installs both)."""
+
+from __future__ import annotations
+
+import imaplib
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness import make_message, tls_context, unique_id
+
+REPO = Path(__file__).resolve().parents[2]
+BROWSER_DIR = REPO / "tests" / "browser"
+SCREENSHOTS = Path(os.environ.get("POCHTA_SCREENSHOTS", REPO / "artifacts" / "screenshots"))
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+def browser_missing() -> str | None:
+    if not Path(CHROMIUM).exists():
+        return f"{CHROMIUM} is missing (apt-get install chromium)"
+    if shutil.which("node") is None:
+        return "node is missing (apt-get install nodejs npm)"
+    if not (BROWSER_DIR / "node_modules" / "playwright-core").exists():
+        return "playwright-core is missing (cd tests/browser && npm ci)"
+    return None
+
+
+@pytest.fixture
+def browser_ready():
+    why = browser_missing()
+    if why:
+        if os.environ.get("POCHTA_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"POCHTA_REQUIRE_BROWSER=1 but {why}")
+        pytest.skip(why)
+
+
+def test_admin_page_in_chromium(pochta, browser_ready):
+    pochta.start()
+    host, port = pochta.addr("admin")
+    if SCREENSHOTS.exists():
+        shutil.rmtree(SCREENSHOTS)
+    env = dict(os.environ, POCHTA_ADMIN_URL=f"http://{host}:{port}", POCHTA_DATA=str(pochta.data),
+               SCREENSHOTS=str(SCREENSHOTS), CHROMIUM=CHROMIUM)
+    run = subprocess.run(["node", "admin-tour.mjs"], cwd=BROWSER_DIR, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, f"browser tour failed:\n{run.stdout[-3000:]}\n{run.stderr[-5000:]}"
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["ok"] is True
+    for name in result["screenshots"]:
+        png = SCREENSHOTS / name
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    assert len(result["screenshots"]) >= 20, result["screenshots"]
+
+    # The app password the browser made works for IMAP and submission.
+    user, password = result["app_password_account"], result["app_password"]
+    with pochta.submit_client(user, password) as s:
+        marker = unique_id("browser")
+        s.sendmail(user, [user], make_message(sender=user, to=user, subject=marker))
+    imap = imaplib.IMAP4_SSL(*pochta.addr("imaps"), ssl_context=tls_context(), timeout=30)
+    try:
+        imap.login(user, password)
+        typ, data = imap.select("INBOX")
+        assert typ == "OK" and int(data[0]) >= 1
+    finally:
+        imap.logout()
