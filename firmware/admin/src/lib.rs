@@ -118,17 +118,21 @@ pub struct AdminServer {
     front: Option<tls_front::TlsFront>,
 }
 
-/// Binds a plain HTTP listener.
+/// Binds a plain HTTP listener, with `TCP_NODELAY` (Linux hands it on to
+/// every accepted connection). tiny-http writes a reply through a 1 KiB
+/// buffer, so any page over 1 KiB leaves in two writes; with Nagle's
+/// algorithm the second waited for the client's delayed ACK, and every
+/// such page took 40 ms longer than it needed.
 fn bind_http(addr: SocketAddr) -> Result<tiny_http::Server, AdminError> {
-    tiny_http::Server::http(addr).map_err(|e| {
-        let denied = e
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied);
-        AdminError::Bind {
-            addr,
-            message: format!("{e}{}", if denied { PRIVILEGED_HINT } else { "" }),
-        }
-    })
+    let bind_error = |e: &dyn std::fmt::Display, denied: bool| AdminError::Bind {
+        addr,
+        message: format!("{e}{}", if denied { PRIVILEGED_HINT } else { "" }),
+    };
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| bind_error(&e, e.kind() == std::io::ErrorKind::PermissionDenied))?;
+    nix::sys::socket::setsockopt(&listener, nix::sys::socket::sockopt::TcpNoDelay, &true)
+        .map_err(|e| bind_error(&e, false))?;
+    tiny_http::Server::from_listener(listener, None).map_err(|e| bind_error(&e, false))
 }
 
 const PRIVILEGED_HINT: &str = " (ports below 1024 need root; set admin.listen in the config)";

@@ -157,6 +157,8 @@ async fn forward(
     acceptor: &tokio_rustls::TlsAcceptor,
     peers: &Peers,
 ) -> Result<(), &'static str> {
+    // Replies come in pieces (see bind_http in lib.rs): no Nagle waits.
+    let _ = tcp.set_nodelay(true);
     let mut tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
         .await
         .map_err(|_| "TLS handshake timed out")?
@@ -164,6 +166,7 @@ async fn forward(
     let mut plain = TcpStream::connect(backend)
         .await
         .map_err(|_| "cannot reach the admin page's backend")?;
+    let _ = plain.set_nodelay(true);
     let port = plain
         .local_addr()
         .map_err(|_| "backend connection has no address")?
