@@ -118,6 +118,16 @@ impl Reply {
         self
     }
 
+    /// A body of any other type (the client setup files).
+    pub fn typed(status: u16, content_type: &'static str, body: Vec<u8>) -> Reply {
+        Reply {
+            status,
+            content_type,
+            body,
+            headers: Vec::new(),
+        }
+    }
+
     /// Sends the reply with the security headers.
     pub fn send(self, request: Request) {
         let mut response = Response::from_data(self.body).with_status_code(self.status);

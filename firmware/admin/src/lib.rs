@@ -15,14 +15,20 @@
 //! - `session`: server-side sessions with cookies and CSRF tokens;
 //! - `setup_code`, `totp`, `password`: the one-time setup code, RFC 6238
 //!   codes, password strength;
-//! - `http`: replies with the security headers, cookies, JSON bodies.
+//! - `http`: replies with the security headers, cookies, JSON bodies;
+//! - `clientsetup`: Thunderbird autoconfig, Outlook autodiscover (the only
+//!   paths answered beyond the LAN), Apple `.mobileconfig`, per-account
+//!   settings;
+//! - `dnscheck`: the live check of a domain's records and of DNSBLs.
 //!
 //! Plain HTTP only for now; HTTPS will be terminated with the workspace's
 //! rustls, not tiny-http's own TLS (it would pull a second TLS stack).
 //! Knows nothing of the mail protocols.
 
 mod access;
+mod clientsetup;
 mod directory;
+mod dnscheck;
 mod http;
 mod login;
 mod pages;
@@ -89,6 +95,11 @@ pub struct Context {
     pub data: PathBuf,
     /// The `[admin]` section.
     pub config: pochta_config::Admin,
+    /// Where the mail services actually listen (ports resolved), for the
+    /// client setup files and page.
+    pub listen: pochta_config::Listen,
+    /// The `[dns]` section: the resolver of the live DNS check.
+    pub dns: pochta_config::Dns,
 }
 
 /// Everything a request handler reaches.

@@ -6,7 +6,7 @@ use tiny_http::{Method, Request};
 
 use crate::http::{self, Body, Reply};
 use crate::session::{Session, COOKIE};
-use crate::{directory, login, State};
+use crate::{clientsetup, directory, dnscheck, login, State};
 
 /// What a request asks for.
 enum Route<'p> {
@@ -22,6 +22,9 @@ enum Route<'p> {
     DomainDns(&'p str),
     Accounts,
     AddAccount,
+    AccountSetup(&'p str),
+    AccountMobileconfig(&'p str),
+    DomainCheck(&'p str),
 }
 
 impl Route<'_> {
@@ -60,6 +63,9 @@ fn route<'p>(method: &Method, path: &'p str) -> Result<Route<'p>, Reply> {
         ["api", "domains"] => (Some(Route::Domains), Some(Route::AddDomain)),
         ["api", "domains", name, "dns"] => (Some(Route::DomainDns(name)), None),
         ["api", "accounts"] => (Some(Route::Accounts), Some(Route::AddAccount)),
+        ["api", "accounts", addr, "setup"] => (Some(Route::AccountSetup(addr)), None),
+        ["api", "accounts", addr, "mobileconfig"] => (Some(Route::AccountMobileconfig(addr)), None),
+        ["api", "domains", name, "check"] => (Some(Route::DomainCheck(name)), None),
         _ => return Err(Reply::error(404, "no such page")),
     };
     let allowed = match (&get, &post) {
@@ -83,6 +89,10 @@ pub fn handle(state: &State, mut request: Request) {
         return Reply::error(403, "forbidden").send(request);
     };
     let path = request.url().split('?').next().unwrap_or("").to_owned();
+    // Client setup files answer every source (see clientsetup's doc).
+    if let Some(reply) = crate::clientsetup::public(state, &mut request, &path) {
+        return reply.send(request);
+    }
     if !state.access.allows(peer.ip()) {
         state.ctx.maillog.admin_refused(peer, &path);
         tracing::warn!(%peer, path, "admin page: source address not allowed");
@@ -148,6 +158,9 @@ fn dispatch(
         (Route::DomainDns(name), Some(_)) => directory::dns(state, name),
         (Route::Accounts, Some(_)) => directory::accounts(state),
         (Route::AddAccount, Some(_)) => directory::add_account(state, &body),
+        (Route::AccountSetup(addr), Some(_)) => clientsetup::setup(state, addr),
+        (Route::AccountMobileconfig(addr), Some(_)) => clientsetup::mobileconfig(state, addr),
+        (Route::DomainCheck(name), Some(_)) => dnscheck::check(state, name),
         // needs_session() said yes, so authorize() gave a session.
         (_, None) => Reply::error(401, "log in first"),
     }

@@ -6,10 +6,14 @@
 //!
 //! Layout: this file holds the frame every page shares (header, menu,
 //! escaping, the CSRF field) and sends each path to its area: `login`
-//! (setup, login, enrolment), `dashboard`, `domains`, `accounts`.
+//! (setup, login, enrolment), `dashboard`, `domains`, `accounts`,
+//! `clientsetup` (an account's settings), `dnscheck` (records and their
+//! live check).
 
 mod accounts;
+mod clientsetup;
 mod dashboard;
+mod dnscheck;
 mod domains;
 mod login;
 
@@ -171,7 +175,9 @@ pub fn handle(state: &State, request: &mut Request, peer: SocketAddr, path: &str
 /// Whether a path names a page behind the login (to send a visitor without
 /// a session to the login instead of a 404).
 fn is_known(path: &str) -> bool {
-    MENU.iter().any(|(p, _)| *p == path) || path.starts_with("/domains/")
+    MENU.iter().any(|(p, _)| *p == path)
+        || path.starts_with("/domains/")
+        || path.starts_with("/accounts/")
 }
 
 fn not_found(s: Option<&Session>) -> Reply {
@@ -190,6 +196,8 @@ fn logged_in_page(state: &State, s: &Session, path: &str) -> Reply {
         ["domains"] => domains::list(state, s, 200, None),
         ["domains", name] => domains::dns(state, s, name),
         ["accounts"] => accounts::list(state, s, 200, None),
+        ["accounts", addr, "setup"] => clientsetup::show(state, s, addr),
+        ["domains", name, "check"] => dnscheck::checked(state, s, name),
         _ => not_found(Some(s)),
     }
 }
