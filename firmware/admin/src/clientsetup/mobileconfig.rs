@@ -6,7 +6,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::{account, xml_escape, Endpoint, Security, Servers};
+use super::{account, xml_escape, Servers};
 use crate::http::Reply;
 use crate::State;
 
@@ -82,11 +82,10 @@ fn profile(address: &str, servers: &Servers) -> Option<String> {
     let host = xml_escape(&servers.host);
     let mail_uuid = stable_uuid(&format!("mail-payload {address} {}", servers.host));
     let profile_uuid = stable_uuid(&format!("profile {address} {}", servers.host));
-    let ssl = |e: &Endpoint| match e.security {
-        // Implicit TLS and STARTTLS both count as "use SSL" for Apple
-        // Mail, which negotiates STARTTLS on the plain ports itself.
-        Security::Tls | Security::StartTls => "<true/>",
-    };
+    // UseSSL is true for both kinds of port: Apple Mail then insists on
+    // TLS, implicit on 993/465 and by STARTTLS on 143/587 (the servers
+    // refuse a password before TLS anyway). Implicit TLS ports come first
+    // in `Servers`, so they are the ones named when they listen.
     Some(format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
 <!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n\
@@ -102,12 +101,12 @@ fn profile(address: &str, servers: &Servers) -> Option<String> {
 \t\t\t<key>IncomingMailServerAuthentication</key>\n\t\t\t<string>EmailAuthPassword</string>\n\
 \t\t\t<key>IncomingMailServerHostName</key>\n\t\t\t<string>{host}</string>\n\
 \t\t\t<key>IncomingMailServerPortNumber</key>\n\t\t\t<integer>{imap_port}</integer>\n\
-\t\t\t<key>IncomingMailServerUseSSL</key>\n\t\t\t{imap_ssl}\n\
+\t\t\t<key>IncomingMailServerUseSSL</key>\n\t\t\t<true/>\n\
 \t\t\t<key>IncomingMailServerUsername</key>\n\t\t\t<string>{addr}</string>\n\
 \t\t\t<key>OutgoingMailServerAuthentication</key>\n\t\t\t<string>EmailAuthPassword</string>\n\
 \t\t\t<key>OutgoingMailServerHostName</key>\n\t\t\t<string>{host}</string>\n\
 \t\t\t<key>OutgoingMailServerPortNumber</key>\n\t\t\t<integer>{smtp_port}</integer>\n\
-\t\t\t<key>OutgoingMailServerUseSSL</key>\n\t\t\t{smtp_ssl}\n\
+\t\t\t<key>OutgoingMailServerUseSSL</key>\n\t\t\t<true/>\n\
 \t\t\t<key>OutgoingMailServerUsername</key>\n\t\t\t<string>{addr}</string>\n\
 \t\t\t<key>OutgoingPasswordSameAsIncomingPassword</key>\n\t\t\t<true/>\n\
 \t\t\t<key>PayloadDescription</key>\n\t\t\t<string>Mail account {addr}</string>\n\
@@ -129,14 +128,13 @@ fn profile(address: &str, servers: &Servers) -> Option<String> {
 </plist>\n",
         id = xml_escape(&id),
         imap_port = imap.port,
-        imap_ssl = ssl(imap),
         smtp_port = smtp.port,
-        smtp_ssl = ssl(smtp),
     ))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::{Endpoint, Security};
     use super::*;
 
     #[test]

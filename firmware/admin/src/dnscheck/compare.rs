@@ -483,6 +483,11 @@ mod tests {
             Status::Wrong,
             "k=rsa by default"
         );
+        assert_eq!(
+            d(txt(&["k=ed25519; p=ABCDEF"])).status,
+            Status::Ok,
+            "v= is optional"
+        );
         let missing = d(Answer::Nothing);
         assert_eq!(
             missing.fix,

@@ -45,13 +45,16 @@ enum Kind {
     Record(&'static str),
 }
 
+/// A record the domain must publish: owner name, type, zone-file data.
+type Expected = (String, String, String);
+
 /// `GET /api/domains/NAME/check`.
 pub fn check(state: &State, name: &str) -> Reply {
     let reply = crate::directory::dns(state, name);
     let Some(expected) = reply.json_value() else {
         return reply;
     };
-    let records: Vec<(String, String, String)> = expected["records"]
+    let records: Vec<Expected> = expected["records"]
         .as_array()
         .map(|list| {
             list.iter()
@@ -83,53 +86,35 @@ pub fn check(state: &State, name: &str) -> Reply {
             )
         }
     };
+    // Each question may take every attempt's timeout; past this it is
+    // unknown. Two rounds (records, then blocklists) bound the whole check.
     let limit = Duration::from_secs(dns.timeout_secs.max(1) * 2 + 1);
-    let (checked, blocklists) = runtime.block_on(async {
-        let mut questions = vec![Question {
-            name: format!("{host}."),
-            kind: Kind::Address,
-        }];
-        for (name, kind, _) in &records {
-            let kind = static_kind(kind);
-            questions.push(Question {
-                name: name.clone(),
-                kind: Kind::Record(kind),
-            });
-            if kind == "CNAME" {
-                // Some providers only offer A records: compared by address.
-                questions.push(Question {
-                    name: name.clone(),
-                    kind: Kind::Address,
-                });
-            }
-        }
-        let answers = ask_all(&resolver, questions, limit).await;
-        let host_answer = answers
-            .get(&Question {
-                name: format!("{host}."),
-                kind: Kind::Address,
-            })
-            .cloned()
-            .unwrap_or(Answer::Nothing);
+    let host_question = Question {
+        name: format!("{host}."),
+        kind: Kind::Address,
+    };
+    let (answers, blocklists) = runtime.block_on(async {
+        let answers = ask_all(&resolver, questions(&host_question, &records), limit).await;
+        let host_answer = answer_to(&answers, &host_question);
         let blocklists = blocklists(&resolver, &host, &host_answer, limit).await;
-        ((answers, host_answer), blocklists)
+        (answers, blocklists)
     });
-    let (answers, host_answer) = checked;
-    let host_ips: Vec<IpAddr> = ips(&host_answer);
+    let host_answer = answer_to(&answers, &host_question);
+    let host_ips = ips(&host_answer);
     let mut rows = vec![host_row(&host, &host_answer)];
     for (name, kind, data) in &records {
-        let asked = |k| {
-            answers
-                .get(&Question {
+        let asked = |kind| {
+            answer_to(
+                &answers,
+                &Question {
                     name: name.clone(),
-                    kind: k,
-                })
-                .cloned()
+                    kind,
+                },
+            )
         };
-        let answer = if kind == "CNAME" {
-            merge(asked(Kind::Record("CNAME")), asked(Kind::Address))
-        } else {
-            asked(Kind::Record(static_kind(kind))).unwrap_or(Answer::Nothing)
+        let answer = match static_kind(kind) {
+            "CNAME" => merge(asked(Kind::Record("CNAME")), asked(Kind::Address)),
+            k => asked(Kind::Record(k)),
         };
         let verdict = compare::compare(name, kind, data, &host, &answer, &host_ips);
         rows.push(row(name, kind, data, &answer, &verdict));
@@ -150,6 +135,36 @@ pub fn check(state: &State, name: &str) -> Reply {
     )
 }
 
+/// What to ask: the mail host's addresses and each record; names that
+/// should be CNAMEs are also asked for addresses (some DNS providers only
+/// offer A records there).
+fn questions(host: &Question, records: &[Expected]) -> Vec<Question> {
+    let mut out = vec![host.clone()];
+    for (name, kind, _) in records {
+        let kind = static_kind(kind);
+        out.push(Question {
+            name: name.clone(),
+            kind: Kind::Record(kind),
+        });
+        if kind == "CNAME" {
+            out.push(Question {
+                name: name.clone(),
+                kind: Kind::Address,
+            });
+        }
+    }
+    out
+}
+
+/// The answer to a question; one that got lost (its task failed) is
+/// unknown, not missing.
+fn answer_to(answers: &HashMap<Question, Answer>, q: &Question) -> Answer {
+    answers
+        .get(q)
+        .cloned()
+        .unwrap_or_else(|| Answer::Failed("no answer".into()))
+}
+
 fn static_kind(kind: &str) -> &'static str {
     match kind {
         "MX" => "MX",
@@ -160,12 +175,10 @@ fn static_kind(kind: &str) -> &'static str {
 }
 
 /// A CNAME answer, or else the name's own addresses.
-fn merge(cname: Option<Answer>, address: Option<Answer>) -> Answer {
+fn merge(cname: Answer, address: Answer) -> Answer {
     match (cname, address) {
-        (Some(a @ Answer::Found(_)), _) => a,
-        (Some(Answer::Failed(e)), _) => Answer::Failed(e),
-        (_, Some(a)) => a,
-        (c, None) => c.unwrap_or(Answer::Nothing),
+        (a @ (Answer::Found(_) | Answer::Failed(_)), _) => a,
+        (Answer::Nothing, a) => a,
     }
 }
 
