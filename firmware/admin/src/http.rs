@@ -121,6 +121,16 @@ impl Reply {
         self
     }
 
+    /// A body of any other type (the client setup files).
+    pub fn typed(status: u16, content_type: &'static str, body: Vec<u8>) -> Reply {
+        Reply {
+            status,
+            content_type,
+            body,
+            headers: Vec::new(),
+        }
+    }
+
     /// Sends the reply with the security headers. Over HTTPS, cookies get
     /// `Secure` (a browser then never sends them over plain HTTP).
     pub fn send(self, request: Request, https: bool) {

@@ -17,12 +17,18 @@
 //!   codes, password strength;
 //! - `http`: replies with the security headers, cookies, JSON bodies;
 //! - `tls_front`: HTTPS, terminated with the workspace's rustls in front of
-//!   a loopback tiny-http listener.
+//!   a loopback tiny-http listener;
+//! - `clientsetup`: Thunderbird autoconfig, Outlook autodiscover (the only
+//!   paths answered beyond the LAN), Apple `.mobileconfig`, per-account
+//!   settings;
+//! - `dnscheck`: the live check of a domain's records and of DNSBLs.
 //!
 //! Knows nothing of the mail protocols.
 
 mod access;
+mod clientsetup;
 mod directory;
+mod dnscheck;
 mod http;
 mod keys;
 mod login;
@@ -94,6 +100,11 @@ pub struct Context {
     /// The box's certificate for HTTPS (`admin.listen_tls`); `None` serves
     /// plain HTTP only.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Where the mail services actually listen (ports resolved), for the
+    /// client setup files and page.
+    pub listen: pochta_config::Listen,
+    /// The `[dns]` section: the resolver of the live DNS check.
+    pub dns: pochta_config::Dns,
 }
 
 /// Everything a request handler reaches.

@@ -6,7 +6,7 @@ use tiny_http::{Method, Request};
 
 use crate::http::{self, Body, Reply};
 use crate::session::{Session, COOKIE};
-use crate::{directory, keys, login, State};
+use crate::{clientsetup, directory, dnscheck, keys, login, State};
 
 /// What a request asks for.
 enum Route<'p> {
@@ -27,6 +27,9 @@ enum Route<'p> {
     ApiTokens,
     AddApiToken,
     RevokeApiToken(&'p str),
+    AccountSetup(&'p str),
+    AccountMobileconfig(&'p str),
+    DomainCheck(&'p str),
 }
 
 impl Route<'_> {
@@ -91,6 +94,9 @@ fn route<'p>(method: &Method, path: &'p str) -> Result<Route<'p>, Reply> {
         ["api", "recovery-codes"] => (Some(Route::RecoveryCodes), Some(Route::NewRecoveryCodes)),
         ["api", "tokens"] => (Some(Route::ApiTokens), Some(Route::AddApiToken)),
         ["api", "tokens", id, "revoke"] => (None, Some(Route::RevokeApiToken(id))),
+        ["api", "accounts", addr, "setup"] => (Some(Route::AccountSetup(addr)), None),
+        ["api", "accounts", addr, "mobileconfig"] => (Some(Route::AccountMobileconfig(addr)), None),
+        ["api", "domains", name, "check"] => (Some(Route::DomainCheck(name)), None),
         _ => return Err(Reply::error(404, "no such page")),
     };
     let allowed = match (&get, &post) {
@@ -122,6 +128,10 @@ pub fn handle(state: &State, mut request: Request, https: bool) {
         return Reply::error(403, "forbidden").send(request, https);
     };
     let path = request.url().split('?').next().unwrap_or("").to_owned();
+    // Client setup files answer every source (see clientsetup's doc).
+    if let Some(reply) = crate::clientsetup::public(state, &mut request, &path) {
+        return reply.send(request, https);
+    }
     if !state.access.allows(peer.ip()) {
         state.ctx.maillog.admin_refused(peer, &path);
         tracing::warn!(%peer, path, "admin page: source address not allowed");
@@ -192,6 +202,9 @@ fn dispatch(
         (Route::ApiTokens, Some(s)) => keys::tokens(state, &s),
         (Route::AddApiToken, Some(s)) => keys::add_token(state, &s, &body),
         (Route::RevokeApiToken(id), Some(s)) => keys::revoke_token(state, &s, id),
+        (Route::AccountSetup(addr), Some(_)) => clientsetup::setup(state, addr),
+        (Route::AccountMobileconfig(addr), Some(_)) => clientsetup::mobileconfig(state, addr),
+        (Route::DomainCheck(name), Some(_)) => dnscheck::check(state, name),
         // needs_session() said yes, so authorize() gave a session.
         (_, None) => Reply::error(401, "log in first"),
     }

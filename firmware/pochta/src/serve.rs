@@ -208,6 +208,8 @@ async fn run(
         data: data.to_owned(),
         config: config.admin.clone(),
         tls: Some(tls.config().clone()),
+        listen: listening(&bound),
+        dns: config.dns.clone(),
     })
     .map_err(|e| e.to_string())?;
     // The queue worker, signing mail from local domains with their DKIM
@@ -295,6 +297,36 @@ async fn run(
     let _ = std::fs::remove_file(&ready);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Where the mail services listen, with ports the system chose (`:0`)
+/// filled in: what the admin page's client setup files tell clients.
+fn listening(bound: &[(Proto, TcpListener)]) -> pochta_config::Listen {
+    let mut l = pochta_config::Listen {
+        smtp: Vec::new(),
+        submission: Vec::new(),
+        submissions: Vec::new(),
+        imap: Vec::new(),
+        imaps: Vec::new(),
+        pop3: Vec::new(),
+        pop3s: Vec::new(),
+    };
+    for (proto, listener) in bound {
+        let Ok(addr) = listener.local_addr() else {
+            continue;
+        };
+        let list = match proto {
+            Proto::Smtp(Service::Mx) => &mut l.smtp,
+            Proto::Smtp(Service::Submission) => &mut l.submission,
+            Proto::Smtp(Service::Submissions) => &mut l.submissions,
+            Proto::Imap(pochta_imap::Service::Imap) => &mut l.imap,
+            Proto::Imap(pochta_imap::Service::Imaps) => &mut l.imaps,
+            Proto::Pop3(pochta_pop3::Service::Pop3) => &mut l.pop3,
+            Proto::Pop3(pochta_pop3::Service::Pop3s) => &mut l.pop3s,
+        };
+        list.push(addr);
+    }
+    l
 }
 
 async fn wait_for_signal() {

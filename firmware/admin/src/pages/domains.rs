@@ -57,31 +57,10 @@ pub(super) fn dns(state: &State, s: &Session, name: &str) -> Reply {
             &error_box(Some(&reply.error_message())),
         );
     };
-    let rows: String = value["records"]
-        .as_array()
-        .map(|records| {
-            records
-                .iter()
-                .map(|r| {
-                    format!(
-                        "<tr><td class=\"data\">{}</td><td>{}</td><td class=\"data\">{}</td></tr>",
-                        esc(r["name"].as_str().unwrap_or("")),
-                        esc(r["type"].as_str().unwrap_or("")),
-                        esc(r["data"].as_str().unwrap_or(""))
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
     page(
         200,
         "DNS records",
         Some(s),
-        &format!(
-            "<section><h2>DNS records for {}</h2><p>Publish these at your DNS provider.</p>\
-             <table><tr><th>Name</th><th>Type</th><th>Value</th></tr>{rows}</table>\
-             <p><a href=\"/domains\">All domains</a></p></section>",
-            esc(value["domain"].as_str().unwrap_or(""))
-        ),
+        &super::dnscheck::records(&value),
     )
 }

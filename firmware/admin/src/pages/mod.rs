@@ -7,10 +7,14 @@
 //! Layout: this file holds the frame every page shares (header, menu,
 //! escaping, the CSRF field) and sends each path to its area: `login`
 //! (setup, login, enrolment), `welcome` (the rest of the first-boot
-//! wizard), `dashboard`, `domains`, `accounts`, `settings`.
+//! wizard), `dashboard`, `domains`, `accounts`, `clientsetup` (an
+//! account's settings), `dnscheck` (records and their live check),
+//! `settings`.
 
 mod accounts;
+mod clientsetup;
 mod dashboard;
+mod dnscheck;
 mod domains;
 mod login;
 mod settings;
@@ -183,7 +187,10 @@ pub fn handle(state: &State, request: &mut Request, peer: SocketAddr, path: &str
 /// Whether a path names a page behind the login (to send a visitor without
 /// a session to the login instead of a 404).
 fn is_known(path: &str) -> bool {
-    MENU.iter().any(|(p, _)| *p == path) || path == "/welcome" || path.starts_with("/domains/")
+    MENU.iter().any(|(p, _)| *p == path)
+        || path == "/welcome"
+        || path.starts_with("/domains/")
+        || path.starts_with("/accounts/")
 }
 
 fn not_found(s: Option<&Session>) -> Reply {
@@ -204,6 +211,8 @@ fn logged_in_page(state: &State, s: &Session, path: &str) -> Reply {
         ["accounts"] => accounts::list(state, s, 200, None),
         ["welcome"] => welcome::next_step(state, s, None),
         ["settings"] => settings::show(state, s, 200, ""),
+        ["accounts", addr, "setup"] => clientsetup::show(state, s, addr),
+        ["domains", name, "check"] => dnscheck::checked(state, s, name),
         _ => not_found(Some(s)),
     }
 }
