@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use pochta_maillog::MailLog;
-use pochta_store::{AccountId, Store};
+use pochta_store::{AccountId, Credential, LoginCheck, Store};
 
 pub use guard::{Guard, Verdict};
 
@@ -24,7 +24,9 @@ pub use guard::{Guard, Verdict};
 pub enum Login {
     /// Good credentials.
     Accepted(AccountId),
-    /// Wrong user or password (the two are never told apart).
+    /// Refused: wrong user or password, a disabled account, or the
+    /// account password of an account with TOTP on. The mail log says
+    /// which; the client is never told apart.
     Refused,
     /// The address is banned for now; the password was not even checked.
     Banned,
@@ -85,17 +87,33 @@ impl Authenticator {
         let Ok(_permit) = self.hashing.acquire().await else {
             return Login::Unavailable;
         };
+        let from = ip.to_string();
         let checked =
-            tokio::task::spawn_blocking(move || store.authenticate(&name, &password)).await;
+            tokio::task::spawn_blocking(move || store.authenticate(&name, &password, &from)).await;
         match checked {
-            Ok(Ok(Some(account))) => {
+            Ok(Ok(LoginCheck::Accepted { account, via })) => {
                 self.guard.success(ip);
-                self.maillog.auth_ok(session, peer, service, user);
+                match via {
+                    Credential::AccountPassword => {
+                        self.maillog.auth_ok(session, peer, service, user)
+                    }
+                    Credential::AppPassword(name) => self.maillog.auth_ok_via(
+                        session,
+                        peer,
+                        service,
+                        user,
+                        &format!("app password {name:?}"),
+                    ),
+                }
                 Login::Accepted(account)
             }
-            Ok(Ok(None)) => {
+            Ok(Ok(LoginCheck::Refused(why))) => {
+                // Every refusal counts, also "right password, but not
+                // allowed": the client is not told which, and a guesser
+                // must not get unlimited tries at a two-factor account.
                 let banned_now = self.guard.failure(ip);
-                self.maillog.auth_failed(session, peer, service, user);
+                self.maillog
+                    .auth_refused(session, peer, service, user, why.reason());
                 if banned_now {
                     tracing::warn!(%ip, "too many failed logins: address banned");
                     self.maillog
