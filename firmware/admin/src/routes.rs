@@ -6,7 +6,7 @@ use tiny_http::{Method, Request};
 
 use crate::http::{self, Body, Reply};
 use crate::session::{Session, COOKIE};
-use crate::{directory, login, State};
+use crate::{accounts, directory, login, State};
 
 /// What a request asks for.
 enum Route<'p> {
@@ -22,6 +22,8 @@ enum Route<'p> {
     DomainDns(&'p str),
     Accounts,
     AddAccount,
+    /// `/api/accounts/ADDR/...`: the address as in the path, and what is asked.
+    Account(&'p str, accounts::Action<'p>),
 }
 
 impl Route<'_> {
@@ -35,7 +37,7 @@ impl Route<'_> {
         matches!(
             self,
             Route::Setup | Route::Login | Route::ConfirmTotp | Route::AddDomain | Route::AddAccount
-        )
+        ) || matches!(self, Route::Account(_, action) if action.takes_body())
     }
 
     /// Whether a session that has not finished TOTP enrolment may ask.
@@ -60,6 +62,13 @@ fn route<'p>(method: &Method, path: &'p str) -> Result<Route<'p>, Reply> {
         ["api", "domains"] => (Some(Route::Domains), Some(Route::AddDomain)),
         ["api", "domains", name, "dns"] => (Some(Route::DomainDns(name)), None),
         ["api", "accounts"] => (Some(Route::Accounts), Some(Route::AddAccount)),
+        ["api", "accounts", address, rest @ ..] => match accounts::route(rest) {
+            Some((get, post)) => (
+                get.map(|a| Route::Account(address, a)),
+                post.map(|a| Route::Account(address, a)),
+            ),
+            None => return Err(Reply::error(404, "no such page")),
+        },
         _ => return Err(Reply::error(404, "no such page")),
     };
     let allowed = match (&get, &post) {
@@ -148,6 +157,9 @@ fn dispatch(
         (Route::DomainDns(name), Some(_)) => directory::dns(state, name),
         (Route::Accounts, Some(_)) => directory::accounts(state),
         (Route::AddAccount, Some(_)) => directory::add_account(state, &body),
+        (Route::Account(address, action), Some(_)) => {
+            accounts::handle(state, address, action, &body)
+        }
         // needs_session() said yes, so authorize() gave a session.
         (_, None) => Reply::error(401, "log in first"),
     }

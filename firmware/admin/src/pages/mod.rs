@@ -171,7 +171,9 @@ pub fn handle(state: &State, request: &mut Request, peer: SocketAddr, path: &str
 /// Whether a path names a page behind the login (to send a visitor without
 /// a session to the login instead of a 404).
 fn is_known(path: &str) -> bool {
-    MENU.iter().any(|(p, _)| *p == path) || path.starts_with("/domains/")
+    MENU.iter().any(|(p, _)| *p == path)
+        || path.starts_with("/domains/")
+        || path.starts_with("/accounts/")
 }
 
 fn not_found(s: Option<&Session>) -> Reply {
@@ -190,6 +192,7 @@ fn logged_in_page(state: &State, s: &Session, path: &str) -> Reply {
         ["domains"] => domains::list(state, s, 200, None),
         ["domains", name] => domains::dns(state, s, name),
         ["accounts"] => accounts::list(state, s, 200, None),
+        ["accounts", address] => accounts::detail(state, s, address),
         _ => not_found(Some(s)),
     }
 }
@@ -215,6 +218,7 @@ fn form_action(state: &State, s: &Session, path: &str, form: &Body) -> Reply {
         _ if !s.totp_enabled => Reply::redirect("/enrol"),
         "/domains" => domains::add(state, s, form),
         "/accounts" => accounts::add(state, s, form),
+        p if p.starts_with("/accounts/") => accounts::action(state, s, p, form),
         _ => Reply::redirect("/"),
     }
 }
