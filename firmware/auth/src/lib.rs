@@ -238,4 +238,61 @@ mod tests {
             Login::Accepted(bob)
         );
     }
+
+    #[tokio::test]
+    async fn two_factor_accounts_use_app_passwords_and_the_log_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("data")).unwrap();
+        store.add_domain("example.com").unwrap();
+        let bob = store
+            .add_account("bob@example.com", "password1", 0)
+            .unwrap();
+        let (_, app) = store.add_app_password("bob@example.com", "Phone").unwrap();
+        store
+            .start_account_totp("bob@example.com", "JBSWY3DPEHPK3PXP")
+            .unwrap();
+        store.confirm_account_totp("bob@example.com").unwrap();
+        let log_path = dir.path().join("mail.log");
+        let policy = pochta_config::Guard {
+            delay_after: 100,
+            max_failures: 2,
+            window_secs: 60,
+            ban_secs: 60,
+        };
+        let log = Arc::new(MailLog::open(&log_path).unwrap());
+        let auth = Authenticator::new(store, log, policy);
+        let peer: SocketAddr = "192.0.2.9:1234".parse().unwrap();
+        assert_eq!(
+            auth.login("imap", "s1", peer, "bob@example.com", app.clone())
+                .await,
+            Login::Accepted(bob)
+        );
+        assert_eq!(
+            auth.login("imap", "s2", peer, "bob@example.com", "password1".into())
+                .await,
+            Login::Refused
+        );
+        let text = std::fs::read_to_string(&log_path).unwrap();
+        assert!(
+            text.contains("via=\"app password \\\"Phone\\\"\""),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "reason=\"account password refused: two-factor account, use an app password\""
+            ),
+            "{text}"
+        );
+        assert!(
+            !text.contains("password1") && !text.contains(&app),
+            "{text}"
+        );
+        // The refusal counted: one more failure bans the address.
+        assert_eq!(
+            auth.login("smtp", "s3", peer, "bob@example.com", "password1".into())
+                .await,
+            Login::Refused
+        );
+        assert!(auth.is_banned(peer));
+    }
 }
