@@ -341,8 +341,12 @@ async fn finish(s: &mut Session, body: Body) -> Flow {
                 log.queued(&s.id, rcpt, *q, &id);
             }
             s.reply(Reply::new(250, "2.0.0", format!("OK: queued as {id}")));
-            // Junk gets no auto-reply: it would be backscatter.
+            // Junk gets no auto-reply: it would be backscatter. The client
+            // waits for this 250 (DATA ends a pipelined group, RFC 2920
+            // §3.1), so it goes out before the auto-reply's store work; a
+            // write error shows again at the session's next flush.
             if !is_junk {
+                let _ = s.conn.flush().await;
                 let (from, rcpts) = (&envelope.from, &envelope.rcpts);
                 crate::autoreply::answer(s, from, rcpts, mailboxes, blob).await;
             }
