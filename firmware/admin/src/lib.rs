@@ -9,6 +9,8 @@
 //! - `login`: first-boot setup with the one-time code, login with password
 //!   and TOTP, logout;
 //! - `directory`: domains, their DNS records, accounts;
+//! - `accounts`: one account (password, quota, offboarding, removal, app
+//!   passwords, TOTP enrolment);
 //! - `pages`: the server-rendered HTML (setup, enrolment, login, dashboard,
 //!   DNS records), posting forms to the same handlers as the API;
 //! - `access`: the LAN-only source address policy;
@@ -26,6 +28,7 @@
 //! Knows nothing of the mail protocols.
 
 mod access;
+mod accounts;
 mod clientsetup;
 mod directory;
 mod dnscheck;

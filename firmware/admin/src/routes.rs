@@ -6,7 +6,7 @@ use tiny_http::{Method, Request};
 
 use crate::http::{self, Body, Reply};
 use crate::session::{Session, COOKIE};
-use crate::{clientsetup, directory, dnscheck, keys, login, State};
+use crate::{accounts, clientsetup, directory, dnscheck, keys, login, State};
 
 /// What a request asks for.
 enum Route<'p> {
@@ -30,6 +30,8 @@ enum Route<'p> {
     AccountSetup(&'p str),
     AccountMobileconfig(&'p str),
     DomainCheck(&'p str),
+    /// `/api/accounts/ADDR/...`: the address as in the path, and what is asked.
+    Account(&'p str, accounts::Action<'p>),
 }
 
 impl Route<'_> {
@@ -48,7 +50,7 @@ impl Route<'_> {
                 | Route::AddDomain
                 | Route::AddAccount
                 | Route::AddApiToken
-        )
+        ) || matches!(self, Route::Account(_, action) if action.takes_body())
     }
 
     /// Whether an API token may ask: not for what belongs to a person's
@@ -97,6 +99,13 @@ fn route<'p>(method: &Method, path: &'p str) -> Result<Route<'p>, Reply> {
         ["api", "accounts", addr, "setup"] => (Some(Route::AccountSetup(addr)), None),
         ["api", "accounts", addr, "mobileconfig"] => (Some(Route::AccountMobileconfig(addr)), None),
         ["api", "domains", name, "check"] => (Some(Route::DomainCheck(name)), None),
+        ["api", "accounts", address, rest @ ..] => match accounts::route(rest) {
+            Some((get, post)) => (
+                get.map(|a| Route::Account(address, a)),
+                post.map(|a| Route::Account(address, a)),
+            ),
+            None => return Err(Reply::error(404, "no such page")),
+        },
         _ => return Err(Reply::error(404, "no such page")),
     };
     let allowed = match (&get, &post) {
@@ -205,6 +214,9 @@ fn dispatch(
         (Route::AccountSetup(addr), Some(_)) => clientsetup::setup(state, addr),
         (Route::AccountMobileconfig(addr), Some(_)) => clientsetup::mobileconfig(state, addr),
         (Route::DomainCheck(name), Some(_)) => dnscheck::check(state, name),
+        (Route::Account(address, action), Some(_)) => {
+            accounts::handle(state, address, action, &body)
+        }
         // needs_session() said yes, so authorize() gave a session.
         (_, None) => Reply::error(401, "log in first"),
     }

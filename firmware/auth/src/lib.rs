@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use pochta_maillog::MailLog;
-use pochta_store::{AccountId, Store};
+use pochta_store::{AccountId, Credential, LoginCheck, Store};
 
 pub use guard::{Guard, Verdict};
 
@@ -24,7 +24,9 @@ pub use guard::{Guard, Verdict};
 pub enum Login {
     /// Good credentials.
     Accepted(AccountId),
-    /// Wrong user or password (the two are never told apart).
+    /// Refused: wrong user or password, a disabled account, or the
+    /// account password of an account with TOTP on. The mail log says
+    /// which; the client is never told apart.
     Refused,
     /// The address is banned for now; the password was not even checked.
     Banned,
@@ -85,17 +87,33 @@ impl Authenticator {
         let Ok(_permit) = self.hashing.acquire().await else {
             return Login::Unavailable;
         };
+        let from = ip.to_string();
         let checked =
-            tokio::task::spawn_blocking(move || store.authenticate(&name, &password)).await;
+            tokio::task::spawn_blocking(move || store.authenticate(&name, &password, &from)).await;
         match checked {
-            Ok(Ok(Some(account))) => {
+            Ok(Ok(LoginCheck::Accepted { account, via })) => {
                 self.guard.success(ip);
-                self.maillog.auth_ok(session, peer, service, user);
+                match via {
+                    Credential::AccountPassword => {
+                        self.maillog.auth_ok(session, peer, service, user)
+                    }
+                    Credential::AppPassword(name) => self.maillog.auth_ok_via(
+                        session,
+                        peer,
+                        service,
+                        user,
+                        &format!("app password {name:?}"),
+                    ),
+                }
                 Login::Accepted(account)
             }
-            Ok(Ok(None)) => {
+            Ok(Ok(LoginCheck::Refused(why))) => {
+                // Every refusal counts, also "right password, but not
+                // allowed": the client is not told which, and a guesser
+                // must not get unlimited tries at a two-factor account.
                 let banned_now = self.guard.failure(ip);
-                self.maillog.auth_failed(session, peer, service, user);
+                self.maillog
+                    .auth_refused(session, peer, service, user, why.reason());
                 if banned_now {
                     tracing::warn!(%ip, "too many failed logins: address banned");
                     self.maillog
@@ -219,5 +237,62 @@ mod tests {
                 .await,
             Login::Accepted(bob)
         );
+    }
+
+    #[tokio::test]
+    async fn two_factor_accounts_use_app_passwords_and_the_log_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("data")).unwrap();
+        store.add_domain("example.com").unwrap();
+        let bob = store
+            .add_account("bob@example.com", "password1", 0)
+            .unwrap();
+        let (_, app) = store.add_app_password("bob@example.com", "Phone").unwrap();
+        store
+            .start_account_totp("bob@example.com", "JBSWY3DPEHPK3PXP")
+            .unwrap();
+        store.confirm_account_totp("bob@example.com").unwrap();
+        let log_path = dir.path().join("mail.log");
+        let policy = pochta_config::Guard {
+            delay_after: 100,
+            max_failures: 2,
+            window_secs: 60,
+            ban_secs: 60,
+        };
+        let log = Arc::new(MailLog::open(&log_path).unwrap());
+        let auth = Authenticator::new(store, log, policy);
+        let peer: SocketAddr = "192.0.2.9:1234".parse().unwrap();
+        assert_eq!(
+            auth.login("imap", "s1", peer, "bob@example.com", app.clone())
+                .await,
+            Login::Accepted(bob)
+        );
+        assert_eq!(
+            auth.login("imap", "s2", peer, "bob@example.com", "password1".into())
+                .await,
+            Login::Refused
+        );
+        let text = std::fs::read_to_string(&log_path).unwrap();
+        assert!(
+            text.contains("via=\"app password \\\"Phone\\\"\""),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "reason=\"account password refused: two-factor account, use an app password\""
+            ),
+            "{text}"
+        );
+        assert!(
+            !text.contains("password1") && !text.contains(&app),
+            "{text}"
+        );
+        // The refusal counted: one more failure bans the address.
+        assert_eq!(
+            auth.login("smtp", "s3", peer, "bob@example.com", "password1".into())
+                .await,
+            Login::Refused
+        );
+        assert!(auth.is_banned(peer));
     }
 }

@@ -288,6 +288,63 @@ impl MailLog {
         );
     }
 
+    /// A login was refused, with why (e.g. the account is disabled, or a
+    /// two-factor account tried its account password). `user` is the name
+    /// tried, never the password.
+    pub fn auth_refused(
+        &self,
+        session: &str,
+        peer: SocketAddr,
+        service: &str,
+        user: &str,
+        reason: &str,
+    ) {
+        self.line(
+            "auth_failed",
+            session,
+            &[
+                ("peer", &peer.to_string()),
+                ("service", service),
+                ("user", user),
+                ("reason", reason),
+            ],
+        );
+    }
+
+    /// A login succeeded with the named credential (e.g. an app password).
+    pub fn auth_ok_via(
+        &self,
+        session: &str,
+        peer: SocketAddr,
+        service: &str,
+        user: &str,
+        via: &str,
+    ) {
+        self.line(
+            "auth_ok",
+            session,
+            &[
+                ("peer", &peer.to_string()),
+                ("service", service),
+                ("user", user),
+                ("via", via),
+            ],
+        );
+    }
+
+    /// An auto-reply of a disabled account (RFC 3834) was not sent, and why.
+    pub fn auto_reply_skipped(&self, session: &str, account: &str, to: &str, why: &str) {
+        self.line(
+            "auto_reply_skipped",
+            session,
+            &[
+                ("account", account),
+                ("to", &format!("<{to}>")),
+                ("why", why),
+            ],
+        );
+    }
+
     fn line(&self, event: &str, session: &str, fields: &[(&str, &str)]) {
         let now = time::OffsetDateTime::now_utc();
         let mut line = format!(

@@ -19,8 +19,10 @@
 //!
 //! - [`outbound`]: the queue worker that delivers queued mail to remote
 //!   servers (MX lookup, SMTP client, retries, DSNs);
-//! - [`mta_sts`]: MTA-STS policies (RFC 8461) the worker enforces.
+//! - [`mta_sts`]: MTA-STS policies (RFC 8461) the worker enforces;
+//! - `autoreply`: the RFC 3834 auto-reply of a disabled account.
 
+mod autoreply;
 mod cmd;
 pub mod mta_sts;
 pub mod outbound;

@@ -3,8 +3,7 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::password_hash::PasswordHasher;
 use argon2::Argon2;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
@@ -25,7 +24,8 @@ pub struct Account {
     pub address: String,
     /// Quota in bytes; 0 is unlimited.
     pub quota_bytes: u64,
-    /// Disabled accounts cannot log in and receive no mail.
+    /// Disabled accounts cannot log in; they still receive mail (see
+    /// `account_settings`).
     pub disabled: bool,
     /// Bytes stored over all folders.
     pub bytes: u64,
@@ -48,8 +48,6 @@ pub enum Resolution {
     NotLocal,
     /// A local domain with no such address.
     Unknown,
-    /// The address is an account that is disabled.
-    Disabled,
 }
 
 /// Whether a catch-all counts when resolving.
@@ -301,40 +299,6 @@ impl Store {
         Ok(())
     }
 
-    /// Checks a login. `None` for a wrong password, an unknown or disabled
-    /// account — the caller must not tell these apart to the client.
-    /// Blocking and deliberately slow (argon2id).
-    pub fn authenticate(
-        &self,
-        address: &str,
-        password: &str,
-    ) -> Result<Option<AccountId>, StoreError> {
-        let Some(a) = normalize_address(address) else {
-            return Ok(None);
-        };
-        let row: Option<(i64, String, bool)> = self
-            .conn()?
-            .query_row(
-                "SELECT id, password, disabled FROM accounts WHERE address = ?1",
-                [&a],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()?;
-        let Some((id, hash, disabled)) = row else {
-            // Spend the same time as a real check so that timing does not
-            // reveal which addresses exist.
-            let _ = hash_password(password);
-            return Ok(None);
-        };
-        let Ok(parsed) = PasswordHash::new(&hash) else {
-            return Ok(None);
-        };
-        let ok = Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
-        Ok((ok && !disabled).then_some(AccountId(id)))
-    }
-
     /// Adds an alias (one target), a group (several) or, for `@domain`, a
     /// catch-all. Targets may be local or remote addresses.
     pub fn add_alias(&self, address: &str, targets: &[String]) -> Result<(), StoreError> {
@@ -449,8 +413,9 @@ fn resolve(
     let mut remote = Vec::new();
     let mut seen = HashSet::new();
     let mut todo = VecDeque::from([(address.to_owned(), 0usize)]);
-    let mut account_stmt =
-        conn.prepare_cached("SELECT id, disabled FROM accounts WHERE address = ?1")?;
+    let mut account_stmt = conn.prepare_cached(
+        "SELECT id, CASE WHEN disabled THEN forward_to END FROM accounts WHERE address = ?1",
+    )?;
     let mut alias_stmt = conn.prepare_cached("SELECT target FROM aliases WHERE address = ?1")?;
     while let Some((addr, depth)) = todo.pop_front() {
         if !seen.insert(addr.clone()) || depth > MAX_ALIAS_DEPTH {
@@ -461,18 +426,17 @@ fn resolve(
             remote.push(addr);
             continue;
         }
-        let account: Option<(i64, bool)> = account_stmt
+        let account: Option<(i64, Option<String>)> = account_stmt
             .query_row([&addr], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-        if let Some((id, disabled)) = account {
-            if disabled {
-                if depth == 0 {
-                    return Ok(Resolution::Disabled);
-                }
-                // A disabled member of a group is skipped, not an error.
-                continue;
-            }
+        if let Some((id, forward)) = account {
+            // A disabled account (someone who left) still gets its mail,
+            // so nothing is lost; its forward to a colleague is followed
+            // like an alias target.
             accounts.push((AccountId(id), addr));
+            if let Some(forward) = forward {
+                todo.push_back((forward, depth + 1));
+            }
             continue;
         }
         let mut targets: Vec<String> = alias_stmt

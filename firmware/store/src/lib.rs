@@ -23,7 +23,13 @@
 //! - `limits`: per-account sending limits and the durable count of
 //!   recipients submitted in the last 24 hours;
 //! - `queue`: the delivery worker's side of the queue (claim under a lease,
-//!   record outcomes).
+//!   record outcomes);
+//! - `login`: mail clients' logins (account password, app passwords, what
+//!   TOTP and disabling change);
+//! - `app_passwords`: per-device passwords made by the server, kept as
+//!   SHA-256;
+//! - `account_settings`: one account's details, offboarding (disable with
+//!   forward and auto-reply), its TOTP enrolment.
 //!
 //! The data folder holds `pochta.db` (WAL, `synchronous=FULL`), `blobs/`,
 //! and `tmp/` for bodies still being received. Protocol crates use the
@@ -43,6 +49,10 @@ mod mailbox;
 mod queue;
 mod schema;
 mod structure;
+
+mod account_settings;
+mod app_passwords;
+mod login;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
@@ -65,6 +75,13 @@ pub use limits::SEND_WINDOW_SECS;
 pub use mailbox::{MessageInfo, QueueItem, StoreStatus};
 pub use queue::QueueEntry;
 pub use structure::Structure;
+
+pub use account_settings::{
+    AccountDetails, AccountTotp, AutoReply, Offboarding, AUTO_REPLY_INTERVAL_SECS,
+    MAX_AUTO_REPLY_CHARS,
+};
+pub use app_passwords::{AppPassword, MAX_NAME_CHARS as MAX_APP_PASSWORD_NAME_CHARS};
+pub use login::{Credential, LoginCheck, Refusal};
 
 /// The folders every account gets, with their RFC 6154 special-use flag.
 pub const SPECIAL_FOLDERS: [(&str, Option<&str>); 6] = [

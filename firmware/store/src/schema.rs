@@ -166,6 +166,34 @@ const MIGRATIONS: &[&str] = &[
         created INTEGER NOT NULL
     );
     "#,
+    // 10: accounts on the admin page (account_settings.rs, app_passwords.rs,
+    // login.rs): a per-account TOTP secret (base32) and whether its
+    // enrolment was confirmed (then mail clients need app passwords);
+    // offboarding of a disabled account (forward a copy, auto-reply) with
+    // the last auto-reply per sender (RFC 3834 §2: not more than one per
+    // sender in a period); app passwords as SHA-256 of the secret.
+    r#"
+    ALTER TABLE accounts ADD COLUMN totp_secret TEXT;
+    ALTER TABLE accounts ADD COLUMN totp_enabled INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE accounts ADD COLUMN forward_to TEXT;
+    ALTER TABLE accounts ADD COLUMN auto_reply TEXT;
+    CREATE TABLE app_passwords(
+        id INTEGER PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        hash TEXT NOT NULL UNIQUE,
+        created INTEGER NOT NULL,
+        last_used INTEGER,
+        last_used_from TEXT
+    );
+    CREATE INDEX app_passwords_by_account ON app_passwords(account_id);
+    CREATE TABLE auto_replies(
+        account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        sender TEXT NOT NULL,
+        sent INTEGER NOT NULL,
+        PRIMARY KEY(account_id, sender)
+    );
+    "#,
     // 11: administrators' recovery codes (used instead of a TOTP code, once
     // each) and API tokens for scripts (admin_keys.rs). Both are random and
     // stored as SHA-256 only.

@@ -37,22 +37,28 @@ fn account_gets_special_folders_and_hashed_password() {
         .unwrap();
     assert!(hash.starts_with("$argon2id$"), "{hash}");
     assert_eq!(
-        s.authenticate("bob@example.com", "correct horse").unwrap(),
-        Some(id)
-    );
-    assert_eq!(
-        s.authenticate("bob@example.com", "wrong horse").unwrap(),
-        None
-    );
-    assert_eq!(
-        s.authenticate("nobody@example.com", "correct horse")
+        s.authenticate("bob@example.com", "correct horse", "-")
             .unwrap(),
-        None
+        LoginCheck::Accepted {
+            account: id,
+            via: Credential::AccountPassword
+        }
+    );
+    assert_eq!(
+        s.authenticate("bob@example.com", "wrong horse", "-")
+            .unwrap(),
+        LoginCheck::Refused(Refusal::WrongPassword)
+    );
+    assert_eq!(
+        s.authenticate("nobody@example.com", "correct horse", "-")
+            .unwrap(),
+        LoginCheck::Refused(Refusal::WrongPassword)
     );
     s.set_account_disabled("bob@example.com", true).unwrap();
     assert_eq!(
-        s.authenticate("bob@example.com", "correct horse").unwrap(),
-        None
+        s.authenticate("bob@example.com", "correct horse", "-")
+            .unwrap(),
+        LoginCheck::Refused(Refusal::Disabled)
     );
 }
 
@@ -189,14 +195,40 @@ fn aliases_groups_and_catch_all_resolve() {
     assert!(s.may_send_as(ids[0], "A@example.com").unwrap());
     assert!(!s.may_send_as(ids[1], "info@example.com").unwrap());
     assert!(!s.may_send_as(ids[2], "whoever@example.com").unwrap());
+    // A disabled account still receives (directly and through groups),
+    // and its forward is followed.
     s.set_account_disabled("b@example.com", true).unwrap();
     assert_eq!(
-        s.resolve("b@example.com", CatchAll::Use).unwrap(),
-        Resolution::Disabled
+        accounts(s.resolve("b@example.com", CatchAll::Use).unwrap()),
+        (vec![ids[1]], vec![])
+    );
+    let off = Offboarding {
+        forward_to: Some("c@example.com".into()),
+        auto_reply: None,
+    };
+    s.disable_account("b@example.com", &off).unwrap();
+    assert_eq!(
+        accounts(s.resolve("b@example.com", CatchAll::Use).unwrap()).0,
+        vec![ids[1], ids[2]]
     );
     assert_eq!(
         accounts(s.resolve("team@example.com", CatchAll::Use).unwrap()).0,
-        vec![ids[0], ids[2]]
+        ids
+    );
+    let off = Offboarding {
+        forward_to: Some("b@elsewhere.org".into()),
+        auto_reply: None,
+    };
+    s.disable_account("b@example.com", &off).unwrap();
+    assert_eq!(
+        accounts(s.resolve("b@example.com", CatchAll::Use).unwrap()),
+        (vec![ids[1]], vec!["b@elsewhere.org".to_string()])
+    );
+    // The forward ends with the offboarding.
+    s.enable_account("b@example.com").unwrap();
+    assert_eq!(
+        accounts(s.resolve("b@example.com", CatchAll::Use).unwrap()),
+        (vec![ids[1]], vec![])
     );
 }
 

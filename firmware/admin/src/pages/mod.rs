@@ -213,6 +213,7 @@ fn logged_in_page(state: &State, s: &Session, path: &str) -> Reply {
         ["settings"] => settings::show(state, s, 200, ""),
         ["accounts", addr, "setup"] => clientsetup::show(state, s, addr),
         ["domains", name, "check"] => dnscheck::checked(state, s, name),
+        ["accounts", address] => accounts::detail(state, s, address),
         _ => not_found(Some(s)),
     }
 }
@@ -253,6 +254,7 @@ fn form_action(state: &State, s: &Session, path: &str, form: &Body) -> Reply {
             let action: Vec<&str> = path["/settings/".len()..].split('/').collect();
             settings::act(state, s, &action, form)
         }
+        p if p.starts_with("/accounts/") => accounts::action(state, s, p, form),
         _ => Reply::redirect("/"),
     }
 }

@@ -292,8 +292,10 @@ async fn finish(s: &mut Session, body: Body) -> Flow {
     };
     let mut local = envelope.local;
     let mut fallback_folder = None;
+    let is_junk;
     let staged = match authenticate(s, &envelope.from, envelope.spf.as_ref(), staged).await {
         Checked::Deliver { staged, junk } => {
+            is_junk = junk;
             if junk {
                 for l in &mut local {
                     l.folder = "Junk".into();
@@ -307,6 +309,10 @@ async fn finish(s: &mut Session, body: Body) -> Flow {
             return Flow::Continue;
         }
     };
+    let mailboxes: Vec<_> = local
+        .iter()
+        .map(|l| (l.account, l.address.clone()))
+        .collect();
     let delivery = Delivery {
         sender: envelope.from.clone(),
         local,
@@ -320,11 +326,12 @@ async fn finish(s: &mut Session, body: Body) -> Flow {
     };
     let committed = super::blocking(s, move |store| {
         let id = staged.id.0[..16].to_string();
-        store.deliver(staged, delivery).map(|r| (id, r))
+        let blob = staged.id.clone();
+        store.deliver(staged, delivery).map(|r| (id, blob, r))
     })
     .await;
     match committed {
-        Some(Ok((id, receipt))) => {
+        Some(Ok((id, blob, receipt))) => {
             let log = &s.ctx.maillog;
             log.accepted(&s.id, s.peer, &envelope.from, &envelope.rcpts, size, &id);
             for copy in &receipt.stored {
@@ -334,6 +341,15 @@ async fn finish(s: &mut Session, body: Body) -> Flow {
                 log.queued(&s.id, rcpt, *q, &id);
             }
             s.reply(Reply::new(250, "2.0.0", format!("OK: queued as {id}")));
+            // Junk gets no auto-reply: it would be backscatter. The client
+            // waits for this 250 (DATA ends a pipelined group, RFC 2920
+            // §3.1), so it goes out before the auto-reply's store work; a
+            // write error shows again at the session's next flush.
+            if !is_junk {
+                let _ = s.conn.flush().await;
+                let (from, rcpts) = (&envelope.from, &envelope.rcpts);
+                crate::autoreply::answer(s, from, rcpts, mailboxes, blob).await;
+            }
         }
         Some(Err(DeliveryError::QuotaExceeded(who))) => {
             s.reject(

@@ -228,14 +228,6 @@ pub(crate) async fn rcpt(s: &mut Session, to: RcptTo<String>) -> Flow {
             );
             return Flow::Continue;
         }
-        Resolution::Disabled => {
-            s.reject(
-                "rcpt",
-                &address,
-                Reply::new(550, "5.2.1", "Mailbox disabled"),
-            );
-            return Flow::Continue;
-        }
     };
     let envelope = s
         .envelope

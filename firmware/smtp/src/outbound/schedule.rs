@@ -193,9 +193,7 @@ impl Outbound {
                 remote,
             ),
             Resolution::NotLocal => (Vec::new(), vec![sender.to_owned()]),
-            Resolution::Unknown | Resolution::Disabled => {
-                return Err(format!("{sender} has no mailbox here"))
-            }
+            Resolution::Unknown => return Err(format!("{sender} has no mailbox here")),
             #[allow(unreachable_patterns)]
             _ => return Err(format!("{sender}: unknown resolution")),
         };
