@@ -131,8 +131,12 @@ try {
   await page.waitForURL('**/accounts');
   check((await page.textContent('main')).includes(ANNA), 'the new account is not listed');
   await page.goto(`${base}/accounts/${ANNA}`);
-  await page.fill('#app-password-name', 'Phone');
-  await page.click('button:has-text("Create app password")');
+  await page.click('a:has-text("Settings for mail programs")');
+  await page.waitForURL(`**/accounts/${ANNA}/setup`);
+  check(/IMAP[\s\S]*SSL\/TLS/.test(await page.textContent('main')), 'the setup page names no IMAP over TLS');
+  await page.goBack();
+  await page.fill('#app-name', 'Phone');
+  await page.click('button:has-text("Make app password")');
   const appPassword = (await page.textContent('#new-app-password')).trim();
   check(appPassword.length >= 16, `app password ${appPassword}`);
   await page.screenshot({ path: join(shots, '06-app-password-desktop.png'), fullPage: true });

@@ -205,7 +205,8 @@ fn summary(d: &AccountDetails) -> String {
     format!(
         "<section><h2>{}</h2><p>State: <strong id=\"account-state\">{state}</strong></p>\
          <p>Used: {}</p><p>Messages: {}</p>\
-         <p><a href=\"/accounts\">All accounts</a></p></section>",
+         <p><a href=\"/accounts/{0}/setup\">Settings for mail programs and phones</a> · \
+         <a href=\"/accounts\">All accounts</a></p></section>",
         esc(&a.address),
         usage(a.bytes, a.quota_bytes),
         a.messages
