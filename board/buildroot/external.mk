@@ -1,0 +1,1 @@
+include $(sort $(wildcard $(BR2_EXTERNAL_POCHTA_PATH)/package/*/*.mk))
