@@ -15,6 +15,7 @@ import imaplib
 import re
 import smtplib
 import ssl
+import subprocess
 import time
 import uuid
 
@@ -119,6 +120,10 @@ def test_mail_in_and_out_survives_a_power_cut(vms, disk, tmp_path):
     assert re.search(r"^rootfs / rootfs ro[ ,]", mounts, re.M), mounts
     assert re.search(r"^/dev/vda4 /data ext4 rw", mounts, re.M), mounts
     assert "SETUP.TXT" in vm.shell("ls /boot"), "no SETUP.TXT on the boot partition"
+    # As a laptop would read it from the card: partition 1 starts at 4 MiB.
+    setup_txt = subprocess.run(["mtype", "-i", f"{disk}@@{4 * 1024 * 1024}", "::/SETUP.TXT"],
+                               capture_output=True, text=True, timeout=60)
+    assert f"Pochta setup code: {code}" in setup_txt.stdout, setup_txt
 
     set_up_through_admin_api(vm, code)
     # The console's shell runs the CLI on the box's data folder.
