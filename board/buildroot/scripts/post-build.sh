@@ -7,6 +7,8 @@ TARGET_DIR=$1
 REPO=$(cd "$(dirname "$0")/../../.." && pwd)
 
 mkdir -p "$TARGET_DIR"/{data,boot,run,etc/pochta}
+# The overlay's README is for the repository, not the image.
+rm -f "$TARGET_DIR/README.md"
 git -C "$REPO" describe --always --dirty 2>/dev/null > "$TARGET_DIR/etc/pochta/version" \
   || echo unknown > "$TARGET_DIR/etc/pochta/version"
 git -C "$REPO" log -1 --format=%ct 2>/dev/null > "$TARGET_DIR/etc/pochta/build-epoch" \
