@@ -312,3 +312,24 @@ def test_guard_is_shared_with_the_mail_protocols(pochta):
     # serve.json lists the page like the other services.
     host, port = parse_addr(pochta.info["admin"][0])
     assert host == "127.0.0.1" and port > 0
+
+
+def test_remove_domain(pochta):
+    pochta.start()
+    c, _, _ = enrolled(pochta)
+    assert c.post("/api/domains", {"name": "gone.test"}).status == 201
+    assert c.post("/api/accounts", {"address": "x@gone.test", "password": "a long passphrase 99"}).status == 201
+    r = c.post("/api/domains/gone.test/remove", {"confirm": "other.test"})
+    assert r.status == 400 and "to confirm" in r.json["error"], r
+    r = c.post("/api/domains/gone.test/remove", {})
+    assert r.status == 400 and "`confirm` is missing" in r.json["error"], r
+    r = c.post("/api/domains/gone.test/remove", {"confirm": "gone.test"})
+    assert r.status == 400 and "still has 1 account" in r.json["error"], r
+    assert c.post("/api/domains/gone.test/remove", {"confirm": "gone.test"}, csrf=False).status == 403
+    assert client(pochta).post("/api/domains/gone.test/remove", {"confirm": "gone.test"}).status == 401
+    pochta.cli("account", "remove", "x@gone.test")
+    r = c.post("/api/domains/gone.test/remove", {"confirm": "GONE.test."})
+    assert r.status == 200 and r.json == {"removed": "gone.test"}, r
+    assert "gone.test" not in c.get("/api/domains").json["domains"]
+    r = c.post("/api/domains/gone.test/remove", {"confirm": "gone.test"})
+    assert r.status == 404, r

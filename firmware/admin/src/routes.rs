@@ -20,6 +20,7 @@ enum Route<'p> {
     Domains,
     AddDomain,
     DomainDns(&'p str),
+    RemoveDomain(&'p str),
     Accounts,
     AddAccount,
     RecoveryCodes,
@@ -50,6 +51,7 @@ impl Route<'_> {
                 | Route::AddDomain
                 | Route::AddAccount
                 | Route::AddApiToken
+                | Route::RemoveDomain(_)
         ) || matches!(self, Route::Account(_, action) if action.takes_body())
     }
 
@@ -92,6 +94,7 @@ fn route<'p>(method: &Method, path: &'p str) -> Result<Route<'p>, Reply> {
         ["api", "totp", "qr.svg"] => (Some(Route::TotpQr), None),
         ["api", "domains"] => (Some(Route::Domains), Some(Route::AddDomain)),
         ["api", "domains", name, "dns"] => (Some(Route::DomainDns(name)), None),
+        ["api", "domains", name, "remove"] => (None, Some(Route::RemoveDomain(name))),
         ["api", "accounts"] => (Some(Route::Accounts), Some(Route::AddAccount)),
         ["api", "recovery-codes"] => (Some(Route::RecoveryCodes), Some(Route::NewRecoveryCodes)),
         ["api", "tokens"] => (Some(Route::ApiTokens), Some(Route::AddApiToken)),
@@ -204,6 +207,7 @@ fn dispatch(
         (Route::Domains, Some(_)) => directory::domains(state),
         (Route::AddDomain, Some(_)) => directory::add_domain(state, &body),
         (Route::DomainDns(name), Some(_)) => directory::dns(state, name),
+        (Route::RemoveDomain(name), Some(_)) => directory::remove_domain(state, name, &body),
         (Route::Accounts, Some(_)) => directory::accounts(state),
         (Route::AddAccount, Some(_)) => directory::add_account(state, &body),
         (Route::RecoveryCodes, Some(s)) => keys::recovery_state(state, &s),

@@ -247,6 +247,10 @@ fn form_action(state: &State, s: &Session, path: &str, form: &Body) -> Reply {
         }
         _ if !s.totp_enabled => Reply::redirect("/enrol"),
         "/domains" => domains::add(state, s, form),
+        p if p.starts_with("/domains/") && p.ends_with("/remove") => {
+            let name = &p["/domains/".len()..p.len() - "/remove".len()];
+            domains::remove(state, s, name, form)
+        }
         "/accounts" => accounts::add(state, s, form),
         "/welcome/domain" => welcome::add_domain(state, s, form),
         "/welcome/account" => welcome::add_account(state, s, form),
