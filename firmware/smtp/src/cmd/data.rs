@@ -320,13 +320,24 @@ async fn finish(s: &mut Session, body: Body) -> Flow {
     };
     let committed = super::blocking(s, move |store| {
         let id = staged.id.0[..16].to_string();
-        store.deliver(staged, delivery).map(|r| (id, r))
+        let message_id = super::message_id::read(staged.path());
+        store.deliver(staged, delivery).map(|r| (id, message_id, r))
     })
     .await;
     match committed {
-        Some(Ok((id, receipt))) => {
+        Some(Ok((id, message_id, receipt))) => {
             let log = &s.ctx.maillog;
-            log.accepted(&s.id, s.peer, &envelope.from, &envelope.rcpts, size, &id);
+            log.accepted(
+                &s.id,
+                &pochta_maillog::Accepted {
+                    peer: s.peer,
+                    from: &envelope.from,
+                    rcpts: &envelope.rcpts,
+                    size,
+                    id: &id,
+                    message_id: message_id.as_deref(),
+                },
+            );
             for copy in &receipt.stored {
                 log.delivered(&s.id, &copy.address, &copy.folder, copy.uid, &id);
             }
