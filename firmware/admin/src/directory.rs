@@ -9,7 +9,7 @@ use crate::{password, State};
 
 /// A store error as a reply: what the person did wrong is a 4xx with the
 /// store's message; anything else is logged and a 500.
-fn reply_for(e: StoreError) -> Reply {
+pub(crate) fn reply_for(e: StoreError) -> Reply {
     match e {
         StoreError::Invalid(m) => Reply::error(400, m),
         StoreError::Exists(_) => Reply::error(409, e.to_string()),

@@ -15,22 +15,32 @@
 //! - `session`: server-side sessions with cookies and CSRF tokens;
 //! - `setup_code`, `totp`, `password`: the one-time setup code, RFC 6238
 //!   codes, password strength;
-//! - `http`: replies with the security headers, cookies, JSON bodies.
+//! - `http`: replies with the security headers, cookies, JSON bodies;
+//! - `dashboard`, `queue`, `logsearch` (with `trace`), `security`,
+//!   `aliases`: the operational pages' handlers; `health` checks services,
+//!   disk space and the certificate.
 //!
 //! Plain HTTP only for now; HTTPS will be terminated with the workspace's
 //! rustls, not tiny-http's own TLS (it would pull a second TLS stack).
 //! Knows nothing of the mail protocols.
 
 mod access;
+mod aliases;
+mod dashboard;
 mod directory;
+mod health;
 mod http;
 mod login;
+mod logsearch;
 mod pages;
 mod password;
+mod queue;
 mod routes;
+mod security;
 mod session;
 mod setup_code;
 mod totp;
+mod trace;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -89,6 +99,12 @@ pub struct Context {
     pub data: PathBuf,
     /// The `[admin]` section.
     pub config: pochta_config::Admin,
+    /// Each mail service's listening addresses (port 0 resolved), by its
+    /// name in `serve.json` (`smtp`, `submission`, …); an empty list is a
+    /// service turned off in `[listen]`. The dashboard connects to each.
+    pub services: Vec<(&'static str, Vec<SocketAddr>)>,
+    /// The TLS certificate (PEM), for its expiry date on the dashboard.
+    pub tls_cert: PathBuf,
 }
 
 /// Everything a request handler reaches.
@@ -101,6 +117,8 @@ pub(crate) struct State {
     replay: totp::Replay,
     /// Cookies get `Secure` when the page is served over HTTPS (not yet).
     secure_cookies: bool,
+    /// Where the admin page itself listens, for the dashboard's check.
+    admin_addrs: Vec<SocketAddr>,
 }
 
 /// The running admin page.
@@ -160,6 +178,7 @@ pub fn start(ctx: Context) -> Result<AdminServer, AdminError> {
         setup_code: Mutex::new(setup_code),
         replay: totp::Replay::default(),
         secure_cookies: false,
+        admin_addrs: addrs.clone(),
         ctx,
     });
     let stopping = Arc::new(AtomicBool::new(false));

@@ -6,7 +6,7 @@ use tiny_http::{Method, Request};
 
 use crate::http::{self, Body, Reply};
 use crate::session::{Session, COOKIE};
-use crate::{directory, login, State};
+use crate::{aliases, dashboard, directory, login, logsearch, queue, security, trace, State};
 
 /// What a request asks for.
 enum Route<'p> {
@@ -22,6 +22,17 @@ enum Route<'p> {
     DomainDns(&'p str),
     Accounts,
     AddAccount,
+    Dashboard,
+    Queue,
+    QueueRetry(&'p str),
+    QueueDelete(&'p str),
+    Log,
+    LogTrace,
+    Security,
+    Unban,
+    Aliases,
+    AddAlias,
+    RemoveAlias,
 }
 
 impl Route<'_> {
@@ -34,7 +45,14 @@ impl Route<'_> {
     fn takes_body(&self) -> bool {
         matches!(
             self,
-            Route::Setup | Route::Login | Route::ConfirmTotp | Route::AddDomain | Route::AddAccount
+            Route::Setup
+                | Route::Login
+                | Route::ConfirmTotp
+                | Route::AddDomain
+                | Route::AddAccount
+                | Route::Unban
+                | Route::AddAlias
+                | Route::RemoveAlias
         )
     }
 
@@ -60,6 +78,16 @@ fn route<'p>(method: &Method, path: &'p str) -> Result<Route<'p>, Reply> {
         ["api", "domains"] => (Some(Route::Domains), Some(Route::AddDomain)),
         ["api", "domains", name, "dns"] => (Some(Route::DomainDns(name)), None),
         ["api", "accounts"] => (Some(Route::Accounts), Some(Route::AddAccount)),
+        ["api", "dashboard"] => (Some(Route::Dashboard), None),
+        ["api", "queue"] => (Some(Route::Queue), None),
+        ["api", "queue", id, "retry"] => (None, Some(Route::QueueRetry(id))),
+        ["api", "queue", id, "delete"] => (None, Some(Route::QueueDelete(id))),
+        ["api", "log"] => (Some(Route::Log), None),
+        ["api", "log", "trace"] => (Some(Route::LogTrace), None),
+        ["api", "security"] => (Some(Route::Security), None),
+        ["api", "security", "unban"] => (None, Some(Route::Unban)),
+        ["api", "aliases"] => (Some(Route::Aliases), Some(Route::AddAlias)),
+        ["api", "aliases", "remove"] => (None, Some(Route::RemoveAlias)),
         _ => return Err(Reply::error(404, "no such page")),
     };
     let allowed = match (&get, &post) {
@@ -148,6 +176,17 @@ fn dispatch(
         (Route::DomainDns(name), Some(_)) => directory::dns(state, name),
         (Route::Accounts, Some(_)) => directory::accounts(state),
         (Route::AddAccount, Some(_)) => directory::add_account(state, &body),
+        (Route::Dashboard, Some(_)) => dashboard::dashboard(state),
+        (Route::Queue, Some(_)) => queue::list(state),
+        (Route::QueueRetry(id), Some(_)) => queue::retry(state, id),
+        (Route::QueueDelete(id), Some(_)) => queue::delete(state, id),
+        (Route::Log, Some(_)) => logsearch::search(state, &logsearch::query(request.url())),
+        (Route::LogTrace, Some(_)) => trace::trace(state, &logsearch::query(request.url())),
+        (Route::Security, Some(_)) => security::overview(state),
+        (Route::Unban, Some(_)) => security::unban(state, &body),
+        (Route::Aliases, Some(_)) => aliases::list(state),
+        (Route::AddAlias, Some(_)) => aliases::add(state, &body),
+        (Route::RemoveAlias, Some(_)) => aliases::remove(state, &body),
         // needs_session() said yes, so authorize() gave a session.
         (_, None) => Reply::error(401, "log in first"),
     }

@@ -6,12 +6,17 @@
 //!
 //! Layout: this file holds the frame every page shares (header, menu,
 //! escaping, the CSRF field) and sends each path to its area: `login`
-//! (setup, login, enrolment), `dashboard`, `domains`, `accounts`.
+//! (setup, login, enrolment), `dashboard`, `domains`, `accounts`,
+//! `aliases`, `queue`, `maillog` (search and trace), `security`.
 
 mod accounts;
+mod aliases;
 mod dashboard;
 mod domains;
 mod login;
+mod maillog;
+mod queue;
+mod security;
 
 use std::net::SocketAddr;
 
@@ -44,6 +49,10 @@ const MENU: &[(&str, &str)] = &[
     ("/", "Dashboard"),
     ("/domains", "Domains"),
     ("/accounts", "Accounts"),
+    ("/aliases", "Aliases"),
+    ("/queue", "Queue"),
+    ("/log", "Mail log"),
+    ("/security", "Security"),
 ];
 
 /// A whole page; `session` adds the menu and the log-out button.
@@ -126,7 +135,7 @@ pub fn handle(state: &State, request: &mut Request, peer: SocketAddr, path: &str
                 None => Reply::redirect("/login"),
             },
             _ => match session.filter(|s| s.totp_enabled) {
-                Some(s) => logged_in_page(state, &s, path),
+                Some(s) => logged_in_page(state, &s, path, request.url()),
                 None if is_known(path) => Reply::redirect("/"),
                 None => not_found(None),
             },
@@ -171,7 +180,10 @@ pub fn handle(state: &State, request: &mut Request, peer: SocketAddr, path: &str
 /// Whether a path names a page behind the login (to send a visitor without
 /// a session to the login instead of a 404).
 fn is_known(path: &str) -> bool {
-    MENU.iter().any(|(p, _)| *p == path) || path.starts_with("/domains/")
+    MENU.iter().any(|(p, _)| *p == path)
+        || path.starts_with("/domains/")
+        || path.starts_with("/queue/")
+        || path.starts_with("/log/")
 }
 
 fn not_found(s: Option<&Session>) -> Reply {
@@ -183,13 +195,20 @@ fn not_found(s: Option<&Session>) -> Reply {
     )
 }
 
-/// A page for an administrator who is logged in and enrolled.
-fn logged_in_page(state: &State, s: &Session, path: &str) -> Reply {
+/// A page for an administrator who is logged in and enrolled; `url` has
+/// the query string of the search pages.
+fn logged_in_page(state: &State, s: &Session, path: &str, url: &str) -> Reply {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match segments.as_slice() {
         ["domains"] => domains::list(state, s, 200, None),
         ["domains", name] => domains::dns(state, s, name),
         ["accounts"] => accounts::list(state, s, 200, None),
+        ["aliases"] => aliases::list(state, s, 200, None),
+        ["queue"] => queue::list(state, s, 200, None),
+        ["queue", id, "delete"] => queue::confirm_delete(state, s, id),
+        ["log"] => maillog::search(state, s, &crate::logsearch::query(url)),
+        ["log", "trace"] => maillog::explain(state, s, &crate::logsearch::query(url)),
+        ["security"] => security::show(state, s, 200, None),
         _ => not_found(Some(s)),
     }
 }
@@ -215,6 +234,10 @@ fn form_action(state: &State, s: &Session, path: &str, form: &Body) -> Reply {
         _ if !s.totp_enabled => Reply::redirect("/enrol"),
         "/domains" => domains::add(state, s, form),
         "/accounts" => accounts::add(state, s, form),
+        "/aliases" => aliases::add(state, s, form),
+        "/aliases/remove" => aliases::remove(state, s, form),
+        "/security/unban" => security::unban(state, s, form),
+        p if p.starts_with("/queue/") => queue::action(state, s, p),
         _ => Reply::redirect("/"),
     }
 }
