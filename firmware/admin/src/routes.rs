@@ -297,4 +297,35 @@ mod tests {
             404
         );
     }
+
+    #[test]
+    fn operational_routes() {
+        assert!(matches!(
+            route(&Method::Post, "/api/queue/12/retry"),
+            Ok(Route::QueueRetry("12"))
+        ));
+        assert!(matches!(
+            route(&Method::Post, "/api/queue/12/delete"),
+            Ok(Route::QueueDelete("12"))
+        ));
+        assert!(matches!(
+            route(&Method::Get, "/api/log/trace"),
+            Ok(Route::LogTrace)
+        ));
+        assert!(matches!(
+            route(&Method::Post, "/api/aliases"),
+            Ok(Route::AddAlias)
+        ));
+        assert_eq!(
+            route(&Method::Get, "/api/queue/12/retry")
+                .err()
+                .unwrap()
+                .status,
+            405
+        );
+        assert_eq!(
+            route(&Method::Post, "/api/dashboard").err().unwrap().status,
+            405
+        );
+    }
 }
