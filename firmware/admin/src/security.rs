@@ -34,6 +34,9 @@ pub fn overview(state: &State) -> Reply {
     match logsearch::open(state) {
         Ok(Some(mut lines)) => {
             for line in lines.by_ref() {
+                if !line.contains(" auth_ok ") && !line.contains(" auth_failed ") {
+                    continue;
+                }
                 let Some(e) = Entry::parse(&line) else {
                     continue;
                 };

@@ -95,7 +95,12 @@ fn find_keys(state: &State, q: &str) -> Result<(Keys, bool), Reply> {
         return Ok((keys, true));
     };
     let mut queued: VecDeque<(String, String)> = VecDeque::new();
+    let needle = q.to_lowercase();
     for line in lines.by_ref() {
+        // Only lines with the text, and `queued` lines, need parsing.
+        if !line.contains(" queued ") && !line.to_lowercase().contains(&needle) {
+            continue;
+        }
         let Some(e) = Entry::parse(&line) else {
             continue;
         };
@@ -135,6 +140,15 @@ fn gather(state: &State, keys: &mut Keys) -> Result<Vec<(Entry, String)>, Reply>
     };
     let mut found = Vec::new();
     for line in lines {
+        // A cheap look at the keys first; most lines have none of them.
+        let session = Entry::quick_field(&line, "session").unwrap_or("");
+        let queue = Entry::quick_field(&line, "queue_id").unwrap_or("");
+        let maybe = keys.sessions.contains(session)
+            || keys.queue.contains(queue)
+            || line.contains(" queue_ids=");
+        if !maybe {
+            continue;
+        }
         let Some(e) = Entry::parse(&line) else {
             continue;
         };

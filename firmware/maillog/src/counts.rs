@@ -104,11 +104,11 @@ impl DayCounts {
             ..Today::default()
         };
         for line in lines.by_ref() {
-            let Some(entry) = Entry::parse(&line) else {
+            let Some((day, event)) = Entry::date_and_event(&line) else {
                 continue;
             };
-            match entry.date() {
-                d if d == date => today.add(&entry.event, entry.field("relay").is_some()),
+            match day {
+                d if d == date => today.add(event, line.contains(" relay=")),
                 // A clock set back wrote later days first; they are not today.
                 d if d > date => continue,
                 _ => break,

@@ -69,6 +69,25 @@ impl Entry {
         })
     }
 
+    /// The date and event of a line without parsing its fields (counting
+    /// a day's events reads every line of it).
+    pub fn date_and_event(line: &str) -> Option<(&str, &str)> {
+        let (time, rest) = line.split_once(' ')?;
+        if !is_timestamp(time) {
+            return None;
+        }
+        let end = rest.find('=').and_then(|eq| rest[..eq].rfind(' '))?;
+        Some((&time[..10], rest[..end].trim()))
+    }
+
+    /// The value of a plain (unquoted) field found by a text search, without
+    /// parsing the line: a cheap first test before [`Entry::parse`].
+    pub fn quick_field<'l>(line: &'l str, name: &str) -> Option<&'l str> {
+        let at = line.find(&format!(" {name}="))? + name.len() + 2;
+        let rest = &line[at..];
+        Some(&rest[..rest.find(' ').unwrap_or(rest.len())])
+    }
+
     /// The value of a field.
     pub fn field(&self, name: &str) -> Option<&str> {
         self.fields
@@ -251,6 +270,16 @@ mod tests {
         .unwrap();
         assert_eq!(alert.event, "ALERT send_limit_reached");
         assert_eq!(alert.field("limit"), Some("3/24h"));
+        let line =
+            "2026-11-27T23:50:41Z ALERT send_limit_reached session=a peer=1.2.3.4:5 queue_id=7";
+        assert_eq!(
+            Entry::date_and_event(line),
+            Some(("2026-11-27", "ALERT send_limit_reached"))
+        );
+        assert_eq!(Entry::quick_field(line, "queue_id"), Some("7"));
+        assert_eq!(Entry::quick_field(line, "session"), Some("a"));
+        assert_eq!(Entry::quick_field(line, "id"), None);
+        assert_eq!(Entry::date_and_event("garbage line=x"), None);
         let empty = Entry::parse("2026-11-27T23:50:41Z x session=s a=\"\" b=c").unwrap();
         assert_eq!(empty.field("a"), Some(""));
         assert_eq!(empty.field("b"), Some("c"));
