@@ -284,6 +284,15 @@ def test_mail_log_search_and_trace(pochta):
     assert msg["outcome"] == "queued", msg
     assert [s["event"] for s in msg["steps"]] == ["accepted", "queued"], msg
     assert c.get("/api/log/trace?q=never@seen.test").json["messages"] == []
+    # Two messages in one SMTP session are two messages in a trace.
+    ids = [f"<{unique_id('one')}@e2e.test>", f"<{unique_id('two')}@e2e.test>"]
+    with pochta.smtp("smtp") as s:
+        for mid in ids:
+            s.sendmail("sender@remote.invalid", [BOB], make_message(to=BOB, message_id=mid))
+    [msg] = c.get("/api/log/trace?q=" + urllib.parse.quote(ids[1])).json["messages"]
+    assert [s["event"] for s in msg["steps"]] == ["accepted", "delivered"], msg
+    assert ids[1] in msg["steps"][0]["text"]
+    assert len(c.get(f"/api/log/trace?q={BOB}").json["messages"]) == 2
     assert c.get("/api/log/trace").status == 400
 
     # The pages.
@@ -327,6 +336,8 @@ def test_bans_from_failed_imap_logins_and_unban(pochta):
     assert r.status == 404, r
     ok = [x for x in c.get("/api/security").json["logins"] if x["ok"]]
     assert ok and ok[0]["user"] == ALICE and ok[0]["service"] == "imaps", ok
+    # The admin page's own login is there too.
+    assert any(x["service"] == "admin" and x["user"] == "root" for x in ok), ok
 
 
 def test_aliases_groups_catch_all_route_real_mail(pochta):

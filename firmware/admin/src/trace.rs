@@ -169,8 +169,43 @@ fn gather(state: &State, keys: &mut Keys) -> Result<Vec<(Entry, String)>, Reply>
     Ok(found)
 }
 
-/// Groups lines that share a session or a queue item (union-find over
-/// the keys), in order of each group's first line.
+/// The keys that tie a line to its message, given the lines before it (in
+/// file order). One SMTP session can carry several messages: its lines up
+/// to an `accepted` line (or a refused DATA) are one transaction, and the
+/// next line starts another; a message's `delivered` and `queued` lines
+/// come after its `accepted` line and name its id.
+fn line_keys(e: &Entry, transactions: &mut BTreeMap<String, u32>) -> Vec<String> {
+    let mut keys: Vec<String> = queue_ids(e).into_iter().map(|q| format!("q:{q}")).collect();
+    let Some(session) = message_session(e) else {
+        return keys;
+    };
+    let id = e.field("id").filter(|i| !i.is_empty());
+    if matches!(e.event.as_str(), "delivered" | "queued") {
+        if let Some(id) = id {
+            keys.push(format!("i:{session}:{id}"));
+            return keys;
+        }
+    }
+    let n = transactions.entry(session.to_owned()).or_insert(0);
+    keys.push(format!("s:{session}:{n}"));
+    let ends = match e.event.as_str() {
+        "accepted" => {
+            if let Some(id) = id {
+                keys.push(format!("i:{session}:{id}"));
+            }
+            true
+        }
+        "rejected" => matches!(e.field("stage"), Some("data" | "bdat")),
+        _ => false,
+    };
+    if ends {
+        *n += 1;
+    }
+    keys
+}
+
+/// Groups lines of the same message (union-find over [`line_keys`]), in
+/// order of each group's first line.
 fn group(lines: Vec<(Entry, String)>) -> Vec<Vec<(Entry, String)>> {
     let mut parent: Vec<usize> = (0..lines.len()).collect();
     fn root(parent: &mut [usize], mut i: usize) -> usize {
@@ -181,12 +216,9 @@ fn group(lines: Vec<(Entry, String)>) -> Vec<Vec<(Entry, String)>> {
         i
     }
     let mut owner: BTreeMap<String, usize> = BTreeMap::new();
+    let mut transactions = BTreeMap::new();
     for (i, (e, _)) in lines.iter().enumerate() {
-        let keys = message_session(e)
-            .map(|s| format!("s:{s}"))
-            .into_iter()
-            .chain(queue_ids(e).into_iter().map(|q| format!("q:{q}")));
-        for key in keys {
+        for key in line_keys(e, &mut transactions) {
             match owner.get(&key) {
                 Some(&j) => {
                     let (a, b) = (root(&mut parent, i), root(&mut parent, j));
@@ -336,7 +368,11 @@ pub fn trace(state: &State, params: &Body) -> Reply {
         Ok(l) => l,
         Err(r) => return r,
     };
-    let mut groups = group(lines);
+    // A session's other messages came along with the one asked about.
+    let mut groups: Vec<_> = group(lines)
+        .into_iter()
+        .filter(|g| g.iter().any(|(e, _)| names(e, q)))
+        .collect();
     // The most recent messages.
     let skip = groups.len().saturating_sub(MAX_MESSAGES);
     let messages: Vec<Value> = groups
@@ -380,9 +416,19 @@ mod tests {
             "2026-01-01T00:00:01Z rejected session=s2 peer=1.2.3.4:6 stage=rcpt subject=<z@ex> reply=\"550 no\"",
             "2026-01-01T00:00:02Z deferred session=queue queue_id=7 to=<b@y> reason=\"421 busy\" next_attempt_in=60s",
             "2026-01-01T00:01:02Z delivered session=queue queue_id=7 to=<b@y> relay=mx.y tls=verified reply=\"250 ok\"",
+            "2026-01-01T00:02:00Z rejected session=s1 peer=1.2.3.4:5 stage=rcpt subject=<q@ex> reply=\"550 no\"",
+            "2026-01-01T00:02:00Z accepted session=s1 peer=1.2.3.4:5 from=<a@x> to=<c@ex> size=5 id=i2",
+            "2026-01-01T00:02:00Z delivered session=s1 to=<c@ex> folder=INBOX uid=2 id=i2",
         ]);
         let groups = group(lines);
-        assert_eq!(groups.len(), 2);
+        assert_eq!(
+            groups.len(),
+            3,
+            "{:#?}",
+            groups.iter().map(|g| g.len()).collect::<Vec<_>>()
+        );
+        assert_eq!(groups[2].len(), 3);
+        assert_eq!(outcome(&groups[2]), "delivered");
         assert_eq!(groups[0].len(), 5);
         assert_eq!(outcome(&groups[0]), "delivered");
         assert_eq!(outcome(&groups[1]), "rejected");
