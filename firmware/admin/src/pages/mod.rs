@@ -34,6 +34,7 @@ use crate::session::{Session, COOKIE};
 use crate::{login as auth, State};
 
 const STYLE: &str = include_str!("../style.css");
+const FAVICON: &str = include_str!("../favicon.svg");
 
 /// Escapes text for HTML content and quoted attribute values.
 fn esc(text: &str) -> String {
@@ -94,6 +95,7 @@ fn page(status: u16, title: &str, session: Option<&Session>, content: &str) -> R
             "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
              <title>{title} · Pochta</title><link rel=\"stylesheet\" href=\"/style.css\">\
+             <link rel=\"icon\" href=\"/favicon.svg\" type=\"image/svg+xml\">\
              </head><body><header><h1>Pochta</h1>{logout}</header>{menu}<main>{content}</main>\
              </body></html>\n",
             title = esc(title),
@@ -143,6 +145,9 @@ pub fn handle(state: &State, request: &mut Request, peer: SocketAddr, path: &str
     if !post {
         return match path {
             "/style.css" => Reply::css(STYLE),
+            // Browsers ask for an icon with every first visit; a 404 there
+            // is noise in their console.
+            "/favicon.svg" | "/favicon.ico" => Reply::svg(FAVICON.to_owned()),
             "/" => home(state, session.as_ref()),
             "/setup" => login::setup_page(state, None),
             "/login" => login::login_page(None),
