@@ -41,7 +41,10 @@ pub(crate) fn duration(secs: i64) -> String {
         0..=119 => format!("{s} s"),
         120..=7199 => format!("{} min", s / 60),
         7200..=172_799 => format!("{} h {} min", s / 3600, s % 3600 / 60),
-        _ => format!("{} d {} h", s / 86400, s % 86400 / 3600),
+        172_800..=63_071_999 => format!("{} d {} h", s / 86400, s % 86400 / 3600),
+        // A self-signed certificate is good for centuries: "755720 d"
+        // says less than this.
+        _ => format!("{} years", s / 31_557_600),
     }
 }
 
@@ -249,6 +252,7 @@ mod tests {
         assert_eq!(duration(3600), "60 min");
         assert_eq!(duration(7260), "2 h 1 min");
         assert_eq!(duration(200_000), "2 d 7 h");
+        assert_eq!(duration(2070 * 31_557_600), "2070 years");
         assert_eq!(bytes(999), "999 B");
         assert_eq!(bytes(1500), "1.5 KB");
         assert_eq!(bytes(3_200_000_000), "3.2 GB");
