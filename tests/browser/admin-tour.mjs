@@ -62,6 +62,9 @@ function watch(page, problems) {
   });
   page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
   page.on('requestfailed', (req) => problems.push(`request failed: ${req.url()}`));
+  page.on('response', (res) => {
+    if (res.status() >= 400) problems.push(`${res.status()} for ${res.url()}`);
+  });
   page.on('request', (req) => {
     if (!req.url().startsWith(base)) problems.push(`request outside the box: ${req.url()}`);
   });
@@ -156,7 +159,7 @@ try {
   await page.fill('#totp', totp(secret));
   await page.click('button:has-text("Log in")');
   await page.waitForURL(`${base}/`);
-  check((await page.textContent('h2')).includes('Dashboard'), 'no dashboard after login');
+  check((await page.title()).startsWith('Dashboard'), 'no dashboard after login');
 
   // Every page, at both widths.
   const pages = [

@@ -181,8 +181,40 @@ ENDPOINTS = [
     ("GET", "/api/domains", None),
     ("POST", "/api/domains", {"name": "refused.test"}),
     ("GET", "/api/domains/refused.test/dns", None),
+    ("POST", "/api/domains/refused.test/remove", {"confirm": "refused.test"}),
+    ("GET", "/api/domains/refused.test/check", None),
     ("GET", "/api/accounts", None),
     ("POST", "/api/accounts", {"address": "x@refused.test", "password": ADMIN_PW}),
+    ("GET", "/api/accounts/x@refused.test", None),
+    ("POST", "/api/accounts/x@refused.test/password", {"password": ADMIN_PW}),
+    ("POST", "/api/accounts/x@refused.test/quota", {"quota_mb": 5}),
+    ("POST", "/api/accounts/x@refused.test/disable", {}),
+    ("POST", "/api/accounts/x@refused.test/enable", {}),
+    ("POST", "/api/accounts/x@refused.test/remove", {"confirm": "x@refused.test"}),
+    ("POST", "/api/accounts/x@refused.test/app-passwords", {"name": "Phone"}),
+    ("POST", "/api/accounts/x@refused.test/app-passwords/1/revoke", {}),
+    ("POST", "/api/accounts/x@refused.test/totp", {}),
+    ("GET", "/api/accounts/x@refused.test/totp/qr.svg", None),
+    ("POST", "/api/accounts/x@refused.test/totp/confirm", {"code": "123456"}),
+    ("POST", "/api/accounts/x@refused.test/totp/disable", {}),
+    ("GET", "/api/accounts/x@refused.test/setup", None),
+    ("GET", "/api/accounts/x@refused.test/mobileconfig", None),
+    ("GET", "/api/recovery-codes", None),
+    ("POST", "/api/recovery-codes", {}),
+    ("GET", "/api/tokens", None),
+    ("POST", "/api/tokens", {"name": "x"}),
+    ("POST", "/api/tokens/1/revoke", {}),
+    ("GET", "/api/dashboard", None),
+    ("GET", "/api/queue", None),
+    ("POST", "/api/queue/1/retry", {}),
+    ("POST", "/api/queue/1/delete", {}),
+    ("GET", "/api/log?q=x", None),
+    ("GET", "/api/log/trace?q=x", None),
+    ("GET", "/api/security", None),
+    ("POST", "/api/security/unban", {"address": "192.0.2.1"}),
+    ("GET", "/api/aliases", None),
+    ("POST", "/api/aliases", {"address": "a@refused.test", "targets": ["b@refused.test"]}),
+    ("POST", "/api/aliases/remove", {"address": "a@refused.test"}),
 ]
 
 
@@ -265,8 +297,9 @@ def test_non_lan_source_refused(pochta):
     pochta.configure(admin={"allow_loopback": False})
     pochta.start()
     c = client(pochta)
-    for method, path in [("GET", "/"), ("GET", "/api/setup"), ("POST", "/api/setup"),
-                         ("POST", "/api/login"), ("GET", "/api/domains")]:
+    every = [("GET", "/"), ("GET", "/login"), ("GET", "/style.css"), ("GET", "/api/setup"),
+             ("POST", "/api/setup"), ("POST", "/api/login")] + [(m, p) for m, p, _ in ENDPOINTS]
+    for method, path in every:
         r = c.request(method, path, {} if method == "POST" else None)
         assert r.status == 403 and "local network" in r.json["error"], (path, r)
         assert_security_headers(r)
@@ -312,3 +345,24 @@ def test_guard_is_shared_with_the_mail_protocols(pochta):
     # serve.json lists the page like the other services.
     host, port = parse_addr(pochta.info["admin"][0])
     assert host == "127.0.0.1" and port > 0
+
+
+def test_remove_domain(pochta):
+    pochta.start()
+    c, _, _ = enrolled(pochta)
+    assert c.post("/api/domains", {"name": "gone.test"}).status == 201
+    assert c.post("/api/accounts", {"address": "x@gone.test", "password": "a long passphrase 99"}).status == 201
+    r = c.post("/api/domains/gone.test/remove", {"confirm": "other.test"})
+    assert r.status == 400 and "to confirm" in r.json["error"], r
+    r = c.post("/api/domains/gone.test/remove", {})
+    assert r.status == 400 and "`confirm` is missing" in r.json["error"], r
+    r = c.post("/api/domains/gone.test/remove", {"confirm": "gone.test"})
+    assert r.status == 400 and "still has 1 account" in r.json["error"], r
+    assert c.post("/api/domains/gone.test/remove", {"confirm": "gone.test"}, csrf=False).status == 403
+    assert client(pochta).post("/api/domains/gone.test/remove", {"confirm": "gone.test"}).status == 401
+    pochta.cli("account", "remove", "x@gone.test")
+    r = c.post("/api/domains/gone.test/remove", {"confirm": "GONE.test."})
+    assert r.status == 200 and r.json == {"removed": "gone.test"}, r
+    assert "gone.test" not in c.get("/api/domains").json["domains"]
+    r = c.post("/api/domains/gone.test/remove", {"confirm": "gone.test"})
+    assert r.status == 404, r

@@ -119,6 +119,13 @@ def test_setup_enrol_dashboard_logout_login(pochta):
     assert r.status == 409 and "exists already" in check_page(r)
     assert "anna@example.test" in check_page(c.get("/accounts"))
     assert ">2</a>" in check_page(c.get("/")), "the dashboard counts the accounts"
+    # A domain is removed from the foot of its DNS page, its name typed again.
+    assert 'action="/domains/second.test/remove"' in check_page(c.get("/domains/second.test"))
+    r = post_form(c, "/domains/second.test/remove", {"confirm": "wrong.test", "csrf_token": csrf})
+    assert r.status == 400 and "to confirm" in check_page(r)
+    r = post_form(c, "/domains/second.test/remove", {"confirm": "second.test", "csrf_token": csrf})
+    assert r.status == 303 and r.headers["Location"] == "/domains", r
+    assert "second.test" not in check_page(c.get("/domains"))
     # Markup typed into a field comes back escaped.
     r = post_form(c, "/domains", {"name": "<b>x</b>.test", "csrf_token": csrf})
     assert "<b>" not in r.body.decode() and "&lt;b&gt;" in r.body.decode()

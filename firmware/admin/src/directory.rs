@@ -92,6 +92,27 @@ pub fn dns(state: &State, name: &str) -> Reply {
     )
 }
 
+/// `POST /api/domains/NAME/remove` `{confirm: NAME}`: removes a domain
+/// that has no accounts left, with its aliases. The name typed again keeps
+/// a slip of the mouse from removing the wrong one.
+pub fn remove_domain(state: &State, name: &str, body: &Body) -> Reply {
+    let d = name.trim().trim_end_matches('.').to_lowercase();
+    let confirm = match http::field(body, "confirm") {
+        Ok(c) => c.trim().trim_end_matches('.').to_lowercase(),
+        Err(r) => return r,
+    };
+    if confirm != d {
+        return Reply::error(400, format!("type the domain's name ({d}) to confirm"));
+    }
+    match state.ctx.store.remove_domain(&d) {
+        Ok(()) => {
+            tracing::info!(domain = d, "domain removed on the admin page");
+            Reply::json(200, &json!({ "removed": d }))
+        }
+        Err(e) => reply_for(e),
+    }
+}
+
 /// `GET /api/accounts`.
 pub fn accounts(state: &State) -> Reply {
     match state.ctx.store.accounts() {

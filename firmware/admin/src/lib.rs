@@ -23,25 +23,35 @@
 //! - `clientsetup`: Thunderbird autoconfig, Outlook autodiscover (the only
 //!   paths answered beyond the LAN), Apple `.mobileconfig`, per-account
 //!   settings;
-//! - `dnscheck`: the live check of a domain's records and of DNSBLs.
+//! - `dnscheck`: the live check of a domain's records and of DNSBLs;
+//! - `dashboard`, `queue`, `logsearch` (with `trace`), `security`,
+//!   `aliases`: the operational pages' handlers; `health` checks services,
+//!   disk space and the certificate.
 //!
 //! Knows nothing of the mail protocols.
 
 mod access;
 mod accounts;
+mod aliases;
 mod clientsetup;
+mod dashboard;
 mod directory;
 mod dnscheck;
+mod health;
 mod http;
 mod keys;
 mod login;
+mod logsearch;
 mod pages;
 mod password;
+mod queue;
 mod routes;
+mod security;
 mod session;
 mod setup_code;
 mod tls_front;
 mod totp;
+mod trace;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -108,6 +118,12 @@ pub struct Context {
     pub listen: pochta_config::Listen,
     /// The `[dns]` section: the resolver of the live DNS check.
     pub dns: pochta_config::Dns,
+    /// Each mail service's listening addresses (port 0 resolved), by its
+    /// name in `serve.json` (`smtp`, `submission`, …); an empty list is a
+    /// service turned off in `[listen]`. The dashboard connects to each.
+    pub services: Vec<(&'static str, Vec<SocketAddr>)>,
+    /// The TLS certificate (PEM), for its expiry date on the dashboard.
+    pub tls_cert: PathBuf,
 }
 
 /// Everything a request handler reaches.
@@ -120,6 +136,8 @@ pub(crate) struct State {
     replay: totp::Replay,
     /// Who is behind each connection the HTTPS front forwards.
     peers: Arc<tls_front::Peers>,
+    /// Where the admin page itself listens, for the dashboard's check.
+    admin_addrs: Vec<SocketAddr>,
 }
 
 /// The running admin page.
@@ -237,6 +255,7 @@ pub fn start(ctx: Context) -> Result<AdminServer, AdminError> {
         setup_code: Mutex::new(setup_code),
         replay: totp::Replay::default(),
         peers: Arc::new(tls_front::Peers::default()),
+        admin_addrs: addrs.clone(),
         ctx,
     });
     let front = match (&state.ctx.tls, backend_addr) {

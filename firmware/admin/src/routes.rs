@@ -6,7 +6,10 @@ use tiny_http::{Method, Request};
 
 use crate::http::{self, Body, Reply};
 use crate::session::{Session, COOKIE};
-use crate::{accounts, clientsetup, directory, dnscheck, keys, login, State};
+use crate::{
+    accounts, aliases, clientsetup, dashboard, directory, dnscheck, keys, login, logsearch, queue,
+    security, trace, State,
+};
 
 /// What a request asks for.
 enum Route<'p> {
@@ -20,6 +23,7 @@ enum Route<'p> {
     Domains,
     AddDomain,
     DomainDns(&'p str),
+    RemoveDomain(&'p str),
     Accounts,
     AddAccount,
     RecoveryCodes,
@@ -32,6 +36,17 @@ enum Route<'p> {
     DomainCheck(&'p str),
     /// `/api/accounts/ADDR/...`: the address as in the path, and what is asked.
     Account(&'p str, accounts::Action<'p>),
+    Dashboard,
+    Queue,
+    QueueRetry(&'p str),
+    QueueDelete(&'p str),
+    Log,
+    LogTrace,
+    Security,
+    Unban,
+    Aliases,
+    AddAlias,
+    RemoveAlias,
 }
 
 impl Route<'_> {
@@ -50,6 +65,10 @@ impl Route<'_> {
                 | Route::AddDomain
                 | Route::AddAccount
                 | Route::AddApiToken
+                | Route::RemoveDomain(_)
+                | Route::Unban
+                | Route::AddAlias
+                | Route::RemoveAlias
         ) || matches!(self, Route::Account(_, action) if action.takes_body())
     }
 
@@ -92,6 +111,7 @@ fn route<'p>(method: &Method, path: &'p str) -> Result<Route<'p>, Reply> {
         ["api", "totp", "qr.svg"] => (Some(Route::TotpQr), None),
         ["api", "domains"] => (Some(Route::Domains), Some(Route::AddDomain)),
         ["api", "domains", name, "dns"] => (Some(Route::DomainDns(name)), None),
+        ["api", "domains", name, "remove"] => (None, Some(Route::RemoveDomain(name))),
         ["api", "accounts"] => (Some(Route::Accounts), Some(Route::AddAccount)),
         ["api", "recovery-codes"] => (Some(Route::RecoveryCodes), Some(Route::NewRecoveryCodes)),
         ["api", "tokens"] => (Some(Route::ApiTokens), Some(Route::AddApiToken)),
@@ -106,6 +126,16 @@ fn route<'p>(method: &Method, path: &'p str) -> Result<Route<'p>, Reply> {
             ),
             None => return Err(Reply::error(404, "no such page")),
         },
+        ["api", "dashboard"] => (Some(Route::Dashboard), None),
+        ["api", "queue"] => (Some(Route::Queue), None),
+        ["api", "queue", id, "retry"] => (None, Some(Route::QueueRetry(id))),
+        ["api", "queue", id, "delete"] => (None, Some(Route::QueueDelete(id))),
+        ["api", "log"] => (Some(Route::Log), None),
+        ["api", "log", "trace"] => (Some(Route::LogTrace), None),
+        ["api", "security"] => (Some(Route::Security), None),
+        ["api", "security", "unban"] => (None, Some(Route::Unban)),
+        ["api", "aliases"] => (Some(Route::Aliases), Some(Route::AddAlias)),
+        ["api", "aliases", "remove"] => (None, Some(Route::RemoveAlias)),
         _ => return Err(Reply::error(404, "no such page")),
     };
     let allowed = match (&get, &post) {
@@ -204,6 +234,7 @@ fn dispatch(
         (Route::Domains, Some(_)) => directory::domains(state),
         (Route::AddDomain, Some(_)) => directory::add_domain(state, &body),
         (Route::DomainDns(name), Some(_)) => directory::dns(state, name),
+        (Route::RemoveDomain(name), Some(_)) => directory::remove_domain(state, name, &body),
         (Route::Accounts, Some(_)) => directory::accounts(state),
         (Route::AddAccount, Some(_)) => directory::add_account(state, &body),
         (Route::RecoveryCodes, Some(s)) => keys::recovery_state(state, &s),
@@ -217,6 +248,17 @@ fn dispatch(
         (Route::Account(address, action), Some(_)) => {
             accounts::handle(state, address, action, &body)
         }
+        (Route::Dashboard, Some(_)) => dashboard::dashboard(state),
+        (Route::Queue, Some(_)) => queue::list(state),
+        (Route::QueueRetry(id), Some(_)) => queue::retry(state, id),
+        (Route::QueueDelete(id), Some(_)) => queue::delete(state, id),
+        (Route::Log, Some(_)) => logsearch::search(state, &logsearch::query(request.url())),
+        (Route::LogTrace, Some(_)) => trace::trace(state, &logsearch::query(request.url())),
+        (Route::Security, Some(_)) => security::overview(state),
+        (Route::Unban, Some(_)) => security::unban(state, &body),
+        (Route::Aliases, Some(_)) => aliases::list(state),
+        (Route::AddAlias, Some(_)) => aliases::add(state, &body),
+        (Route::RemoveAlias, Some(_)) => aliases::remove(state, &body),
         // needs_session() said yes, so authorize() gave a session.
         (_, None) => Reply::error(401, "log in first"),
     }
@@ -373,6 +415,37 @@ mod tests {
                 .unwrap()
                 .status,
             404
+        );
+    }
+
+    #[test]
+    fn operational_routes() {
+        assert!(matches!(
+            route(&Method::Post, "/api/queue/12/retry"),
+            Ok(Route::QueueRetry("12"))
+        ));
+        assert!(matches!(
+            route(&Method::Post, "/api/queue/12/delete"),
+            Ok(Route::QueueDelete("12"))
+        ));
+        assert!(matches!(
+            route(&Method::Get, "/api/log/trace"),
+            Ok(Route::LogTrace)
+        ));
+        assert!(matches!(
+            route(&Method::Post, "/api/aliases"),
+            Ok(Route::AddAlias)
+        ));
+        assert_eq!(
+            route(&Method::Get, "/api/queue/12/retry")
+                .err()
+                .unwrap()
+                .status,
+            405
+        );
+        assert_eq!(
+            route(&Method::Post, "/api/dashboard").err().unwrap().status,
+            405
         );
     }
 }

@@ -134,6 +134,52 @@ impl Guard {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&ip);
     }
+
+    /// The addresses banned now, with their failures and how long the ban
+    /// has left, longest first (for the admin page's Security page).
+    pub fn banned(&self) -> Vec<Ban> {
+        let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let mut bans: Vec<Ban> = records
+            .iter()
+            .filter_map(|(ip, r)| {
+                let until = r.banned_until.filter(|u| *u > now)?;
+                Some(Ban {
+                    ip: *ip,
+                    failures: r.failures,
+                    left: until - now,
+                })
+            })
+            .collect();
+        bans.sort_by(|a, b| b.left.cmp(&a.left).then(a.ip.cmp(&b.ip)));
+        bans
+    }
+
+    /// Lifts a ban and forgets the address's failures (an administrator
+    /// who knows the address is a colleague's). False when it was not
+    /// banned.
+    pub fn unban(&self, ip: IpAddr) -> bool {
+        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        let banned = records
+            .get(&ip)
+            .and_then(|r| r.banned_until)
+            .is_some_and(|u| u > Instant::now());
+        if banned {
+            records.remove(&ip);
+        }
+        banned
+    }
+}
+
+/// An address banned now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ban {
+    /// The client address.
+    pub ip: IpAddr,
+    /// Failed logins counted before the ban.
+    pub failures: u32,
+    /// Time until the ban ends by itself.
+    pub left: Duration,
 }
 
 #[cfg(test)]
@@ -174,5 +220,16 @@ mod tests {
         g.failure(other);
         g.success(other);
         assert_eq!(g.check(other), Verdict::Allow);
+        let bans = g.banned();
+        assert_eq!(bans.len(), 1);
+        assert_eq!((bans[0].ip, bans[0].failures), (ip, 6));
+        assert!(
+            bans[0].left <= Duration::from_secs(900) && bans[0].left > Duration::from_secs(800)
+        );
+        assert!(!g.unban(other));
+        assert!(g.unban(ip));
+        assert_eq!(g.check(ip), Verdict::Allow);
+        assert!(g.banned().is_empty());
+        assert!(!g.unban(ip));
     }
 }

@@ -17,7 +17,7 @@ use base64::Engine;
 use pochta_maillog::MailLog;
 use pochta_store::{AccountId, Credential, LoginCheck, Store};
 
-pub use guard::{Guard, Verdict};
+pub use guard::{Ban, Guard, Verdict};
 
 /// What a login attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq)]

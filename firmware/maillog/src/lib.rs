@@ -6,13 +6,23 @@
 //! a person and searched with grep. Passwords and AUTH payloads are never
 //! passed here, so they cannot be logged.
 //!
+//! Layout: [`MailLog`] writes; `read` parses lines back ([`Entry`]) and
+//! reads the file from its end ([`Backwards`]); `counts` keeps today's
+//! numbers for the dashboard ([`Today`]).
+//!
 //! Depends on nothing of Pochta's own.
+
+mod counts;
+mod read;
+
+pub use counts::{Today, SEED_BUDGET};
+pub use read::{Backwards, Entry};
 
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// What the inbound checks found, for [`MailLog::authentication`].
@@ -35,9 +45,28 @@ pub struct AuthResults<'a> {
     pub action: &'a str,
 }
 
+/// A message accepted over SMTP, for [`MailLog::accepted`].
+pub struct Accepted<'a> {
+    /// The client.
+    pub peer: SocketAddr,
+    /// The reverse-path.
+    pub from: &'a str,
+    /// The forward-paths.
+    pub rcpts: &'a [String],
+    /// Bytes received.
+    pub size: u64,
+    /// Pochta's id of the message (in the `250` reply).
+    pub id: &'a str,
+    /// The `Message-ID:` header (RFC 5322 §3.6.4), when it has one: what a
+    /// person asking "where is my mail?" can find in their copy.
+    pub message_id: Option<&'a str>,
+}
+
 /// Appends events to the mail log.
 pub struct MailLog {
     file: Option<Mutex<File>>,
+    path: Option<PathBuf>,
+    today: counts::DayCounts,
 }
 
 impl MailLog {
@@ -47,44 +76,55 @@ impl MailLog {
             std::fs::create_dir_all(dir)?;
         }
         let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let today = counts::DayCounts::default();
+        today.seed(path, &date(time::OffsetDateTime::now_utc()));
         Ok(MailLog {
             file: Some(Mutex::new(file)),
+            path: Some(path.to_owned()),
+            today,
         })
     }
 
     /// A log that only goes to `tracing` (tests, CLI).
     pub fn discard() -> MailLog {
-        MailLog { file: None }
+        MailLog {
+            file: None,
+            path: None,
+            today: counts::DayCounts::default(),
+        }
+    }
+
+    /// The file written, for reading it back (`None` for [`MailLog::discard`]).
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Events counted today (UTC), including those written before a restart.
+    pub fn today(&self) -> Today {
+        self.today.on(&date(time::OffsetDateTime::now_utc()))
     }
 
     /// A message was accepted (`250` sent) for the given recipients.
-    pub fn accepted(
-        &self,
-        session: &str,
-        peer: SocketAddr,
-        from: &str,
-        rcpts: &[String],
-        size: u64,
-        id: &str,
-    ) {
-        self.line(
-            "accepted",
-            session,
-            &[
-                ("peer", &peer.to_string()),
-                ("from", &format!("<{from}>")),
-                (
-                    "to",
-                    &rcpts
-                        .iter()
-                        .map(|r| format!("<{r}>"))
-                        .collect::<Vec<_>>()
-                        .join(","),
-                ),
-                ("size", &size.to_string()),
-                ("id", id),
-            ],
-        );
+    pub fn accepted(&self, session: &str, m: &Accepted<'_>) {
+        let mut fields = vec![
+            ("peer", m.peer.to_string()),
+            ("from", format!("<{}>", m.from)),
+            (
+                "to",
+                m.rcpts
+                    .iter()
+                    .map(|r| format!("<{r}>"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            ("size", m.size.to_string()),
+            ("id", m.id.to_owned()),
+        ];
+        if let Some(message_id) = m.message_id {
+            fields.push(("msgid", message_id.to_owned()));
+        }
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.line("accepted", session, &fields);
     }
 
     /// A command or message was refused; `reply` is what the client got.
@@ -347,11 +387,11 @@ impl MailLog {
 
     fn line(&self, event: &str, session: &str, fields: &[(&str, &str)]) {
         let now = time::OffsetDateTime::now_utc();
+        let today = date(now);
+        let relay = fields.iter().any(|(k, _)| *k == "relay");
+        self.today.note(&today, event, relay);
         let mut line = format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z {event} session={session}",
-            now.year(),
-            now.month() as u8,
-            now.day(),
+            "{today}T{:02}:{:02}:{:02}Z {event} session={session}",
             now.hour(),
             now.minute(),
             now.second()
@@ -368,6 +408,11 @@ impl MailLog {
             }
         }
     }
+}
+
+/// `YYYY-MM-DD` of a UTC time.
+fn date(t: time::OffsetDateTime) -> String {
+    format!("{:04}-{:02}-{:02}", t.year(), t.month() as u8, t.day())
 }
 
 /// Quotes a value that has spaces or quotes; strips control characters so a
@@ -410,5 +455,47 @@ mod tests {
             .contains(" auth_failed session=s1 peer=127.0.0.1:5 service=submission user=bob@x"));
         assert!(lines[1].ends_with("delivered session=s1 to=<bob@x> folder=INBOX uid=7 id=abc"));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn todays_counts_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log").join("mail.log");
+        let peer: SocketAddr = "127.0.0.1:5".parse().unwrap();
+        let rcpts = ["a@x".to_string(), "b@y".to_string()];
+        {
+            let log = MailLog::open(&path).unwrap();
+            log.accepted(
+                "s1",
+                &Accepted {
+                    peer,
+                    from: "f@z",
+                    rcpts: &rcpts,
+                    size: 10,
+                    id: "abc",
+                    message_id: Some("<m1@z>"),
+                },
+            );
+            log.delivered("s1", "a@x", "INBOX", 1, "abc");
+            log.relayed(3, "b@y", "mx.y", "verified", "250 ok");
+            log.rejected("s2", peer, "rcpt", "<c@x>", "550 no");
+            assert_eq!(log.today().event("accepted"), 1);
+        }
+        // Yesterday's lines (written before today's in a real log) do not count.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let old = "2000-01-01T00:00:00Z accepted session=old id=x\n";
+        std::fs::write(&path, format!("{old}{text}")).unwrap();
+        let log = MailLog::open(&path).unwrap();
+        let today = log.today();
+        assert_eq!(today.event("accepted"), 1);
+        assert_eq!(today.event("rejected"), 1);
+        assert_eq!(today.event("delivered"), 2);
+        assert_eq!((today.delivered_local, today.relayed), (1, 1));
+        log.rejected("s3", peer, "mail", "<d@x>", "550 no");
+        assert_eq!(log.today().event("rejected"), 2);
+        let last = std::fs::read_to_string(&path).unwrap();
+        let first = Entry::parse(last.lines().nth(1).unwrap()).unwrap();
+        assert_eq!(first.field("msgid"), Some("<m1@z>"));
+        assert_eq!(first.field("to"), Some("<a@x>,<b@y>"));
     }
 }

@@ -198,6 +198,26 @@ async fn run(
         alive.clone(),
     ));
     drop(alive);
+    // Every service by its name in serve.json, with its bound addresses
+    // (none: turned off), for the dashboard's up/down check.
+    let mut services: Vec<(&'static str, Vec<SocketAddr>)> = [
+        "smtp",
+        "submission",
+        "submissions",
+        "imap",
+        "imaps",
+        "pop3",
+        "pop3s",
+    ]
+    .iter()
+    .map(|name| (*name, Vec::new()))
+    .collect();
+    for (proto, listener) in &bound {
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        if let Some((_, addrs)) = services.iter_mut().find(|(n, _)| *n == proto.name()) {
+            addrs.push(addr);
+        }
+    }
     // The admin page runs on its own threads; its listeners are bound here,
     // with the others, so that a taken port stops the start.
     let admin = pochta_admin::start(pochta_admin::Context {
@@ -210,6 +230,8 @@ async fn run(
         tls: Some(tls.config().clone()),
         listen: listening(&bound),
         dns: config.dns.clone(),
+        services,
+        tls_cert: crate::tls::in_data(data, &config.tls.cert_file),
     })
     .map_err(|e| e.to_string())?;
     // The queue worker, signing mail from local domains with their DKIM

@@ -8,7 +8,8 @@
 //! - `admins`: administrators of the web admin page (argon2id password,
 //!   TOTP secret);
 //! - `directory`: domains, accounts (argon2id passwords), aliases, groups,
-//!   catch-alls and recipient resolution;
+//!   catch-alls and recipient resolution; `alias_targets` removes one
+//!   member of a group;
 //! - `deliver`: the committer thread (group commit) that makes a received
 //!   message durable before SMTP answers `250`;
 //! - `folder`: folders and message operations (flags, expunge, copy, move,
@@ -38,6 +39,7 @@
 
 mod admin_keys;
 mod admins;
+mod alias_targets;
 mod blob;
 mod deliver;
 mod directory;

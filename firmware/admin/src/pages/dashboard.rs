@@ -1,28 +1,159 @@
-//! The dashboard: how the box is doing at a glance.
+//! The dashboard: how the box is doing at a glance, drawn from
+//! `GET /api/dashboard` (alerts first, then services, today's mail, the
+//! queue and storage).
 
+use serde_json::Value;
+
+use crate::dashboard::{bytes, duration};
 use crate::http::Reply;
 use crate::session::Session;
 use crate::State;
 
-use super::{page, store_failed};
+use super::{error_box, esc, page};
+
+fn num(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
+fn alerts(d: &Value) -> String {
+    let items: String = d["alerts"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|a| {
+                    format!(
+                        "<li class=\"alert {}\"><strong>{}</strong><br>{}</li>",
+                        esc(a["level"].as_str().unwrap_or("info")),
+                        esc(a["text"].as_str().unwrap_or("")),
+                        esc(a["action"].as_str().unwrap_or(""))
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if items.is_empty() {
+        "<section><h2>Alerts</h2><p class=\"ok\">Nothing needs attention.</p></section>".into()
+    } else {
+        format!("<section><h2>Alerts</h2><ul class=\"alerts\">{items}</ul></section>")
+    }
+}
+
+fn services(d: &Value) -> String {
+    let rows: String = d["services"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|s| {
+                    let status = s["status"].as_str().unwrap_or("down");
+                    let addrs: Vec<String> = s["addresses"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .map(|x| esc(x["address"].as_str().unwrap_or("")))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    format!(
+                        "<tr><td>{}</td><td><span class=\"state {status}\">{status}</span></td>\
+                         <td class=\"optional data\">{}</td></tr>",
+                        esc(s["label"].as_str().unwrap_or("")),
+                        addrs.join(" ")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    format!(
+        "<section><h2>Services</h2><table><tr><th>Service</th><th>State</th>\
+         <th class=\"optional\">Listening on</th></tr>{rows}</table></section>"
+    )
+}
+
+fn today(d: &Value) -> String {
+    let t = &d["today"];
+    format!(
+        "<section><h2>Mail today <small>({} UTC)</small></h2><table>\
+         <tr><th>Received</th><td>{}</td></tr>\
+         <tr><th>Sent out to other servers</th><td>{}</td></tr>\
+         <tr><th>Stored in local mailboxes</th><td>{}</td></tr>\
+         <tr><th>Rejected</th><td>{}</td></tr>\
+         <tr><th>Bounced</th><td>{}</td></tr>\
+         <tr><th>Failed logins</th><td>{}</td></tr>\
+         </table><p><a href=\"/log?date={0}\">Today's mail log</a></p></section>",
+        esc(t["date"].as_str().unwrap_or("")),
+        num(&t["received"]),
+        num(&t["sent_out"]),
+        num(&t["delivered_local"]),
+        num(&t["rejected"]),
+        num(&t["bounced"]),
+        num(&t["failed_logins"]),
+    )
+}
+
+fn queue_and_storage(d: &Value) -> String {
+    let q = &d["queue"];
+    let oldest = q["oldest_age_secs"]
+        .as_i64()
+        .map_or("–".to_owned(), duration);
+    let s = &d["storage"];
+    let disk = match (s["total_bytes"].as_u64(), s["free_bytes"].as_u64()) {
+        (Some(total), Some(free)) => format!(
+            "<tr><th>Disk</th><td><meter min=\"0\" max=\"{total}\" value=\"{used}\" \
+             high=\"{high}\">{pct}%</meter> {used_h} used, {free_h} free ({pct}%)</td></tr>",
+            used = total.saturating_sub(free),
+            high = total / 10 * 9,
+            pct = s["free_percent"].as_f64().unwrap_or(0.0),
+            used_h = bytes(total.saturating_sub(free)),
+            free_h = bytes(free),
+        ),
+        _ => "<tr><th>Disk</th><td>unknown</td></tr>".into(),
+    };
+    let cert = match d["tls_certificate"]["seconds_left"].as_i64() {
+        Some(left) if left > 0 => format!("expires in {}", duration(left)),
+        Some(_) => "expired".into(),
+        None => "unknown".into(),
+    };
+    format!(
+        "<section><h2>Queue and storage</h2><table>\
+         <tr><th>Queue</th><td><a href=\"/queue\">{} waiting</a>, oldest {oldest}</td></tr>\
+         {disk}\
+         <tr><th>Mail stored</th><td>{}</td></tr>\
+         <tr><th>Database</th><td>{}</td></tr>\
+         <tr><th>TLS certificate</th><td>{cert}</td></tr>\
+         <tr><th>Banned addresses</th><td><a href=\"/security\">{}</a></td></tr>\
+         <tr><th>Domains</th><td><a href=\"/domains\">{}</a></td></tr>\
+         <tr><th>Accounts</th><td><a href=\"/accounts\">{}</a></td></tr>\
+         </table></section>",
+        num(&q["length"]),
+        bytes(num(&s["mail_bytes"])),
+        bytes(num(&s["database_bytes"])),
+        num(&d["banned"]),
+        num(&d["domains"]),
+        num(&d["accounts"]),
+    )
+}
 
 /// `GET /` once logged in.
 pub(super) fn show(state: &State, s: &Session) -> Reply {
-    let store = &state.ctx.store;
-    let (Ok(domains), Ok(accounts)) = (store.domains(), store.accounts()) else {
-        return store_failed(s);
+    let reply = crate::dashboard::dashboard(state);
+    let Some(d) = reply.json_value() else {
+        return page(
+            reply.status,
+            "Dashboard",
+            Some(s),
+            &error_box(Some(&reply.error_message())),
+        );
     };
     page(
         200,
         "Dashboard",
         Some(s),
         &format!(
-            "<section><h2>Dashboard</h2><table>\
-             <tr><th>Domains</th><td><a href=\"/domains\">{}</a></td></tr>\
-             <tr><th>Accounts</th><td><a href=\"/accounts\">{}</a></td></tr>\
-             </table></section>",
-            domains.len(),
-            accounts.len()
+            "{}<div class=\"grid\">{}{}{}</div>",
+            alerts(&d),
+            services(&d),
+            today(&d),
+            queue_and_storage(&d)
         ),
     )
 }

@@ -57,10 +57,44 @@ pub(super) fn dns(state: &State, s: &Session, name: &str) -> Reply {
             &error_box(Some(&reply.error_message())),
         );
     };
+    let domain = value["domain"].as_str().unwrap_or(name);
     page(
         200,
         "DNS records",
         Some(s),
-        &super::dnscheck::records(&value),
+        &format!(
+            "{}{}",
+            super::dnscheck::records(&value),
+            remove_form(s, domain, None)
+        ),
+    )
+}
+
+/// The form that removes a domain, under its DNS records.
+fn remove_form(s: &Session, domain: &str, error: Option<&str>) -> String {
+    format!(
+        "<section><h2>Remove {0}</h2>{1}<p>Only a domain without accounts can be removed; \
+         its aliases go with it.</p>\
+         <form method=\"post\" action=\"/domains/{0}/remove\">{2}\
+         <label for=\"confirm-domain\">Type the domain's name to confirm</label>\
+         <input id=\"confirm-domain\" name=\"confirm\" autocomplete=\"off\" required>\
+         <button class=\"danger\">Remove domain</button></form></section>",
+        esc(domain),
+        error_box(error),
+        csrf_field(s)
+    )
+}
+
+/// `POST /domains/NAME/remove`.
+pub(super) fn remove(state: &State, s: &Session, name: &str, form: &Body) -> Reply {
+    let reply = directory::remove_domain(state, name, form);
+    if reply.is_success() {
+        return Reply::redirect("/domains");
+    }
+    page(
+        reply.status,
+        "DNS records",
+        Some(s),
+        &remove_form(s, name, Some(&reply.error_message())),
     )
 }

@@ -9,14 +9,19 @@
 //! (setup, login, enrolment), `welcome` (the rest of the first-boot
 //! wizard), `dashboard`, `domains`, `accounts`, `clientsetup` (an
 //! account's settings), `dnscheck` (records and their live check),
+//! `aliases`, `queue`, `maillog` (search and trace), `security`,
 //! `settings`.
 
 mod accounts;
+mod aliases;
 mod clientsetup;
 mod dashboard;
 mod dnscheck;
 mod domains;
 mod login;
+mod maillog;
+mod queue;
+mod security;
 mod settings;
 mod welcome;
 
@@ -29,6 +34,7 @@ use crate::session::{Session, COOKIE};
 use crate::{login as auth, State};
 
 const STYLE: &str = include_str!("../style.css");
+const FAVICON: &str = include_str!("../favicon.svg");
 
 /// Escapes text for HTML content and quoted attribute values.
 fn esc(text: &str) -> String {
@@ -51,6 +57,10 @@ const MENU: &[(&str, &str)] = &[
     ("/", "Dashboard"),
     ("/domains", "Domains"),
     ("/accounts", "Accounts"),
+    ("/aliases", "Aliases"),
+    ("/queue", "Queue"),
+    ("/log", "Mail log"),
+    ("/security", "Security"),
     ("/settings", "Settings"),
 ];
 
@@ -85,6 +95,7 @@ fn page(status: u16, title: &str, session: Option<&Session>, content: &str) -> R
             "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
              <title>{title} · Pochta</title><link rel=\"stylesheet\" href=\"/style.css\">\
+             <link rel=\"icon\" href=\"/favicon.svg\" type=\"image/svg+xml\">\
              </head><body><header><h1>Pochta</h1>{logout}</header>{menu}<main>{content}</main>\
              </body></html>\n",
             title = esc(title),
@@ -134,6 +145,9 @@ pub fn handle(state: &State, request: &mut Request, peer: SocketAddr, path: &str
     if !post {
         return match path {
             "/style.css" => Reply::css(STYLE),
+            // Browsers ask for an icon with every first visit; a 404 there
+            // is noise in their console.
+            "/favicon.svg" | "/favicon.ico" => Reply::svg(FAVICON.to_owned()),
             "/" => home(state, session.as_ref()),
             "/setup" => login::setup_page(state, None),
             "/login" => login::login_page(None),
@@ -142,7 +156,7 @@ pub fn handle(state: &State, request: &mut Request, peer: SocketAddr, path: &str
                 None => Reply::redirect("/login"),
             },
             _ => match session.filter(|s| s.totp_enabled) {
-                Some(s) => logged_in_page(state, &s, path),
+                Some(s) => logged_in_page(state, &s, path, request.url()),
                 None if is_known(path) => Reply::redirect("/"),
                 None => not_found(None),
             },
@@ -191,6 +205,8 @@ fn is_known(path: &str) -> bool {
         || path == "/welcome"
         || path.starts_with("/domains/")
         || path.starts_with("/accounts/")
+        || path.starts_with("/queue/")
+        || path.starts_with("/log/")
 }
 
 fn not_found(s: Option<&Session>) -> Reply {
@@ -202,8 +218,9 @@ fn not_found(s: Option<&Session>) -> Reply {
     )
 }
 
-/// A page for an administrator who is logged in and enrolled.
-fn logged_in_page(state: &State, s: &Session, path: &str) -> Reply {
+/// A page for an administrator who is logged in and enrolled; `url` has
+/// the query string of the search pages.
+fn logged_in_page(state: &State, s: &Session, path: &str, url: &str) -> Reply {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match segments.as_slice() {
         ["domains"] => domains::list(state, s, 200, None),
@@ -214,6 +231,12 @@ fn logged_in_page(state: &State, s: &Session, path: &str) -> Reply {
         ["accounts", addr, "setup"] => clientsetup::show(state, s, addr),
         ["domains", name, "check"] => dnscheck::checked(state, s, name),
         ["accounts", address] => accounts::detail(state, s, address),
+        ["aliases"] => aliases::list(state, s, 200, None),
+        ["queue"] => queue::list(state, s, 200, None),
+        ["queue", id, "delete"] => queue::confirm_delete(state, s, id),
+        ["log"] => maillog::search(state, s, &crate::logsearch::query(url)),
+        ["log", "trace"] => maillog::explain(state, s, &crate::logsearch::query(url)),
+        ["security"] => security::show(state, s, 200, None),
         _ => not_found(Some(s)),
     }
 }
@@ -247,6 +270,10 @@ fn form_action(state: &State, s: &Session, path: &str, form: &Body) -> Reply {
         }
         _ if !s.totp_enabled => Reply::redirect("/enrol"),
         "/domains" => domains::add(state, s, form),
+        p if p.starts_with("/domains/") && p.ends_with("/remove") => {
+            let name = &p["/domains/".len()..p.len() - "/remove".len()];
+            domains::remove(state, s, name, form)
+        }
         "/accounts" => accounts::add(state, s, form),
         "/welcome/domain" => welcome::add_domain(state, s, form),
         "/welcome/account" => welcome::add_account(state, s, form),
@@ -255,6 +282,10 @@ fn form_action(state: &State, s: &Session, path: &str, form: &Body) -> Reply {
             settings::act(state, s, &action, form)
         }
         p if p.starts_with("/accounts/") => accounts::action(state, s, p, form),
+        "/aliases" => aliases::add(state, s, form),
+        "/aliases/remove" => aliases::remove(state, s, form),
+        "/security/unban" => security::unban(state, s, form),
+        p if p.starts_with("/queue/") => queue::action(state, s, p),
         _ => Reply::redirect("/"),
     }
 }

@@ -327,13 +327,26 @@ async fn finish(s: &mut Session, body: Body) -> Flow {
     let committed = super::blocking(s, move |store| {
         let id = staged.id.0[..16].to_string();
         let blob = staged.id.clone();
-        store.deliver(staged, delivery).map(|r| (id, blob, r))
+        let message_id = super::message_id::read(staged.path());
+        store
+            .deliver(staged, delivery)
+            .map(|r| (id, blob, message_id, r))
     })
     .await;
     match committed {
-        Some(Ok((id, blob, receipt))) => {
+        Some(Ok((id, blob, message_id, receipt))) => {
             let log = &s.ctx.maillog;
-            log.accepted(&s.id, s.peer, &envelope.from, &envelope.rcpts, size, &id);
+            log.accepted(
+                &s.id,
+                &pochta_maillog::Accepted {
+                    peer: s.peer,
+                    from: &envelope.from,
+                    rcpts: &envelope.rcpts,
+                    size,
+                    id: &id,
+                    message_id: message_id.as_deref(),
+                },
+            );
             for copy in &receipt.stored {
                 log.delivered(&s.id, &copy.address, &copy.folder, copy.uid, &id);
             }

@@ -4,6 +4,7 @@ pub(crate) mod auth;
 pub(crate) mod data;
 pub(crate) mod ehlo;
 pub(crate) mod envelope;
+mod message_id;
 
 use pochta_store::Store;
 
