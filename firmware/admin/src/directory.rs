@@ -35,27 +35,11 @@ pub fn add_domain(state: &State, body: &Body) -> Reply {
         Ok(n) => n,
         Err(r) => return r,
     };
-    let store = &state.ctx.store;
-    let domain = match store.add_domain(name) {
-        Ok(d) => d,
+    let (domain, selectors) = match pochta_filter::add_domain(&state.ctx.store, name) {
+        Ok(added) => added,
         Err(e) => return reply_for(e),
     };
-    // Keys that cannot be made now are made at the next start
-    // (`ensure_keys`); the domain itself is there.
-    let keys = match pochta_filter::generate_keys(&domain, time::OffsetDateTime::now_utc()) {
-        Ok(keys) => keys,
-        Err(e) => {
-            tracing::error!(domain, error = %e, "cannot make DKIM keys");
-            Vec::new()
-        }
-    };
-    for key in &keys {
-        if let Err(e) = store.add_dkim_key(key) {
-            tracing::error!(domain, error = %e, "cannot store a DKIM key");
-        }
-    }
     tracing::info!(domain, "domain added on the admin page");
-    let selectors: Vec<&str> = keys.iter().map(|k| k.selector.as_str()).collect();
     Reply::json(201, &json!({ "name": domain, "dkim_selectors": selectors }))
 }
 

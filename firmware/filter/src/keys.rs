@@ -5,7 +5,7 @@
 
 use base64::Engine;
 use mail_auth::dkim::generate::DkimKeyPair;
-use pochta_store::{DkimAlgorithm, DkimKey, Store};
+use pochta_store::{DkimAlgorithm, DkimKey, Store, StoreError};
 
 use crate::FilterError;
 
@@ -36,6 +36,29 @@ pub fn generate_keys(domain: &str, now: time::OffsetDateTime) -> Result<Vec<Dkim
             created: now.unix_timestamp(),
         },
     ])
+}
+
+/// Adds a local domain and makes its keys: what `pochta domain add` and the
+/// admin page both do. Keys that cannot be made or stored now are logged
+/// and made at the next start ([`ensure_keys`]); the domain itself is
+/// there. Returns the domain as stored and the new keys' selectors.
+/// Blocking (RSA key generation).
+pub fn add_domain(store: &Store, name: &str) -> Result<(String, Vec<String>), StoreError> {
+    let domain = store.add_domain(name)?;
+    let keys = generate_keys(&domain, time::OffsetDateTime::now_utc()).unwrap_or_else(|e| {
+        tracing::error!(domain, error = %e, "cannot make DKIM keys; they are made at the next start");
+        Vec::new()
+    });
+    let mut selectors = Vec::new();
+    for key in keys {
+        match store.add_dkim_key(&key) {
+            Ok(()) => selectors.push(key.selector),
+            Err(e) => {
+                tracing::error!(domain, error = %e, "cannot store a DKIM key; it is made at the next start")
+            }
+        }
+    }
+    Ok((domain, selectors))
 }
 
 /// Gives every local domain without keys a fresh pair (domains added by an

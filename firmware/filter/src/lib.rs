@@ -22,7 +22,7 @@ pub mod sign;
 pub mod verdict;
 
 pub use inbound::{Inbound, SpfChecks};
-pub use keys::{ensure_keys, generate_keys};
+pub use keys::{add_domain, ensure_keys, generate_keys};
 pub use sign::{signing_hook, Signer, SigningHook};
 pub use verdict::{Decision, Verdict};
 

@@ -121,13 +121,15 @@ pub fn domain(data: &Path, cmd: DomainCmd) -> Result<(), String> {
     let store = open(data)?;
     match cmd {
         DomainCmd::Add { domain } => {
-            let d = store.add_domain(&domain).map_err(|e| e.to_string())?;
-            let keys = pochta_filter::generate_keys(&d, time_now()).map_err(|e| e.to_string())?;
-            for key in &keys {
-                store.add_dkim_key(key).map_err(|e| e.to_string())?;
-            }
+            let (d, selectors) =
+                pochta_filter::add_domain(&store, &domain).map_err(|e| e.to_string())?;
             println!("domain {d} added");
-            let selectors: Vec<&str> = keys.iter().map(|k| k.selector.as_str()).collect();
+            if selectors.is_empty() {
+                return Err(format!(
+                    "domain {d} added, but its DKIM keys could not be made (see the log above); \
+                     `pochta serve` makes them at its next start"
+                ));
+            }
             println!(
                 "DKIM keys made (selectors {}): publish them with the other records \
                  shown by `pochta domain dns {d}`",
@@ -163,10 +165,6 @@ pub fn domain(data: &Path, cmd: DomainCmd) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-fn time_now() -> time::OffsetDateTime {
-    time::OffsetDateTime::now_utc()
 }
 
 /// The host name mail for local domains goes to: the config's `hostname`,
