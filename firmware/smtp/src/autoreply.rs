@@ -18,8 +18,7 @@
 
 use std::io::Read;
 
-use pochta_store::{AccountId, BlobId, CatchAll, Delivery, LocalRecipient, QueuedRecipient};
-use pochta_store::{AutoReply, Resolution, Store, StoreError};
+use pochta_store::{AccountId, AutoReply, BlobId, Store, StoreError};
 
 use crate::session::Session;
 
@@ -67,7 +66,7 @@ pub(crate) async fn answer(
             let unique = format!("{}-{}", &blob.0[..16.min(blob.0.len())], reply.account.0);
             let now = time::OffsetDateTime::now_utc();
             let message = build(&reply, &sender, &header, &hostname, now, &unique);
-            match submit(store, &sender, &message) {
+            match crate::from_null::submit(store, &sender, &message) {
                 Ok(receipt) => {
                     for copy in &receipt.stored {
                         maillog.delivered(&session, &copy.address, &copy.folder, copy.uid, &unique);
@@ -222,44 +221,6 @@ fn build(
          Content-Transfer-Encoding: {encoding}\r\n\r\n{body}"
     ));
     m.into_bytes()
-}
-
-/// Commits the reply from `<>` to `to`: a local mailbox, or the queue.
-fn submit(store: &Store, to: &str, message: &[u8]) -> Result<pochta_store::Receipt, String> {
-    let (local, remote) = match store
-        .resolve(to, CatchAll::Use)
-        .map_err(|e| e.to_string())?
-    {
-        Resolution::Deliver { accounts, remote } => (
-            accounts
-                .into_iter()
-                .map(|(account, address)| LocalRecipient {
-                    account,
-                    address,
-                    folder: "INBOX".into(),
-                })
-                .collect(),
-            remote,
-        ),
-        Resolution::NotLocal => (Vec::new(), vec![to.to_owned()]),
-        Resolution::Unknown => return Err(format!("{to} has no mailbox here")),
-    };
-    let mut w = store.blob_writer().map_err(|e| e.to_string())?;
-    w.write(message).map_err(|e| e.to_string())?;
-    let staged = w.finish().map_err(|e| e.to_string())?;
-    let delivery = Delivery {
-        sender: String::new(),
-        local,
-        remote: remote
-            .into_iter()
-            .map(|address| QueuedRecipient {
-                address,
-                ..Default::default()
-            })
-            .collect(),
-        ..Default::default()
-    };
-    store.deliver(staged, delivery).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

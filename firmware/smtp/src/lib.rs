@@ -24,6 +24,7 @@
 
 mod autoreply;
 mod cmd;
+mod from_null;
 pub mod mta_sts;
 pub mod outbound;
 pub mod reply;

@@ -2,9 +2,7 @@
 //! schedule, warned about once it has waited long, or failed (permanently
 //! or by expiry) with a DSN to the sender. Blocking: runs off the runtime.
 
-use pochta_store::{
-    CatchAll, Delivery, DeliveryError, LocalRecipient, QueueEntry, QueuedRecipient, Resolution,
-};
+use pochta_store::QueueEntry;
 
 use super::dsn::{DsnKind, DsnRecipient, Report};
 use super::tls::TlsInfo;
@@ -167,55 +165,9 @@ impl Outbound {
             DsnKind::Delayed { .. } => "delayed",
         };
         let ids: Vec<String> = wanted.iter().map(|(e, _)| e.id.to_string()).collect();
-        match self.submit_dsn(&first.sender, &bytes) {
+        match crate::from_null::submit(&self.store, &first.sender, &bytes).map(|_| ()) {
             Ok(()) => self.maillog.dsn_sent(&first.sender, what, &ids.join(",")),
             Err(e) => tracing::error!(to = %first.sender, error = %e, "queue: DSN not sent"),
-        }
-    }
-
-    /// Commits a DSN addressed to `sender` from `<>`: into a local mailbox,
-    /// or into the queue.
-    fn submit_dsn(&self, sender: &str, bytes: &[u8]) -> Result<(), String> {
-        let store = &self.store;
-        let (local, remote) = match store
-            .resolve(sender, CatchAll::Use)
-            .map_err(|e| e.to_string())?
-        {
-            Resolution::Deliver { accounts, remote } => (
-                accounts
-                    .into_iter()
-                    .map(|(account, address)| LocalRecipient {
-                        account,
-                        address,
-                        folder: "INBOX".into(),
-                    })
-                    .collect(),
-                remote,
-            ),
-            Resolution::NotLocal => (Vec::new(), vec![sender.to_owned()]),
-            Resolution::Unknown => return Err(format!("{sender} has no mailbox here")),
-            #[allow(unreachable_patterns)]
-            _ => return Err(format!("{sender}: unknown resolution")),
-        };
-        let mut w = store.blob_writer().map_err(|e| e.to_string())?;
-        w.write(bytes).map_err(|e| e.to_string())?;
-        let staged = w.finish().map_err(|e| e.to_string())?;
-        let delivery = Delivery {
-            sender: String::new(),
-            local,
-            remote: remote
-                .into_iter()
-                .map(|address| QueuedRecipient {
-                    address,
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        };
-        match store.deliver(staged, delivery) {
-            Ok(_) => Ok(()),
-            Err(DeliveryError::QuotaExceeded(who)) => Err(format!("mailbox of {who} is full")),
-            Err(e) => Err(e.to_string()),
         }
     }
 }
