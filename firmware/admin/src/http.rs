@@ -156,6 +156,23 @@ impl Reply {
     }
 }
 
+/// Escapes text for HTML and XML content and quoted attribute values
+/// (`&#39;` is valid in both).
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// The value of a request header (the first, when repeated).
 pub fn header<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
     request

@@ -27,7 +27,7 @@ use std::net::SocketAddr;
 use serde_json::json;
 use tiny_http::{Method, Request};
 
-use crate::http::{self, Reply};
+use crate::http::{self, escape as xml_escape, Reply};
 use crate::State;
 
 pub use mobileconfig::mobileconfig;
@@ -106,22 +106,6 @@ impl Servers {
     fn of(state: &State) -> Servers {
         Servers::new(&state.ctx.hostname, &state.ctx.listen)
     }
-}
-
-/// Escapes text for XML content and attribute values.
-fn xml_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// The domain of an address or a bare domain, lower case without a final

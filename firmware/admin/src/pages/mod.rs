@@ -29,28 +29,12 @@ use std::net::SocketAddr;
 
 use tiny_http::{Method, Request};
 
-use crate::http::{self, Body, Reply};
+use crate::http::{self, escape as esc, Body, Reply};
 use crate::session::{Session, COOKIE};
 use crate::{login as auth, State};
 
 const STYLE: &str = include_str!("../style.css");
 const FAVICON: &str = include_str!("../favicon.svg");
-
-/// Escapes text for HTML content and quoted attribute values.
-fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// The menu of a logged-in administrator: (path, label).
 const MENU: &[(&str, &str)] = &[
