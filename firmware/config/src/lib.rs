@@ -19,8 +19,10 @@ use serde::Deserialize;
 
 mod admin;
 mod queue;
+mod size;
 pub use admin::{Admin, Network};
 pub use queue::{Queue, Smarthost, SmarthostTls};
+pub use size::{format_size, parse_size};
 
 /// The whole configuration of a `pochta serve` process.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -504,25 +506,6 @@ impl Config {
     }
 }
 
-/// Parses a human size such as `500K`, `10M`, `2G` or a plain byte count.
-pub fn parse_size(text: &str) -> Option<u64> {
-    let t = text.trim();
-    let (digits, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => t.split_at(i),
-        None => (t, ""),
-    };
-    let n: u64 = digits.parse().ok()?;
-    let mult: u64 = match unit.trim().to_ascii_uppercase().as_str() {
-        "" | "B" => 1,
-        "K" | "KB" | "KIB" => 1 << 10,
-        "M" | "MB" | "MIB" => 1 << 20,
-        "G" | "GB" | "GIB" => 1 << 30,
-        "T" | "TB" | "TIB" => 1 << 40,
-        _ => return None,
-    };
-    n.checked_mul(mult)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -750,16 +733,5 @@ mod tests {
                 "{text:?}: {err:?} should name the file"
             );
         }
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("10M"), Some(10 << 20));
-        assert_eq!(parse_size("500k"), Some(500 << 10));
-        assert_eq!(parse_size("1G"), Some(1 << 30));
-        assert_eq!(parse_size("1234"), Some(1234));
-        assert_eq!(parse_size("ten"), None);
-        assert_eq!(parse_size("10X"), None);
-        assert_eq!(parse_size("99999999999999T"), None);
     }
 }

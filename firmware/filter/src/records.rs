@@ -68,6 +68,41 @@ fn policy_id(policy: &str) -> String {
     format!("{h:016x}")
 }
 
+/// Why `host` cannot be the name other servers send mail to, if it
+/// cannot: an MX must name a host in the public DNS (RFC 5321 §5.1), so a
+/// bare machine name (`vm`), `localhost` or a name under `.local`,
+/// `.localdomain`, `.lan`, `.internal`, `.home.arpa` or an address would
+/// publish records that send the domain's mail nowhere.
+pub fn host_problem(host: &str) -> Option<String> {
+    let h = host.trim().trim_end_matches('.').to_ascii_lowercase();
+    let fix = "set `hostname` in the configuration to the box's full public name \
+               (such as mail.example.com) or pass --host";
+    if h.parse::<std::net::IpAddr>().is_ok() {
+        return Some(format!(
+            "the mail host {h} is an address, not a name: an MX record needs a host name; {fix}"
+        ));
+    }
+    if !h.contains('.') {
+        return Some(format!(
+            "the mail host \"{h}\" is not a full domain name, so no other server can find it; {fix}"
+        ));
+    }
+    const PRIVATE: [&str; 6] = [
+        ".local",
+        ".localdomain",
+        ".lan",
+        ".internal",
+        ".home.arpa",
+        ".localhost",
+    ];
+    if let Some(suffix) = PRIVATE.iter().find(|s| h.ends_with(*s)) {
+        return Some(format!(
+            "the mail host {h} is under {suffix}, which exists only inside a local network; {fix}"
+        ));
+    }
+    None
+}
+
 /// All records for `domain`, whose mail host is `host`.
 pub fn records(domain: &str, host: &str, keys: &[DkimKey]) -> Vec<Record> {
     let d = format!("{domain}.");
@@ -137,6 +172,24 @@ pub fn zone_text(domain: &str, host: &str, keys: &[DkimKey]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_other_servers_cannot_reach() {
+        for (host, needle) in [
+            ("vm", "not a full domain name"),
+            ("localhost", "not a full domain name"),
+            ("pochta.local", "under .local"),
+            ("box.home.arpa", "under .home.arpa"),
+            ("192.0.2.7", "an address"),
+            ("::1", "an address"),
+        ] {
+            let problem = host_problem(host).unwrap_or_default();
+            assert!(problem.contains(needle), "{host}: {problem:?}");
+        }
+        for host in ["mail.example.com", "mx.example.org.", "MAIL.Example.COM"] {
+            assert_eq!(host_problem(host), None, "{host}");
+        }
+    }
 
     fn key(algorithm: DkimAlgorithm, len: usize) -> DkimKey {
         DkimKey {
