@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::directory::reply_for;
 use crate::http::{self, Body, Reply};
-use crate::{password, totp, State};
+use crate::{totp, State};
 
 /// Largest quota accepted, in MB (16 TiB): beyond any disk of the box, and
 /// far from overflowing when turned into bytes.
@@ -112,12 +112,7 @@ pub fn decode_segment(segment: &str) -> String {
 /// The account address of a path, checked: `Err` is the 400.
 pub fn address_of(segment: &str) -> Result<String, Reply> {
     let typed = decode_segment(segment);
-    pochta_store::normalize_address(&typed).ok_or_else(|| {
-        Reply::error(
-            400,
-            format!("{typed:?} is not an address (expected e.g. anna@example.com)"),
-        )
-    })
+    pochta_store::check_address(&typed).map_err(crate::directory::reply_for)
 }
 
 /// Answers one action on the account named in the path.
@@ -187,7 +182,7 @@ fn set_password(state: &State, address: &str, body: &Body) -> Reply {
         Ok(p) => p,
         Err(r) => return r,
     };
-    if let Err(message) = password::check(pw, address) {
+    if let Err(message) = pochta_store::check_password(pw, address).map_err(|w| w.to_string()) {
         return Reply::error(400, message);
     }
     done(

@@ -4,7 +4,7 @@
 //! targets}` (adding to an existing alias adds members),
 //! `POST /api/aliases/remove {address, target?}`.
 
-use pochta_store::{normalize_address, StoreError};
+use pochta_store::{check_address, StoreError};
 use serde_json::{json, Value};
 
 use crate::directory::reply_for;
@@ -54,12 +54,7 @@ fn source(text: &str) -> Result<(String, String), Reply> {
         }
         return Ok((text.clone(), domain.trim_end_matches('.').to_owned()));
     }
-    let Some(address) = normalize_address(&text) else {
-        return Err(Reply::error(
-            400,
-            format!("{text:?} is not an address (expected info@example.com, or @example.com for a catch-all)"),
-        ));
-    };
+    let address = check_address(&text).map_err(reply_for)?;
     let domain = address.rsplit_once('@').map_or("", |(_, d)| d).to_owned();
     Ok((address, domain))
 }
@@ -91,14 +86,7 @@ fn targets(body: &Body) -> Result<Vec<String>, Reply> {
         ));
     }
     raw.iter()
-        .map(|t| {
-            normalize_address(t).ok_or_else(|| {
-                Reply::error(
-                    400,
-                    format!("target {t:?} is not an address (expected e.g. anna@example.com)"),
-                )
-            })
-        })
+        .map(|t| check_address(t).map_err(|e| Reply::error(400, format!("target {e}"))))
         .collect()
 }
 

@@ -5,7 +5,7 @@ use pochta_store::StoreError;
 use serde_json::json;
 
 use crate::http::{self, Body, Reply};
-use crate::{password, State};
+use crate::State;
 
 /// A store error as a reply: what the person did wrong is a 4xx with the
 /// store's message; anything else is logged and a 500.
@@ -123,13 +123,11 @@ pub fn add_account(state: &State, body: &Body) -> Reply {
             }
         },
     };
-    let Some(normalized) = pochta_store::normalize_address(address) else {
-        return Reply::error(
-            400,
-            format!("{address:?} is not an address (expected e.g. anna@example.com)"),
-        );
+    let normalized = match pochta_store::check_address(address) {
+        Ok(a) => a,
+        Err(e) => return reply_for(e),
     };
-    if let Err(message) = password::check(pw, &normalized) {
+    if let Err(message) = pochta_store::check_password(pw, &normalized).map_err(|w| w.to_string()) {
         return Reply::error(400, message);
     }
     match state.ctx.store.add_account(&normalized, pw, quota) {

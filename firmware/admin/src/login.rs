@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::http::{self, Body, Reply};
 use crate::session::{Session, Sessions};
-use crate::{keys, password, setup_code, totp, State};
+use crate::{keys, setup_code, totp, State};
 
 /// The service name in the mail log.
 const SERVICE: &str = "admin";
@@ -124,7 +124,9 @@ pub fn setup(state: &State, body: &Body, peer: SocketAddr) -> Reply {
             "wrong setup code (see setup-code.txt in the data folder)",
         );
     }
-    if let Err(message) = check_admin_name(user).and_then(|()| password::check(pw, user)) {
+    if let Err(message) = check_admin_name(user)
+        .and_then(|()| pochta_store::check_password(pw, user).map_err(|w| w.to_string()))
+    {
         return Reply::error(400, message);
     }
     let secret = totp::new_secret();

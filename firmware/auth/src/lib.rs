@@ -201,7 +201,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         store.add_domain("example.com").unwrap();
         let bob = store
-            .add_account("bob@example.com", "password1", 0)
+            .add_account("bob@example.com", "Correct-horse-7", 0)
             .unwrap();
         let policy = pochta_config::Guard {
             delay_after: 100,
@@ -213,8 +213,14 @@ mod tests {
         let peer: SocketAddr = "192.0.2.7:1234".parse().unwrap();
         let other: SocketAddr = "192.0.2.8:1234".parse().unwrap();
         assert_eq!(
-            auth.login("smtp", "s", peer, "bob@example.com", "password1".into())
-                .await,
+            auth.login(
+                "smtp",
+                "s",
+                peer,
+                "bob@example.com",
+                "Correct-horse-7".into()
+            )
+            .await,
             Login::Accepted(bob)
         );
         for service in ["smtp", "imap", "pop3"] {
@@ -226,15 +232,27 @@ mod tests {
         }
         // Banned now, even with the right password, on any service.
         assert_eq!(
-            auth.login("imap", "s", peer, "bob@example.com", "password1".into())
-                .await,
+            auth.login(
+                "imap",
+                "s",
+                peer,
+                "bob@example.com",
+                "Correct-horse-7".into()
+            )
+            .await,
             Login::Banned
         );
         assert!(auth.is_banned(peer));
         // Other addresses are not affected.
         assert_eq!(
-            auth.login("pop3", "s", other, "bob@example.com", "password1".into())
-                .await,
+            auth.login(
+                "pop3",
+                "s",
+                other,
+                "bob@example.com",
+                "Correct-horse-7".into()
+            )
+            .await,
             Login::Accepted(bob)
         );
     }
@@ -245,7 +263,7 @@ mod tests {
         let store = Store::open(&dir.path().join("data")).unwrap();
         store.add_domain("example.com").unwrap();
         let bob = store
-            .add_account("bob@example.com", "password1", 0)
+            .add_account("bob@example.com", "Correct-horse-7", 0)
             .unwrap();
         let (_, app) = store.add_app_password("bob@example.com", "Phone").unwrap();
         store
@@ -268,8 +286,14 @@ mod tests {
             Login::Accepted(bob)
         );
         assert_eq!(
-            auth.login("imap", "s2", peer, "bob@example.com", "password1".into())
-                .await,
+            auth.login(
+                "imap",
+                "s2",
+                peer,
+                "bob@example.com",
+                "Correct-horse-7".into()
+            )
+            .await,
             Login::Refused
         );
         let text = std::fs::read_to_string(&log_path).unwrap();
@@ -284,13 +308,19 @@ mod tests {
             "{text}"
         );
         assert!(
-            !text.contains("password1") && !text.contains(&app),
+            !text.contains("Correct-horse-7") && !text.contains(&app),
             "{text}"
         );
         // The refusal counted: one more failure bans the address.
         assert_eq!(
-            auth.login("smtp", "s3", peer, "bob@example.com", "password1".into())
-                .await,
+            auth.login(
+                "smtp",
+                "s3",
+                peer,
+                "bob@example.com",
+                "Correct-horse-7".into()
+            )
+            .await,
             Login::Refused
         );
         assert!(auth.is_banned(peer));

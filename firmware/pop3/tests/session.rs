@@ -14,7 +14,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
-const PASSWORD: &str = "password1";
+const PASSWORD: &str = "Correct-horse-7";
 const USER: &str = "bob@example.com";
 
 struct Harness {

@@ -25,7 +25,7 @@ async fn start(limits: Limits) -> Harness {
     let store = Store::open(dir.path()).unwrap();
     store.add_domain("example.com").unwrap();
     store
-        .add_account("bob@example.com", "password1", 0)
+        .add_account("bob@example.com", "Correct-horse-7", 0)
         .unwrap();
     let pair = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let key = rustls::pki_types::PrivateKeyDer::try_from(pair.signing_key.serialize_der()).unwrap();

@@ -62,35 +62,25 @@ pub enum CatchAll {
 const MAX_ALIAS_DEPTH: usize = 10;
 
 /// Normalises an address for lookups: trimmed, lower case. `None` when it is
-/// not `local@domain`.
+/// not an address ([`crate::parse_address`] says why).
 pub fn normalize_address(address: &str) -> Option<String> {
-    let a = address.trim().to_lowercase();
-    let (local, domain) = a.rsplit_once('@')?;
-    if local.is_empty() || domain.is_empty() || domain.contains(char::is_whitespace) {
-        return None;
-    }
-    Some(a)
+    crate::policy::parse_address(address).ok()
 }
 
 pub(crate) fn normalize_domain(domain: &str) -> Result<String, StoreError> {
-    let d = domain.trim().trim_end_matches('.').to_lowercase();
-    let valid = !d.is_empty()
-        && d.len() <= 253
-        && d.contains('.')
-        && d.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.chars().all(|c| c.is_alphanumeric() || c == '-')
-        });
-    if valid {
-        Ok(d)
-    } else {
-        Err(StoreError::Invalid(format!(
-            "{domain:?} is not a domain name (expected e.g. example.com)"
-        )))
-    }
+    crate::policy::parse_domain(domain).map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+/// [`crate::parse_address`] as a store error naming what was typed: the
+/// one sentence the CLI, the page and the API all show.
+pub fn check_address(address: &str) -> Result<String, StoreError> {
+    crate::policy::parse_address(address)
+        .map_err(|e| StoreError::Invalid(format!("{:?} is not an address: {e}", address.trim())))
+}
+
+/// [`crate::check_password`] as a store error.
+fn check_password_strength(password: &str, user: &str) -> Result<(), StoreError> {
+    crate::policy::check_password(password, user).map_err(|e| StoreError::Invalid(e.to_string()))
 }
 
 fn domain_of(address: &str) -> &str {
@@ -103,15 +93,6 @@ pub fn hash_password(password: &str) -> Result<String, StoreError> {
         .hash_password(password.as_bytes())
         .map(|h| h.to_string())
         .map_err(|e| StoreError::Invalid(format!("cannot hash password: {e}")))
-}
-
-fn check_password_strength(password: &str) -> Result<(), StoreError> {
-    if password.chars().count() < 8 {
-        return Err(StoreError::Invalid(
-            "password too short: use at least 8 characters".into(),
-        ));
-    }
-    Ok(())
 }
 
 impl Store {
@@ -169,18 +150,15 @@ impl Store {
         password: &str,
         quota_bytes: u64,
     ) -> Result<AccountId, StoreError> {
-        let a = normalize_address(address)
-            .ok_or_else(|| StoreError::Invalid(format!("{address:?} is not an address")))?;
-        check_password_strength(password)?;
+        let a = check_address(address)?;
+        check_password_strength(password, &a)?;
         let hash = hash_password(password)?;
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         let domain = domain_of(&a).to_owned();
         let known: bool = row_exists(&tx, "SELECT 1 FROM domains WHERE name = ?1", &domain)?;
         if !known {
-            return Err(StoreError::NotFound(format!(
-                "domain {domain} (add it first with `pochta domain add {domain}`)"
-            )));
+            return Err(StoreError::NotFound(format!("domain {domain}")));
         }
         let n = tx.execute(
             "INSERT OR IGNORE INTO accounts(address, domain, password, quota_bytes, created)
@@ -262,9 +240,9 @@ impl Store {
 
     /// Replaces an account's password.
     pub fn set_password(&self, address: &str, password: &str) -> Result<(), StoreError> {
-        check_password_strength(password)?;
-        let hash = hash_password(password)?;
         let a = normalize_address(address).unwrap_or_default();
+        check_password_strength(password, &a)?;
+        let hash = hash_password(password)?;
         let n = self.conn()?.execute(
             "UPDATE accounts SET password = ?1 WHERE address = ?2",
             params![hash, a],
@@ -306,8 +284,7 @@ impl Store {
         let domain = match source.strip_prefix('@') {
             Some(d) => normalize_domain(d)?,
             None => {
-                let a = normalize_address(&source)
-                    .ok_or_else(|| StoreError::Invalid(format!("{address:?} is not an address")))?;
+                let a = check_address(&source)?;
                 domain_of(&a).to_owned()
             }
         };
@@ -325,13 +302,12 @@ impl Store {
         let is_account: bool =
             row_exists(&tx, "SELECT 1 FROM accounts WHERE address = ?1", &source)?;
         if is_account {
-            return Err(StoreError::Exists(format!(
-                "{source} is an account; an alias cannot have the same address"
+            return Err(StoreError::Invalid(format!(
+                "{source} is an account: an alias needs an address of its own"
             )));
         }
         for t in targets {
-            let t = normalize_address(t)
-                .ok_or_else(|| StoreError::Invalid(format!("target {t:?} is not an address")))?;
+            let t = check_address(t).map_err(|e| StoreError::Invalid(format!("target {e}")))?;
             tx.execute(
                 "INSERT OR IGNORE INTO aliases(address, target) VALUES (?1, ?2)",
                 params![source, t],

@@ -9,7 +9,7 @@ fn setup() -> (tempfile::TempDir, Store, AccountId) {
     let store = Store::open(dir.path()).unwrap();
     store.add_domain("example.com").unwrap();
     let bob = store
-        .add_account("bob@example.com", "password1", 0)
+        .add_account("bob@example.com", "Correct-horse-7", 0)
         .unwrap();
     (dir, store, bob)
 }

@@ -7,6 +7,7 @@
 //!   fsync-rename-fsync;
 //! - `admins`: administrators of the web admin page (argon2id password,
 //!   TOTP secret);
+//! - `policy`: what an address and a password may be, for every caller;
 //! - `directory`: domains, accounts (argon2id passwords), aliases, groups,
 //!   catch-alls and recipient resolution; `alias_targets` removes one
 //!   member of a group;
@@ -48,6 +49,7 @@ mod folder;
 mod index;
 mod limits;
 mod mailbox;
+mod policy;
 mod queue;
 mod schema;
 mod structure;
@@ -67,7 +69,9 @@ pub use admin_keys::ApiToken;
 pub use admins::AdminUser;
 pub use blob::{BlobId, BlobWriter, StagedBlob};
 pub use deliver::{Delivery, DeliveryError, LocalRecipient, QueuedRecipient, Receipt, StoredCopy};
-pub use directory::{hash_password, normalize_address, Account, AccountId, CatchAll, Resolution};
+pub use directory::{
+    check_address, hash_password, normalize_address, Account, AccountId, CatchAll, Resolution,
+};
 pub use dkim::{DkimAlgorithm, DkimKey};
 pub use folder::{
     check_folder_name, ChangeHook, Changes, Copied, FlagOp, Folder, FolderCounts, FolderId, Message,
@@ -75,6 +79,10 @@ pub use folder::{
 pub use index::{ExtractFn, Extracted, Extractor, IndexText, TextField};
 pub use limits::SEND_WINDOW_SECS;
 pub use mailbox::{MessageInfo, QueueItem, StoreStatus};
+pub use policy::{
+    check_password, parse_address, parse_domain, BadAddress, WeakPassword, MAX_PASSWORD_CHARS,
+    MIN_PASSWORD_CHARS,
+};
 pub use queue::QueueEntry;
 pub use structure::Structure;
 
@@ -181,6 +189,12 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
 }
 
 impl Store {
+    /// Whether `dir` holds a store (its database file), without creating
+    /// anything.
+    pub fn exists(dir: &Path) -> bool {
+        dir.join("pochta.db").is_file()
+    }
+
     /// Opens (creating if needed) the store in `dir`, applies migrations,
     /// and clears bodies left half-received by a crash.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {

@@ -60,18 +60,23 @@ impl Store {
     pub fn messages(&self, address: &str, folder: &str) -> Result<Vec<MessageInfo>, StoreError> {
         let a = normalize_address(address).unwrap_or_default();
         let conn = self.conn()?;
+        let account: Option<i64> = conn
+            .query_row("SELECT id FROM accounts WHERE address = ?1", [&a], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let Some(account) = account else {
+            return Err(StoreError::NotFound(format!("account {}", address.trim())));
+        };
         let mailbox: Option<i64> = conn
             .query_row(
-                "SELECT m.id FROM mailboxes m JOIN accounts a ON a.id = m.account_id
-                 WHERE a.address = ?1 AND m.name = ?2",
-                params![a, folder],
+                "SELECT id FROM mailboxes WHERE account_id = ?1 AND name = ?2",
+                params![account, folder],
                 |r| r.get(0),
             )
             .optional()?;
         let Some(mailbox) = mailbox else {
-            return Err(StoreError::NotFound(format!(
-                "folder {folder} of {address}"
-            )));
+            return Err(StoreError::NotFound(format!("folder {folder} in {a}")));
         };
         let mut stmt = conn.prepare(
             "SELECT uid, modseq, size, blob, internaldate FROM messages

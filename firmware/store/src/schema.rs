@@ -229,7 +229,14 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
-        tracing::info!(version = i + 1, "store schema migrated");
+    }
+    let newest = MIGRATIONS.len();
+    match current {
+        0 => tracing::info!(version = newest, "store created"),
+        c if (c as usize) < newest => {
+            tracing::info!(from = c, to = newest, "store schema migrated")
+        }
+        _ => {}
     }
     Ok(())
 }

@@ -39,7 +39,7 @@ fn setup() -> (tempfile::TempDir, Store, AccountId) {
     let store = Store::open(dir.path()).unwrap();
     store.add_domain("example.com").unwrap();
     let bob = store
-        .add_account("bob@example.com", "password1", 0)
+        .add_account("bob@example.com", "Correct-horse-7", 0)
         .unwrap();
     (dir, store, bob)
 }
@@ -108,7 +108,9 @@ fn a_new_renderer_remakes_the_forms_and_keeps_the_text_index() {
     let blob = {
         let s = Store::open(dir.path()).unwrap();
         s.add_domain("example.com").unwrap();
-        let bob = s.add_account("bob@example.com", "password1", 0).unwrap();
+        let bob = s
+            .add_account("bob@example.com", "Correct-horse-7", 0)
+            .unwrap();
         let blob = append(&s, bob, "INBOX", body);
         s.start_indexer(extractor(1)).unwrap();
         wait_for("v1 cached", || {

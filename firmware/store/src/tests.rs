@@ -66,7 +66,7 @@ fn account_gets_special_folders_and_hashed_password() {
 fn account_needs_known_domain_and_decent_password() {
     let (_d, s) = store();
     assert!(matches!(
-        s.add_account("a@other.org", "long enough", 0),
+        s.add_account("a@other.org", "long enough phrase", 0),
         Err(StoreError::NotFound(_))
     ));
     assert!(matches!(
@@ -74,12 +74,13 @@ fn account_needs_known_domain_and_decent_password() {
         Err(StoreError::Invalid(_))
     ));
     assert!(matches!(
-        s.add_account("not-an-address", "long enough", 0),
+        s.add_account("not-an-address", "long enough phrase", 0),
         Err(StoreError::Invalid(_))
     ));
-    s.add_account("a@example.com", "long enough", 0).unwrap();
+    s.add_account("a@example.com", "long enough phrase", 0)
+        .unwrap();
     assert!(matches!(
-        s.add_account("A@example.com", "long enough", 0),
+        s.add_account("A@example.com", "long enough phrase", 0),
         Err(StoreError::Exists(_))
     ));
     assert!(matches!(
@@ -91,8 +92,12 @@ fn account_needs_known_domain_and_decent_password() {
 #[test]
 fn deliveries_get_ascending_uids_and_modseqs_and_dedupe_bodies() {
     let (_d, s) = store();
-    let bob = s.add_account("bob@example.com", "password1", 0).unwrap();
-    let amy = s.add_account("amy@example.com", "password1", 0).unwrap();
+    let bob = s
+        .add_account("bob@example.com", "Correct-horse-7", 0)
+        .unwrap();
+    let amy = s
+        .add_account("amy@example.com", "Correct-horse-7", 0)
+        .unwrap();
     for i in 0..3 {
         let body = format!("Subject: {i}\r\n\r\nhello\r\n");
         let r = s
@@ -129,7 +134,9 @@ fn deliveries_get_ascending_uids_and_modseqs_and_dedupe_bodies() {
 #[test]
 fn quota_is_enforced_at_commit() {
     let (_d, s) = store();
-    let bob = s.add_account("bob@example.com", "password1", 100).unwrap();
+    let bob = s
+        .add_account("bob@example.com", "Correct-horse-7", 100)
+        .unwrap();
     let d = || Delivery {
         local: vec![inbox(bob, "bob@example.com")],
         ..Delivery::default()
@@ -147,7 +154,7 @@ fn aliases_groups_and_catch_all_resolve() {
     let ids: Vec<AccountId> = ["a", "b", "c"]
         .iter()
         .map(|n| {
-            s.add_account(&format!("{n}@example.com"), "password1", 0)
+            s.add_account(&format!("{n}@example.com"), "Correct-horse-7", 0)
                 .unwrap()
         })
         .collect();
@@ -248,7 +255,9 @@ fn alias_loops_terminate() {
 #[test]
 fn concurrent_deliveries_share_commits_and_all_land() {
     let (dir, s) = store();
-    let bob = s.add_account("bob@example.com", "password1", 0).unwrap();
+    let bob = s
+        .add_account("bob@example.com", "Correct-horse-7", 0)
+        .unwrap();
     let threads: Vec<_> = (0..8)
         .map(|t| {
             let s = s.clone();
@@ -339,7 +348,9 @@ fn submitted_recipients_are_counted_durably() {
     let id = {
         let s = Store::open(dir.path()).unwrap();
         s.add_domain("example.com").unwrap();
-        let id = s.add_account("ann@example.com", "pw-pw-pw-pw", 0).unwrap();
+        let id = s
+            .add_account("ann@example.com", "Correct-horse-7", 0)
+            .unwrap();
         assert_eq!(s.send_limit(id).unwrap(), None);
         s.set_send_limit("ann@example.com", Some(7)).unwrap();
         let d = Delivery {
@@ -367,7 +378,9 @@ fn submitted_recipients_are_counted_durably() {
 #[test]
 fn a_missing_folder_falls_back_when_asked() {
     let (_d, s) = store();
-    let id = s.add_account("cy@example.com", "pw-pw-pw-pw", 0).unwrap();
+    let id = s
+        .add_account("cy@example.com", "Correct-horse-7", 0)
+        .unwrap();
     s.rename_folder(id, "Junk", "Spam").unwrap();
     let junk = LocalRecipient {
         folder: "Junk".into(),

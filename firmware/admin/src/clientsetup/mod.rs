@@ -161,12 +161,7 @@ fn not_allowed(allow: &str) -> Reply {
 /// The account an API path names (percent-decoded), when it exists.
 fn account(state: &State, raw: &str) -> Result<String, Reply> {
     let address = percent_decode(raw);
-    let Some(normalized) = pochta_store::normalize_address(&address) else {
-        return Err(Reply::error(
-            400,
-            format!("{address:?} is not an address (expected e.g. anna@example.com)"),
-        ));
-    };
+    let normalized = pochta_store::check_address(&address).map_err(crate::directory::reply_for)?;
     match state.ctx.store.account(&normalized) {
         Ok(a) => Ok(a.address),
         Err(pochta_store::StoreError::NotFound(_)) => {

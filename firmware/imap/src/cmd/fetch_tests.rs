@@ -103,7 +103,7 @@ fn cached_structures_are_the_bytes_fetch_computes() {
     let store = Store::open(dir.path()).unwrap();
     store.add_domain("example.com").unwrap();
     let bob = store
-        .add_account("bob@example.com", "password1", 0)
+        .add_account("bob@example.com", "Correct-horse-7", 0)
         .unwrap();
     let corpus = corpus();
     for raw in &corpus {
