@@ -32,6 +32,57 @@ impl Access {
     }
 }
 
+/// The machine's own addresses on its networks (interfaces that are up,
+/// not loopback), IPv4 first: what a person on the LAN types, and what the
+/// self-signed certificate names.
+pub fn lan_addresses() -> Vec<IpAddr> {
+    use nix::net::if_::InterfaceFlags;
+    let Ok(ifaces) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    let mut out: Vec<IpAddr> = ifaces
+        .filter(|i| {
+            i.flags.contains(InterfaceFlags::IFF_UP)
+                && !i.flags.contains(InterfaceFlags::IFF_LOOPBACK)
+        })
+        .filter_map(|i| {
+            let a = i.address?;
+            if let Some(v4) = a.as_sockaddr_in() {
+                Some(IpAddr::V4(v4.ip()))
+            } else {
+                a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip()))
+            }
+        })
+        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+        .collect();
+    out.sort_by_key(|ip| (ip.is_ipv6(), !is_lan(*ip)));
+    out.dedup();
+    out
+}
+
+/// The address a person types to open the page served on `listen`: a LAN
+/// address of the box where it listens on all of them (`0.0.0.0:80` is no
+/// address a browser can open), without the scheme's default port.
+pub fn page_url(listen: std::net::SocketAddr, https: bool) -> String {
+    let ip = if listen.ip().is_unspecified() {
+        lan_addresses()
+            .into_iter()
+            .find(|ip| ip.is_ipv4() || listen.is_ipv6())
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+    } else {
+        listen.ip()
+    };
+    let scheme = if https { "https" } else { "http" };
+    let host = match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    };
+    match (listen.port(), https) {
+        (80, false) | (443, true) => format!("{scheme}://{host}/"),
+        (port, _) => format!("{scheme}://{host}:{port}/"),
+    }
+}
+
 /// Private and link-local ranges: RFC 1918, RFC 3927 (169.254/16), RFC 4193
 /// (fc00::/7) and RFC 4291 §2.5.6 (fe80::/10).
 fn is_lan(ip: IpAddr) -> bool {
@@ -55,6 +106,29 @@ mod tests {
             allow: allow.iter().map(|n| n.parse().unwrap()).collect(),
             ..pochta_config::Admin::default()
         })
+    }
+
+    #[test]
+    fn page_urls() {
+        assert_eq!(
+            page_url("127.0.0.1:2080".parse().unwrap(), false),
+            "http://127.0.0.1:2080/"
+        );
+        assert_eq!(
+            page_url("192.168.1.23:80".parse().unwrap(), false),
+            "http://192.168.1.23/"
+        );
+        assert_eq!(
+            page_url("192.168.1.23:443".parse().unwrap(), true),
+            "https://192.168.1.23/"
+        );
+        assert_eq!(
+            page_url("[::1]:2443".parse().unwrap(), true),
+            "https://[::1]:2443/"
+        );
+        // All interfaces: never 0.0.0.0, which no browser opens.
+        let any = page_url("0.0.0.0:80".parse().unwrap(), false);
+        assert!(!any.contains("0.0.0.0"), "{any}");
     }
 
     #[test]

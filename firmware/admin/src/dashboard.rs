@@ -196,7 +196,7 @@ pub fn dashboard(state: &State) -> Reply {
                     format!("The TLS certificate expires in {}", duration(left))
                 },
                 "Put a renewed certificate in the data folder's tls/ folder (or the files named in \
-                 [tls]) and restart Pochta.",
+                 [tls]); Pochta serves it within five minutes, or at once on SIGHUP.",
             ));
         }
         json!({ "not_after": not_after, "seconds_left": left })

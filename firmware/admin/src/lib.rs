@@ -15,8 +15,8 @@
 //!   DNS records), posting forms to the same handlers as the API;
 //! - `access`: the LAN-only source address policy;
 //! - `session`: server-side sessions with cookies and CSRF tokens;
-//! - `setup_code`, `totp`, `password`: the one-time setup code, RFC 6238
-//!   codes, password strength;
+//! - `setup_code`, `totp`: the one-time setup code, RFC 6238
+//!   codes (password strength is the store's `check_password`);
 //! - `http`: replies with the security headers, cookies, JSON bodies;
 //! - `tls_front`: HTTPS, terminated with the workspace's rustls in front of
 //!   a loopback tiny-http listener;
@@ -43,7 +43,6 @@ mod keys;
 mod login;
 mod logsearch;
 mod pages;
-mod password;
 mod queue;
 mod routes;
 mod security;
@@ -64,7 +63,7 @@ use pochta_auth::Authenticator;
 use pochta_maillog::MailLog;
 use pochta_store::Store;
 
-pub use access::Access;
+pub use access::{lan_addresses, page_url, Access};
 pub use setup_code::file as setup_code_file;
 
 /// Worker threads per listener: a slow request (argon2id, RSA key
@@ -237,15 +236,11 @@ pub fn start(ctx: Context) -> Result<AdminServer, AdminError> {
                 tracing::warn!(file = %copy.display(), error = %e, "cannot write the setup code's copy");
             }
         }
-        let first = tls_addrs
-            .first()
-            .map(|a| format!("https://{a}/"))
-            .or_else(|| addrs.first().map(|a| format!("http://{a}/")))
-            .unwrap_or_default();
         tracing::warn!(
             setup_code = %code,
             file = %setup_code::file(&ctx.data).display(),
-            "no administrator yet: open {first} and enter the setup code"
+            "no administrator yet: {}",
+            setup_invitation(&addrs, &tls_addrs)
         );
         Some(code)
     };
@@ -304,6 +299,28 @@ pub fn start(ctx: Context) -> Result<AdminServer, AdminError> {
         tls_addrs,
         front,
     })
+}
+
+/// Where to go for the first-boot setup, in words for the log: plain HTTP
+/// first (it opens without a warning; the setup code is the secret and the
+/// page is LAN-only), then HTTPS with what its certificate warning means.
+fn setup_invitation(http: &[SocketAddr], https: &[SocketAddr]) -> String {
+    let http = http.first().map(|a| page_url(*a, false));
+    let https = https.first().map(|a| page_url(*a, true));
+    match (http, https) {
+        (Some(plain), Some(tls)) => format!(
+            "open {plain} and enter the setup code (or {tls}: its certificate is the box's own \
+             self-signed one, so the browser warns once before it opens)"
+        ),
+        (Some(plain), None) => format!("open {plain} and enter the setup code"),
+        (None, Some(tls)) => format!(
+            "open {tls} and enter the setup code (the certificate is the box's own \
+             self-signed one, so the browser warns once)"
+        ),
+        (None, None) => "the admin page is turned off ([admin] listen is empty); \
+                         turn it on to finish the setup"
+            .into(),
+    }
 }
 
 /// Removes the setup code's files once an administrator exists.

@@ -5,17 +5,23 @@
 //! Layout:
 //! - `main.rs`: the command line;
 //! - `serve`: wiring, listeners, the ready file, graceful shutdown;
-//! - `tls`: loading or generating the certificate;
-//! - `admin`: domain, account, alias, status, queue and mailbox commands.
+//! - `tls`: loading, generating and renewing the certificate;
+//! - `datadir`: which commands may create a data folder, and the lock that
+//!   keeps it to one server;
+//! - `cmd`: domain, account, alias, status, queue and mailbox commands;
+//! - `docs`: shell completions and the manual page, from this definition.
 //!
 //! Protocol and storage logic live in their crates; this one only wires them.
 
-mod admin;
+mod cmd;
+mod datadir;
+mod docs;
 mod serve;
 mod tls;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use clap::{Parser, Subcommand};
 
@@ -23,10 +29,13 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "pochta",
     version,
-    about = "Pochta: an on-premises mail server appliance"
+    about = "Pochta: an on-premises mail server appliance",
+    after_help = "Start with `pochta serve` (it makes ./pochta-data on first start), then open \
+                  the admin page it names, or use the commands above on the same --data folder."
 )]
-struct Cli {
-    /// Data folder: database, message files, certificate, logs.
+pub struct Cli {
+    /// Data folder: database, message files, certificate, logs. Only `serve`
+    /// and `init` create it.
     #[arg(
         long,
         global = true,
@@ -40,22 +49,25 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run all services (SMTP MX, submission, IMAP, POP3) until SIGTERM or SIGINT.
+    /// Run all services (SMTP MX, submission, IMAP, POP3, admin page) until
+    /// SIGTERM or SIGINT; makes the data folder on first start.
     Serve {
         /// TOML configuration; without it the embedded defaults apply.
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Make a new, empty data folder (what `serve` does on first start).
+    Init,
     /// Local mail domains.
     #[command(subcommand)]
-    Domain(admin::DomainCmd),
+    Domain(cmd::domain::DomainCmd),
     /// Mail accounts.
     #[command(subcommand)]
-    Account(admin::AccountCmd),
+    Account(cmd::account::AccountCmd),
     /// Aliases, groups (several targets) and catch-alls (`@domain`).
     #[command(subcommand)]
-    Alias(admin::AliasCmd),
-    /// Services, domains, accounts with usage, queue length.
+    Alias(cmd::alias::AliasCmd),
+    /// The server, the admin page and its setup, domains, accounts with usage, queue.
     Status {
         /// Machine-readable output.
         #[arg(long)]
@@ -63,13 +75,25 @@ enum Command {
     },
     /// The outbound queue.
     #[command(subcommand)]
-    Queue(admin::QueueCmd),
-    /// Folders and messages of an account.
+    Queue(cmd::queue::QueueCmd),
+    /// The mail in an account's folders.
     #[command(subcommand)]
-    Mailbox(admin::MailboxCmd),
+    Mailbox(cmd::mailbox::MailboxCmd),
+    /// Print the shell completion script (bash: `pochta completions bash >
+    /// /etc/bash_completion.d/pochta`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (pochta.1 and one per command) into DIR, or
+    /// print pochta.1 without it (`pochta man | man -l -`).
+    Man {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// DKIM signing as the outbound queue does it (for tests and checks).
     #[command(subcommand, hide = true)]
-    Dkim(admin::DkimCmd),
+    Dkim(cmd::domain::DkimCmd),
 }
 
 /// glibc raises its mmap threshold after a large block is freed, so the
@@ -86,18 +110,50 @@ fn tune_allocator() {
     }
 }
 
+/// A command whose reader went away (`pochta status | head -3`) ends
+/// quietly, as other command-line tools do, instead of panicking in
+/// `println!`. Not for `serve`: a client closing its socket must stay an
+/// error on that socket, not a signal that ends the server.
+fn die_quietly_on_closed_pipe() {
+    // SAFETY: restoring the default disposition of SIGPIPE installs no
+    // handler; it runs before any other thread exists.
+    unsafe {
+        let _ = nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        );
+    }
+}
+
+/// The machine's UTC offset, read once while the process has one thread
+/// (the `time` crate refuses later, as reading it is not thread-safe).
+static LOCAL_OFFSET: OnceLock<time::UtcOffset> = OnceLock::new();
+
+pub fn local_offset() -> time::UtcOffset {
+    *LOCAL_OFFSET.get_or_init(|| time::UtcOffset::UTC)
+}
+
 fn main() -> ExitCode {
     tune_allocator();
+    let _ =
+        LOCAL_OFFSET.set(time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC));
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve { .. }) {
+        die_quietly_on_closed_pipe();
+    }
+    let data = cli.data.as_path();
     let result = match cli.command {
-        Command::Serve { config } => serve::serve(&cli.data, config.as_deref()),
-        Command::Domain(cmd) => admin::domain(&cli.data, cmd),
-        Command::Account(cmd) => admin::account(&cli.data, cmd),
-        Command::Alias(cmd) => admin::alias(&cli.data, cmd),
-        Command::Status { json } => admin::status(&cli.data, json),
-        Command::Queue(cmd) => admin::queue(&cli.data, cmd),
-        Command::Mailbox(cmd) => admin::mailbox(&cli.data, cmd),
-        Command::Dkim(cmd) => admin::dkim(&cli.data, cmd),
+        Command::Serve { config } => serve::serve(data, config.as_deref()),
+        Command::Init => init(data),
+        Command::Domain(c) => cmd::domain::domain(data, c),
+        Command::Account(c) => cmd::account::account(data, c),
+        Command::Alias(c) => cmd::alias::alias(data, c),
+        Command::Status { json } => cmd::status::status(data, json),
+        Command::Queue(c) => cmd::queue::queue(data, c),
+        Command::Mailbox(c) => cmd::mailbox::mailbox(data, c),
+        Command::Completions { shell } => docs::completions(shell),
+        Command::Man { dir } => docs::man(dir.as_deref()),
+        Command::Dkim(c) => cmd::domain::dkim(data, c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -106,4 +162,24 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `pochta init`: a new data folder, or a word that there is one already.
+fn init(data: &Path) -> Result<(), String> {
+    if pochta_store::Store::exists(data) {
+        println!(
+            "{} is a Pochta data folder already; nothing changed",
+            data.display()
+        );
+        return Ok(());
+    }
+    let store = datadir::open(data)?;
+    println!(
+        "made a new data folder in {}\nnext: `pochta serve --data {}`, then open the admin page it names, \
+         or `pochta domain add example.com --data {}`",
+        store.dir().display(),
+        data.display(),
+        data.display()
+    );
+    Ok(())
 }

@@ -12,6 +12,7 @@ use pochta_config::{Config, PortSet};
 use pochta_maillog::MailLog;
 use pochta_smtp::{Context, Server, Service};
 use pochta_store::Store;
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
@@ -38,6 +39,60 @@ pub fn ready_file(data: &Path) -> PathBuf {
     data.join("run").join("serve.json")
 }
 
+/// `run/serve.json`: written when every listener is bound, removed at a
+/// clean stop. Tests, the console banner and `pochta status` read it; the
+/// lock (`datadir`) says whether its server still runs.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct ServeInfo {
+    pub pid: u32,
+    pub hostname: Option<String>,
+    pub smtp: Vec<SocketAddr>,
+    pub submission: Vec<SocketAddr>,
+    pub submissions: Vec<SocketAddr>,
+    pub imap: Vec<SocketAddr>,
+    pub imaps: Vec<SocketAddr>,
+    pub pop3: Vec<SocketAddr>,
+    pub pop3s: Vec<SocketAddr>,
+    /// The admin page over HTTP.
+    pub admin: Vec<SocketAddr>,
+    /// The admin page over HTTPS.
+    pub admin_tls: Vec<SocketAddr>,
+}
+
+impl ServeInfo {
+    /// The file's contents, if it is there and readable.
+    pub fn read(data: &Path) -> Option<ServeInfo> {
+        let text = std::fs::read_to_string(ready_file(data)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// The mail services by name, in the order people expect them.
+    pub fn services(&self) -> [(&'static str, &[SocketAddr]); 7] {
+        [
+            ("smtp", &self.smtp),
+            ("submission", &self.submission),
+            ("submissions", &self.submissions),
+            ("imap", &self.imap),
+            ("imaps", &self.imaps),
+            ("pop3", &self.pop3),
+            ("pop3s", &self.pop3s),
+        ]
+    }
+
+    fn addrs_mut(&mut self, service: &str) -> Option<&mut Vec<SocketAddr>> {
+        Some(match service {
+            "smtp" => &mut self.smtp,
+            "submission" => &mut self.submission,
+            "submissions" => &mut self.submissions,
+            "imap" => &mut self.imap,
+            "imaps" => &mut self.imaps,
+            "pop3" => &mut self.pop3,
+            "pop3s" => &mut self.pop3s,
+            _ => return None,
+        })
+    }
+}
+
 pub fn serve(data: &Path, config_path: Option<&Path>) -> Result<(), String> {
     init_tracing();
     let ports = if nix::unistd::Uid::effective().is_root() {
@@ -49,10 +104,15 @@ pub fn serve(data: &Path, config_path: Option<&Path>) -> Result<(), String> {
         Some(p) => Config::load(p, ports).map_err(|e| e.to_string())?,
         None => Config::embedded(ports),
     };
-    let store = Store::open(data)
-        .map_err(|e| format!("cannot open the store in {}: {e}", data.display()))?;
+    // Before anything is written: one server per data folder.
+    let _lock = crate::datadir::lock_for_serving(data)?;
+    let store = crate::datadir::open(data)?;
     let hostname = config.hostname.clone().unwrap_or_else(system_hostname);
-    let tls = crate::tls::acceptor(
+    if let Some(problem) = pochta_filter::records::host_problem(&hostname) {
+        tracing::warn!("{problem}; mail from other servers cannot reach this one until then");
+    }
+    let (tls, server_cert) = crate::tls::acceptor(
+        data,
         &crate::tls::in_data(data, &config.tls.cert_file),
         &crate::tls::in_data(data, &config.tls.key_file),
         &hostname,
@@ -65,7 +125,30 @@ pub fn serve(data: &Path, config_path: Option<&Path>) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(run(data, config, hostname, store, maillog, tls))
+    runtime.block_on(async {
+        // Renewal of the box's own certificate, and a certificate put in
+        // place by the owner, served without a restart: every few minutes,
+        // and at once on SIGHUP (`systemctl reload pochta`).
+        let refresh = tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut hangup = signal(SignalKind::hangup()).ok();
+            let mut every = tokio::time::interval(crate::tls::CHECK_EVERY);
+            every.tick().await;
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {}
+                    Some(()) = async { hangup.as_mut()?.recv().await } => {
+                        tracing::info!("SIGHUP: looking at the certificate files again");
+                    }
+                }
+                let cert = server_cert.clone();
+                let _ = tokio::task::spawn_blocking(move || cert.refresh()).await;
+            }
+        });
+        let result = run(data, config, hostname, store, maillog, tls).await;
+        refresh.abort();
+        result
+    })
 }
 
 async fn run(
@@ -254,15 +337,13 @@ async fn run(
             None
         }
     };
-    let mut announce = serde_json::json!({
-        "pid": std::process::id(),
-        "hostname": hostname,
-        "smtp": [], "submission": [], "submissions": [],
-        "imap": [], "imaps": [],
-        "pop3": [], "pop3s": [],
-        "admin": admin.addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-        "admin_tls": admin.tls_addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-    });
+    let mut announce = ServeInfo {
+        pid: std::process::id(),
+        hostname: Some(hostname.clone()),
+        admin: admin.addrs().to_vec(),
+        admin_tls: admin.tls_addrs().to_vec(),
+        ..ServeInfo::default()
+    };
     for addr in admin.addrs() {
         tracing::info!(service = "admin", %addr, "listening");
     }
@@ -272,8 +353,8 @@ async fn run(
     let mut tasks = Vec::new();
     for (proto, listener) in bound {
         let addr: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
-        if let Some(list) = announce[proto.name()].as_array_mut() {
-            list.push(addr.to_string().into());
+        if let Some(list) = announce.addrs_mut(proto.name()) {
+            list.push(addr);
         }
         tracing::info!(service = proto.name(), %addr, "listening");
         tasks.push(match proto {
@@ -292,6 +373,7 @@ async fn run(
         });
     }
     let ready = ready_file(data);
+    let announce = serde_json::to_string(&announce).map_err(|e| e.to_string())?;
     write_ready_file(&ready, &announce)
         .map_err(|e| format!("cannot write {}: {e}", ready.display()))?;
     tracing::info!("pochta ready: {announce}");
@@ -367,7 +449,7 @@ async fn wait_for_signal() {
     }
 }
 
-fn write_ready_file(path: &Path, content: &serde_json::Value) -> std::io::Result<()> {
+fn write_ready_file(path: &Path, content: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
