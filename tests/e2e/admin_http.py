@@ -102,3 +102,15 @@ class AdminClient:
 
     def post(self, path: str, body=None, **kw) -> Response:
         return self.request("POST", path, {} if body is None else body, **kw)
+
+
+def logged_in(pochta, user: str = "root", password: str = "correct horse battery staple") -> AdminClient:
+    """First-boot setup through the API with the setup code, then TOTP
+    enrolment: a client with an administrator's session."""
+    c = AdminClient(pochta.addr("admin"))
+    code = (pochta.data / "setup-code.txt").read_text().strip()
+    r = c.post("/api/setup", {"setup_code": code, "user": user, "password": password})
+    assert r.status == 201, r
+    r = c.post("/api/totp/confirm", {"code": totp(r.json["totp_secret"], time.time())})
+    assert r.status == 200, r
+    return c

@@ -29,10 +29,16 @@ CRLF = b"\r\n"
 # Test identities used by most tests.
 DOMAIN = "example.test"
 ALICE = "alice@example.test"
-ALICE_PW = "alice-Secret-pw-1"
+ALICE_PW = "Lime-tree-41-under"
 BOB = "bob@example.test"
-BOB_PW = "bob-Secret-pw-2"
+BOB_PW = "Blue-river-62-over"
 REMOTE_DOMAIN = "remote.invalid"
+
+
+def password_for(address: str) -> str:
+    """A password Pochta's policy accepts (12+ characters, not the user's
+    name), the same every time for the same address."""
+    return "Pw-" + uuid.uuid5(uuid.NAMESPACE_URL, address).hex[:14]
 
 
 def pochta_bin() -> Path:
@@ -420,10 +426,12 @@ class Pochta:
         self.bin = pochta_bin()
         self.root = root
         self.data = root / "data"
-        self.data.mkdir(parents=True, exist_ok=True)
+        root.mkdir(parents=True, exist_ok=True)
         self.config_path = root / "pochta.toml"
         self.config = default_config()
         self.write_config()
+        # Only `serve` and `init` make a data folder; the CLI needs one.
+        self.cli("init")
         self.proc: subprocess.Popen | None = None
         self.all_procs: list[subprocess.Popen] = []
         self.info: dict | None = None

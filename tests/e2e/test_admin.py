@@ -31,7 +31,7 @@ def test_domains(pochta):
     pochta.add_domain("two.test")
     out = pochta.cli("domain list").stdout
     assert "one.test" in out and "two.test" in out, out
-    pochta.cli("domain remove", "two.test")
+    pochta.cli("domain remove", "two.test", "--yes")
     out = pochta.cli("domain list").stdout
     assert "one.test" in out and "two.test" not in out, out
     assert "one.test" in str(pochta.status()["domains"])
@@ -101,7 +101,7 @@ def test_disable_enable_passwd_remove_on_running_server(server):
     assert auth_code(server, ALICE, ALICE_PW) == 535, "old password still works after passwd"
     assert auth_code(server, ALICE, new_pw) == 235, "new password refused after passwd"
 
-    server.cli("account remove", BOB)
+    server.cli("account remove", BOB, "--yes")
     assert BOB not in [a["address"] for a in server.status()["accounts"]]
     with server.raw("smtp") as c:
         c.greeting()

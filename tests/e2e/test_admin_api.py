@@ -360,7 +360,7 @@ def test_remove_domain(pochta):
     assert r.status == 400 and "still has 1 account" in r.json["error"], r
     assert c.post("/api/domains/gone.test/remove", {"confirm": "gone.test"}, csrf=False).status == 403
     assert client(pochta).post("/api/domains/gone.test/remove", {"confirm": "gone.test"}).status == 401
-    pochta.cli("account", "remove", "x@gone.test")
+    pochta.cli("account", "remove", "x@gone.test", "--yes")
     r = c.post("/api/domains/gone.test/remove", {"confirm": "GONE.test."})
     assert r.status == 200 and r.json == {"removed": "gone.test"}, r
     assert "gone.test" not in c.get("/api/domains").json["domains"]

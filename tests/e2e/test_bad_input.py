@@ -19,6 +19,7 @@ from harness import (
     RssSampler,
     check_reply,
     make_message,
+    password_for,
     tls_context,
     unique_id,
 )
@@ -164,7 +165,7 @@ def test_too_many_recipients(pochta):
     pochta.add_domain("example.test")
     users = [f"u{i}@example.test" for i in range(4)]
     for u in users:
-        pochta.add_account(u, "pw-" + u)
+        pochta.add_account(u, password_for(u))
     pochta.add_account(ALICE, ALICE_PW)
     pochta.start()
     marker = unique_id("rcpts")

@@ -23,6 +23,7 @@ from harness import (
     assert_stored_as_sent,
     make_message,
     message_ids,
+    password_for,
     tls_context,
 )
 
@@ -181,7 +182,7 @@ class Load:
 def test_sigkill_under_load(pochta):
     pochta.add_domain(DOMAIN)
     for r in RCPTS:
-        pochta.add_account(r, "pw-" + r)
+        pochta.add_account(r, password_for(r))
     pochta.start()
     load = Load(pochta)
     started = time.monotonic()

@@ -24,6 +24,7 @@ from harness import (
     ALICE,
     ALICE_PW,
     BOB,
+    BOB_PW,
     CRLF,
     check_reply,
     make_message,
@@ -226,7 +227,7 @@ def test_pochta_signature_verifies_with_dkimpy_and_pochta(pochta, dns):
     against the printed records, and the same box, receiving it over MX with
     dnsmasq as its DNS, finds spf, dkim and dmarc pass."""
     pochta.add_domain("a.test")
-    pochta.add_account("bob@a.test", "bob-Secret-pw-9")
+    pochta.add_account("bob@a.test", "Grey-stone-93-after")
     records = zone_records(pochta.cli("domain dns", "a.test", "--host", "mail.a.test").stdout)
     txt = {n: txt_value(d).encode() for n, k, d in records if k == "TXT"}
     marker = unique_id("signed")
@@ -489,7 +490,7 @@ def test_the_501st_recipient_in_a_day_is_refused_and_logged(server):
         assert code == 451
         s.rset()
     # Another account is not affected.
-    with server.submit_client(BOB, "bob-Secret-pw-2") as s:
+    with server.submit_client(BOB, BOB_PW) as s:
         assert not s.sendmail(BOB, ["x@remote.invalid"], make_message(sender=BOB, to="x@remote.invalid"))
 
 
@@ -505,7 +506,7 @@ def test_per_account_and_configured_limits(pochta):
         code, _ = s.rcpt("d@remote.invalid")
         assert code == 451
         s.rset()
-    with pochta.submit_client(BOB, "bob-Secret-pw-2") as s:
+    with pochta.submit_client(BOB, BOB_PW) as s:
         s.mail(BOB)
         codes = [s.rcpt(f"x{i}@remote.invalid")[0] for i in range(6)]
         assert codes == [250] * 5 + [451], codes

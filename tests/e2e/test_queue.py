@@ -21,8 +21,8 @@ from dns import DnsServer, free_port
 from harness import Pochta, make_message, tls_context, unique_id, wait_until
 from smtp_peer import SmtpPeer
 
-ALICE, ALICE_PW = "alice@a.test", "alice-Secret-pw-1"
-BOB, BOB_PW = "bob@b.test", "bob-Secret-pw-2"
+ALICE, ALICE_PW = "alice@a.test", "Lime-tree-41-under"
+BOB, BOB_PW = "bob@b.test", "Blue-river-62-over"
 
 FAST_QUEUE = {
     "retry_secs": [1],
@@ -409,7 +409,7 @@ def test_queue_cli_retry_and_delete(tmp_path, world):
     wait_log(a, "deferred", 2, 20)
     items = {i["recipient"]: i for i in a.queue()}
     assert items[BOB]["next_attempt"] - time.time() > 3000
-    res = a.cli("queue delete", str(items["carol@b.test"]["id"]))
+    res = a.cli("queue delete", str(items["carol@b.test"]["id"]), "--yes")
     assert "deleted" in res.stdout
     assert a.cli("queue delete", "999999", check=False).returncode != 0
     peer = SmtpPeer("127.0.0.4", port)

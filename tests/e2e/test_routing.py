@@ -10,6 +10,7 @@ from harness import (
     assert_stored_as_sent,
     check_reply,
     make_message,
+    password_for,
     unique_id,
 )
 
@@ -25,7 +26,7 @@ def routed(pochta):
     pochta.add_domain(EX)
     pochta.add_domain(OTHER)
     for a in ACCOUNTS:
-        pochta.add_account(a, f"pw-{a}")
+        pochta.add_account(a, password_for(a))
     pochta.add_alias(f"info@{EX}", ALICE)
     pochta.add_alias(f"team@{EX}", BOB, CAROL, DAVE)
     pochta.add_alias(f"@{OTHER}", EVE)
@@ -123,8 +124,8 @@ def test_mixed_recipients_one_transaction(routed):
 @pytest.fixture
 def small(pochta):
     pochta.add_domain(EX)
-    pochta.add_account(f"small@{EX}", "pw-small-account", quota="20K")
-    pochta.add_account(ALICE, "pw-alice-account")
+    pochta.add_account(f"small@{EX}", "Tiny-box-quota-7", quota="20K")
+    pochta.add_account(ALICE, "Plum-orchard-58")
     pochta.start()
     return pochta
 

@@ -27,8 +27,8 @@ from testca import TestCA
 
 dkim = pytest.importorskip("dkim", reason="pip install dkimpy")
 
-ALICE, ALICE_PW = "alice@a.test", "alice-Secret-pw-1"
-BOB, BOB_PW = "bob@b.test", "bob-Secret-pw-2"
+ALICE, ALICE_PW = "alice@a.test", "Lime-tree-41-under"
+BOB, BOB_PW = "bob@b.test", "Blue-river-62-over"
 
 
 @pytest.fixture

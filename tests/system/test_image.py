@@ -105,6 +105,7 @@ def test_cli_under_qemu_user(tmp_path):
     qemu = "qemu-aarch64-static"
     assert "pochta 0." in run(qemu, str(BINARY), "--version")
     data = str(tmp_path / "data")
+    run(qemu, str(BINARY), "--data", data, "init")
     run(qemu, str(BINARY), "--data", data, "domain", "add", "example.test")
     assert run(qemu, str(BINARY), "--data", data, "domain", "list").split() == ["example.test"]
     out = subprocess.run([qemu, str(BINARY), "--data", data, "account", "add", "--password-stdin",
@@ -113,3 +114,19 @@ def test_cli_under_qemu_user(tmp_path):
     assert out.returncode == 0, out
     status = json.loads(run(qemu, str(BINARY), "--data", data, "status", "--json"))
     assert "anna@example.test" in json.dumps(status), status
+
+
+def test_manual_pages_and_completions_in_the_image():
+    """`pochta man` and `pochta completions`, made by build-firmware from the
+    binary itself, are in the image's root filesystem."""
+    initrd = REPO_ROOT / "out" / "qemu-aarch64" / "initrd.img"
+    if not initrd.is_file():
+        pytest.skip("out/qemu-aarch64 not built (scripts/build-image qemu-aarch64)")
+    listing = subprocess.run(f"gzip -dc '{initrd}' | cpio -t --quiet", shell=True, check=True,
+                             capture_output=True, text=True, timeout=120).stdout.split()
+    names = {n.removeprefix("./") for n in listing}
+    for path in ["usr/share/man/man1/pochta.1", "usr/share/man/man1/pochta-account-remove.1",
+                 "usr/share/bash-completion/completions/pochta",
+                 "usr/share/zsh/vendor-completions/_pochta",
+                 "usr/share/fish/vendor_completions.d/pochta.fish"]:
+        assert path in names, f"{path} is not in the image"
