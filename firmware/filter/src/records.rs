@@ -76,7 +76,7 @@ fn policy_id(policy: &str) -> String {
 pub fn host_problem(host: &str) -> Option<String> {
     let h = host.trim().trim_end_matches('.').to_ascii_lowercase();
     let fix = "set `hostname` in the configuration to the box's full public name \
-               (such as mail.example.com) or pass --host";
+               (such as mail.example.com)";
     if h.parse::<std::net::IpAddr>().is_ok() {
         return Some(format!(
             "the mail host {h} is an address, not a name: an MX record needs a host name; {fix}"

@@ -81,7 +81,7 @@ pub fn domain(data: &Path, cmd: DomainCmd) -> Result<(), String> {
                 None => mail_host(data, config.as_deref())?,
             };
             if let Some(problem) = pochta_filter::records::host_problem(&host) {
-                eprintln!("warning: {problem}");
+                eprintln!("warning: {problem}, or pass --host NAME for these records");
             }
             let keys = store.dkim_keys(&d).map_err(|e| e.to_string())?;
             print!("{}", pochta_filter::records::zone_text(&d, &host, &keys));

@@ -117,14 +117,13 @@ fn print_status(data: &Path, status: &Status) {
     }
     let setup = &status.setup;
     if setup.pending {
-        let open = server
-            .admin_urls
-            .first()
-            .map(|u| format!("open {u} and "))
-            .unwrap_or_default();
+        let open = match server.admin_urls.first() {
+            Some(url) => format!("open {url}"),
+            None => "open the admin page".into(),
+        };
         match &setup.code_file {
             Some(file) => {
-                println!("setup: not done yet: {open}type the setup code; it is in {file}")
+                println!("setup: not done yet: {open} and type the setup code; it is in {file}")
             }
             None => println!(
                 "setup: not done yet: the server makes a setup code when it starts and \
