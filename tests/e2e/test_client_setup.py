@@ -13,14 +13,11 @@ import imaplib
 import plistlib
 import poplib
 import smtplib
-import time
 import xml.etree.ElementTree as ET
 
-from admin_http import SECURITY_HEADERS, AdminClient, totp
+from admin_http import SECURITY_HEADERS, AdminClient, logged_in
 from harness import ALICE, ALICE_PW, DOMAIN, parse_addr, tls_context
 
-ADMIN = "root"
-ADMIN_PW = "correct horse battery staple"
 WELL_KNOWN = "/.well-known/autoconfig/mail/config-v1.1.xml"
 OUTLOOK_REQUEST = """<?xml version="1.0" encoding="utf-8"?>
 <Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006">
@@ -42,16 +39,6 @@ def start(pochta, **admin):
     pochta.setup_basic()
     pochta.configure(hostname="localhost", **({"admin": admin} if admin else {}))
     pochta.start()
-
-
-def logged_in(pochta) -> AdminClient:
-    c = AdminClient(pochta.addr("admin"))
-    code = (pochta.data / "setup-code.txt").read_text().strip()
-    r = c.post("/api/setup", {"setup_code": code, "user": ADMIN, "password": ADMIN_PW})
-    assert r.status == 201, r
-    r = c.post("/api/totp/confirm", {"code": totp(r.json["totp_secret"], time.time())})
-    assert r.status == 200, r
-    return c
 
 
 def port(pochta, service: str) -> int:

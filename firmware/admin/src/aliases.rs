@@ -4,7 +4,7 @@
 //! targets}` (adding to an existing alias adds members),
 //! `POST /api/aliases/remove {address, target?}`.
 
-use pochta_store::{check_address, StoreError};
+use pochta_store::{alias_kind, check_address, StoreError};
 use serde_json::{json, Value};
 
 use crate::directory::reply_for;
@@ -14,17 +14,6 @@ use crate::State;
 /// Targets in one request at most (a group of the whole office fits).
 const MAX_TARGETS: usize = 500;
 
-/// What an alias is, from its address and number of targets.
-fn kind(address: &str, targets: usize) -> &'static str {
-    if address.starts_with('@') {
-        "catch-all"
-    } else if targets > 1 {
-        "group"
-    } else {
-        "alias"
-    }
-}
-
 /// `GET /api/aliases`.
 pub fn list(state: &State) -> Reply {
     match state.ctx.store.aliases() {
@@ -32,7 +21,7 @@ pub fn list(state: &State) -> Reply {
             let list: Vec<Value> = aliases
                 .iter()
                 .map(|(address, targets)| {
-                    json!({ "address": address, "targets": targets, "kind": kind(address, targets.len()) })
+                    json!({ "address": address, "targets": targets, "kind": alias_kind(address, targets.len()) })
                 })
                 .collect();
             Reply::json(200, &json!({ "aliases": list }))
@@ -124,7 +113,7 @@ pub fn add(state: &State, body: &Body) -> Reply {
                 .map_or(targets, |(_, t)| t);
             Reply::json(
                 201,
-                &json!({ "address": address, "targets": now, "kind": kind(&address, now.len()) }),
+                &json!({ "address": address, "targets": now, "kind": alias_kind(&address, now.len()) }),
             )
         }
         // An account of that address would never see the alias's mail.

@@ -15,7 +15,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 mod admin;
 mod queue;
@@ -116,7 +116,7 @@ impl Default for Auth {
 }
 
 /// Listening addresses of each service. An empty list disables the service.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Listen {
     /// MX service: mail from the internet for local domains (port 25).
@@ -250,6 +250,20 @@ impl Default for Listen {
 }
 
 impl Listen {
+    /// Each service by its name (as `[listen]` and `serve.json` name it)
+    /// with its addresses, in the order people expect them.
+    pub fn by_service(&self) -> [(&'static str, &[SocketAddr]); 7] {
+        [
+            ("smtp", &self.smtp),
+            ("submission", &self.submission),
+            ("submissions", &self.submissions),
+            ("imap", &self.imap),
+            ("imaps", &self.imaps),
+            ("pop3", &self.pop3),
+            ("pop3s", &self.pop3s),
+        ]
+    }
+
     /// The default listeners for a port set.
     pub fn for_ports(ports: PortSet) -> Self {
         // Unprivileged: 2525 for SMTP, otherwise the standard port plus 2000.

@@ -42,17 +42,14 @@ pub fn ready_file(data: &Path) -> PathBuf {
 /// `run/serve.json`: written when every listener is bound, removed at a
 /// clean stop. Tests, the console banner and `pochta status` read it; the
 /// lock (`datadir`) says whether its server still runs.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct ServeInfo {
     pub pid: u32,
     pub hostname: Option<String>,
-    pub smtp: Vec<SocketAddr>,
-    pub submission: Vec<SocketAddr>,
-    pub submissions: Vec<SocketAddr>,
-    pub imap: Vec<SocketAddr>,
-    pub imaps: Vec<SocketAddr>,
-    pub pop3: Vec<SocketAddr>,
-    pub pop3s: Vec<SocketAddr>,
+    /// The mail services' bound addresses (ports chosen by the system
+    /// filled in).
+    #[serde(flatten)]
+    pub listen: pochta_config::Listen,
     /// The admin page over HTTP.
     pub admin: Vec<SocketAddr>,
     /// The admin page over HTTPS.
@@ -64,32 +61,6 @@ impl ServeInfo {
     pub fn read(data: &Path) -> Option<ServeInfo> {
         let text = std::fs::read_to_string(ready_file(data)).ok()?;
         serde_json::from_str(&text).ok()
-    }
-
-    /// The mail services by name, in the order people expect them.
-    pub fn services(&self) -> [(&'static str, &[SocketAddr]); 7] {
-        [
-            ("smtp", &self.smtp),
-            ("submission", &self.submission),
-            ("submissions", &self.submissions),
-            ("imap", &self.imap),
-            ("imaps", &self.imaps),
-            ("pop3", &self.pop3),
-            ("pop3s", &self.pop3s),
-        ]
-    }
-
-    fn addrs_mut(&mut self, service: &str) -> Option<&mut Vec<SocketAddr>> {
-        Some(match service {
-            "smtp" => &mut self.smtp,
-            "submission" => &mut self.submission,
-            "submissions" => &mut self.submissions,
-            "imap" => &mut self.imap,
-            "imaps" => &mut self.imaps,
-            "pop3" => &mut self.pop3,
-            "pop3s" => &mut self.pop3s,
-            _ => return None,
-        })
     }
 }
 
@@ -281,26 +252,14 @@ async fn run(
         alive.clone(),
     ));
     drop(alive);
-    // Every service by its name in serve.json, with its bound addresses
-    // (none: turned off), for the dashboard's up/down check.
-    let mut services: Vec<(&'static str, Vec<SocketAddr>)> = [
-        "smtp",
-        "submission",
-        "submissions",
-        "imap",
-        "imaps",
-        "pop3",
-        "pop3s",
-    ]
-    .iter()
-    .map(|name| (*name, Vec::new()))
-    .collect();
-    for (proto, listener) in &bound {
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        if let Some((_, addrs)) = services.iter_mut().find(|(n, _)| *n == proto.name()) {
-            addrs.push(addr);
-        }
-    }
+    let listen = listening(&bound);
+    // Every service by its name, with its bound addresses (none: turned
+    // off), for the dashboard's up/down check.
+    let services = listen
+        .by_service()
+        .into_iter()
+        .map(|(name, addrs)| (name, addrs.to_vec()))
+        .collect();
     // The admin page runs on its own threads; its listeners are bound here,
     // with the others, so that a taken port stops the start.
     let admin = pochta_admin::start(pochta_admin::Context {
@@ -311,7 +270,7 @@ async fn run(
         data: data.to_owned(),
         config: config.admin.clone(),
         tls: Some(tls.config().clone()),
-        listen: listening(&bound),
+        listen: listen.clone(),
         dns: config.dns.clone(),
         services,
         tls_cert: crate::tls::in_data(data, &config.tls.cert_file),
@@ -337,12 +296,12 @@ async fn run(
             None
         }
     };
-    let mut announce = ServeInfo {
+    let announce = ServeInfo {
         pid: std::process::id(),
         hostname: Some(hostname.clone()),
+        listen,
         admin: admin.addrs().to_vec(),
         admin_tls: admin.tls_addrs().to_vec(),
-        ..ServeInfo::default()
     };
     for addr in admin.addrs() {
         tracing::info!(service = "admin", %addr, "listening");
@@ -353,9 +312,6 @@ async fn run(
     let mut tasks = Vec::new();
     for (proto, listener) in bound {
         let addr: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
-        if let Some(list) = announce.addrs_mut(proto.name()) {
-            list.push(addr);
-        }
         tracing::info!(service = proto.name(), %addr, "listening");
         tasks.push(match proto {
             Proto::Smtp(service) => {

@@ -5,6 +5,18 @@ use rusqlite::params;
 
 use crate::{Store, StoreError};
 
+/// What an alias is called, from its address and number of targets: a
+/// catch-all (`@domain`), a group (several targets) or an alias.
+pub fn alias_kind(address: &str, targets: usize) -> &'static str {
+    if address.starts_with('@') {
+        "catch-all"
+    } else if targets > 1 {
+        "group"
+    } else {
+        "alias"
+    }
+}
+
 impl Store {
     /// Removes one target of an alias, group or catch-all; the alias goes
     /// with its last target (an alias without targets would reject mail

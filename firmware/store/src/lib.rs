@@ -67,6 +67,7 @@ use rusqlite::Connection;
 
 pub use admin_keys::ApiToken;
 pub use admins::AdminUser;
+pub use alias_targets::alias_kind;
 pub use blob::{BlobId, BlobWriter, StagedBlob};
 pub use deliver::{Delivery, DeliveryError, LocalRecipient, QueuedRecipient, Receipt, StoredCopy};
 pub use directory::{

@@ -26,17 +26,6 @@ pub enum AliasCmd {
     },
 }
 
-/// What an alias with `targets` targets is called.
-fn kind(address: &str, targets: usize) -> &'static str {
-    if address.starts_with('@') {
-        "catch-all"
-    } else if targets > 1 {
-        "group"
-    } else {
-        "alias"
-    }
-}
-
 /// The targets of one alias, empty when there is none.
 fn targets_of(store: &Store, address: &str) -> Result<Vec<String>, String> {
     let a = address.trim().to_lowercase();
@@ -60,7 +49,7 @@ pub fn alias(data: &Path, cmd: AliasCmd) -> Result<(), String> {
             let address = address.trim().to_lowercase();
             let after = targets_of(&store, &address)?;
             let added: Vec<&String> = after.iter().filter(|t| !before.contains(t)).collect();
-            let kind = kind(&address, after.len());
+            let kind = pochta_store::alias_kind(&address, after.len());
             if before.is_empty() {
                 println!("{kind} {address} -> {}", after.join(", "));
             } else if added.is_empty() {

@@ -90,7 +90,7 @@ fn print_status(data: &Path, status: &Status) {
                 "server: running (pid {pid}), host name {}",
                 info.hostname.as_deref().unwrap_or("?")
             );
-            for (name, addrs) in info.services() {
+            for (name, addrs) in info.listen.by_service() {
                 let shown = if addrs.is_empty() {
                     "off".to_string()
                 } else {
