@@ -18,6 +18,8 @@
 //! - `setup_code`, `totp`, `password`: the one-time setup code, RFC 6238
 //!   codes, password strength;
 //! - `http`: replies with the security headers, cookies, JSON bodies;
+//! - `sentence`: a handler's or the store's message as a sentence for a
+//!   page;
 //! - `tls_front`: HTTPS, terminated with the workspace's rustls in front of
 //!   a loopback tiny-http listener;
 //! - `clientsetup`: Thunderbird autoconfig, Outlook autodiscover (the only
@@ -47,6 +49,7 @@ mod password;
 mod queue;
 mod routes;
 mod security;
+mod sentence;
 mod session;
 mod setup_code;
 mod tls_front;

@@ -112,9 +112,13 @@ fn when(unix: Option<i64>) -> String {
         .unwrap_or_else(|| "never".into())
 }
 
+/// An error over a page, as a sentence.
 fn error_box(error: Option<&str>) -> String {
     error.map_or(String::new(), |e| {
-        format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e))
+        format!(
+            "<p class=\"error\" role=\"alert\">{}</p>",
+            esc(&crate::sentence::sentence(e))
+        )
     })
 }
 
