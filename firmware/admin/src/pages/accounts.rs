@@ -10,7 +10,7 @@ use crate::http::{Body, Reply};
 use crate::session::Session;
 use crate::{directory, totp, State};
 
-use super::{csrf_field, error_box, esc, page, store_failed};
+use super::{csrf_field, error_box, esc, page, refusal_box, store_failed, typed, Refused};
 
 const MB: u64 = 1024 * 1024;
 
@@ -69,7 +69,7 @@ fn when(t: i64) -> String {
 }
 
 /// `GET /accounts`, or the page again after a refused form.
-pub(super) fn list(state: &State, s: &Session, status: u16, error: Option<&str>) -> Reply {
+pub(super) fn list(state: &State, s: &Session, status: u16, refused: Option<Refused<'_>>) -> Reply {
     let Ok(accounts) = state.ctx.store.accounts() else {
         return store_failed(s);
     };
@@ -95,12 +95,13 @@ pub(super) fn list(state: &State, s: &Session, status: u16, error: Option<&str>)
              <th>Used</th><th>State</th></tr>{rows}</table>\
              <form method=\"post\" action=\"/accounts\">{}\
              <label for=\"address\">Address</label>\
-             <input id=\"address\" name=\"address\" placeholder=\"anna@example.com\" required>\
+             <input id=\"address\" name=\"address\" placeholder=\"anna@example.com\" value=\"{}\" required>\
              <label for=\"apw\">Password (at least 12 characters)</label>\
              <input id=\"apw\" name=\"password\" type=\"password\" autocomplete=\"new-password\" required>\
              <button>Add account</button></form></section>",
-            error_box(error),
-            csrf_field(s)
+            refusal_box(refused),
+            csrf_field(s),
+            typed(refused, "address", "")
         ),
     )
 }
@@ -111,14 +112,20 @@ pub(super) fn add(state: &State, s: &Session, form: &Body) -> Reply {
     if reply.is_success() {
         Reply::redirect("/accounts")
     } else {
-        list(state, s, reply.status, Some(&reply.error_message()))
+        list(
+            state,
+            s,
+            reply.status,
+            Some(Refused::new(&reply.error_message(), form)),
+        )
     }
 }
 
 /// What an account's page shows besides its settings.
 #[derive(Default)]
 struct Notice<'a> {
-    error: Option<&'a str>,
+    /// A form refused: its fields show what was typed.
+    refused: Option<Refused<'a>>,
     /// A new app password: (name, secret), shown this once.
     new_app_password: Option<(&'a str, &'a str)>,
 }
@@ -168,16 +175,17 @@ fn show(
                 esc(&address)
             )
         });
+    let refused = notice.refused;
     let content = [
-        error_box(notice.error),
+        refusal_box(refused),
         new_password,
         summary(&d),
         password_form(s, &base),
-        quota_form(s, &base, &d),
-        offboarding_form(s, &base, &d),
+        quota_form(s, &base, &d, refused),
+        offboarding_form(s, &base, &d, refused),
         two_factor(state, s, &base, &d),
-        app_passwords(s, &base, &d),
-        remove_form(s, &base, &address),
+        app_passwords(s, &base, &d, refused),
+        remove_form(s, &base, &address, refused),
     ]
     .concat();
     page(status, "Account", Some(s), &content)
@@ -224,7 +232,7 @@ fn password_form(s: &Session, base: &str) -> String {
     )
 }
 
-fn quota_form(s: &Session, base: &str, d: &AccountDetails) -> String {
+fn quota_form(s: &Session, base: &str, d: &AccountDetails, refused: Option<Refused<'_>>) -> String {
     format!(
         "<section><h2>Quota</h2>\
          <form method=\"post\" action=\"{base}/quota\">{}\
@@ -232,11 +240,16 @@ fn quota_form(s: &Session, base: &str, d: &AccountDetails) -> String {
          <input id=\"quota\" name=\"quota_mb\" type=\"number\" min=\"0\" inputmode=\"numeric\" value=\"{}\" required>\
          <button>Set quota</button></form></section>",
         csrf_field(s),
-        d.account.quota_bytes / MB
+        typed(refused, "quota_mb", &(d.account.quota_bytes / MB).to_string())
     )
 }
 
-fn offboarding_form(s: &Session, base: &str, d: &AccountDetails) -> String {
+fn offboarding_form(
+    s: &Session,
+    base: &str,
+    d: &AccountDetails,
+    refused: Option<Refused<'_>>,
+) -> String {
     let enable = if d.account.disabled {
         format!(
             "<form method=\"post\" action=\"{base}/enable\">{}\
@@ -258,8 +271,8 @@ fn offboarding_form(s: &Session, base: &str, d: &AccountDetails) -> String {
          <textarea id=\"auto-reply\" name=\"auto_reply\" rows=\"4\">{}</textarea>\
          <button>{}</button></form>{enable}</section>",
         csrf_field(s),
-        esc(d.forward_to.as_deref().unwrap_or("")),
-        esc(d.auto_reply.as_deref().unwrap_or("")),
+        typed(refused, "forward_to", d.forward_to.as_deref().unwrap_or("")),
+        typed(refused, "auto_reply", d.auto_reply.as_deref().unwrap_or("")),
         if d.account.disabled {
             "Save forward and answer"
         } else {
@@ -312,7 +325,12 @@ fn two_factor(state: &State, s: &Session, base: &str, d: &AccountDetails) -> Str
     format!("<section><h2>Two-factor login</h2>{body}</section>")
 }
 
-fn app_passwords(s: &Session, base: &str, d: &AccountDetails) -> String {
+fn app_passwords(
+    s: &Session,
+    base: &str,
+    d: &AccountDetails,
+    refused: Option<Refused<'_>>,
+) -> String {
     let csrf = csrf_field(s);
     let rows: String = d
         .app_passwords
@@ -346,21 +364,23 @@ fn app_passwords(s: &Session, base: &str, d: &AccountDetails) -> String {
          <p>One per phone or mail program; each can be revoked alone.</p>{table}\
          <form method=\"post\" action=\"{base}/app-passwords\">{csrf}\
          <label for=\"app-name\">Name (e.g. the device)</label>\
-         <input id=\"app-name\" name=\"name\" maxlength=\"64\" placeholder=\"Anna's phone\" required>\
-         <button>Make app password</button></form></section>"
+         <input id=\"app-name\" name=\"name\" maxlength=\"64\" placeholder=\"Anna's phone\" value=\"{}\" required>\
+         <button>Make app password</button></form></section>",
+        typed(refused, "name", "")
     )
 }
 
-fn remove_form(s: &Session, base: &str, address: &str) -> String {
+fn remove_form(s: &Session, base: &str, address: &str, refused: Option<Refused<'_>>) -> String {
     format!(
         "<section><h2>Remove</h2><p>Removes the account and <strong>all its mail</strong>. \
          This cannot be undone.</p>\
          <form method=\"post\" action=\"{base}/remove\">{}\
          <label for=\"confirm\">Type {} to confirm</label>\
-         <input id=\"confirm\" name=\"confirm\" autocomplete=\"off\" required>\
+         <input id=\"confirm\" name=\"confirm\" autocomplete=\"off\" value=\"{}\" required>\
          <button class=\"danger\">Remove account and mail</button></form></section>",
         csrf_field(s),
-        esc(address)
+        esc(address),
+        typed(refused, "confirm", "")
     )
 }
 
@@ -380,7 +400,7 @@ pub(super) fn action(state: &State, s: &Session, path: &str, form: &Body) -> Rep
     if !reply.is_success() {
         let message = reply.error_message();
         let notice = Notice {
-            error: Some(&message),
+            refused: Some(Refused::new(&message, form)),
             ..Notice::default()
         };
         return show(state, s, address, reply.status, &notice);

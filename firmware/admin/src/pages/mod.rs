@@ -11,6 +11,10 @@
 //! account's settings), `dnscheck` (records and their live check),
 //! `aliases`, `queue`, `maillog` (search and trace), `security`,
 //! `settings`.
+//!
+//! A refused form comes back with its error as a sentence
+//! ([`crate::sentence`]) and with what was typed in it, passwords
+//! excepted ([`Refused`]).
 
 mod accounts;
 mod aliases;
@@ -122,6 +126,36 @@ fn error_box(error: Option<&str>) -> String {
     })
 }
 
+/// A form the page refused: why, and what was typed in it.
+#[derive(Clone, Copy)]
+struct Refused<'a> {
+    error: &'a str,
+    form: &'a Body,
+}
+
+impl<'a> Refused<'a> {
+    fn new(error: &'a str, form: &'a Body) -> Refused<'a> {
+        Refused { error, form }
+    }
+}
+
+/// The error box of a page that may follow a refused form.
+fn refusal_box(refused: Option<Refused<'_>>) -> String {
+    error_box(refused.map(|r| r.error))
+}
+
+/// What a field shows, escaped: what was typed in it when its form was
+/// refused, else `stored`. Never used for a password: a refused form
+/// shows an empty password field, so a password is not sent back in a
+/// page that a proxy or the browser's cache might keep.
+fn typed(refused: Option<Refused<'_>>, field: &str, stored: &str) -> String {
+    let value = refused
+        .and_then(|r| r.form.get(field))
+        .and_then(|v| v.as_str())
+        .unwrap_or(stored);
+    esc(value)
+}
+
 /// Answers a request outside `/api/`.
 pub fn handle(state: &State, request: &mut Request, peer: SocketAddr, path: &str) -> Reply {
     let session = http::cookie(request, COOKIE).and_then(|t| state.sessions.find(t));
@@ -160,7 +194,7 @@ pub fn handle(state: &State, request: &mut Request, peer: SocketAddr, path: &str
             if reply.is_success() {
                 reply.into_redirect("/enrol")
             } else {
-                login::setup_page(state, Some(&reply.error_message()))
+                login::setup_page(state, Some(Refused::new(&reply.error_message(), &form)))
             }
         }
         "/login" => {
@@ -168,7 +202,7 @@ pub fn handle(state: &State, request: &mut Request, peer: SocketAddr, path: &str
             if reply.is_success() {
                 reply.into_redirect("/")
             } else {
-                login::login_page(Some(&reply.error_message()))
+                login::login_page(Some(Refused::new(&reply.error_message(), &form)))
             }
         }
         _ => {
@@ -214,8 +248,8 @@ fn logged_in_page(state: &State, s: &Session, path: &str, url: &str) -> Reply {
         ["domains"] => domains::list(state, s, 200, None),
         ["domains", name] => domains::dns(state, s, name),
         ["accounts"] => accounts::list(state, s, 200, None),
-        ["welcome"] => welcome::next_step(state, s, None),
-        ["settings"] => settings::show(state, s, 200, ""),
+        ["welcome"] => welcome::next_step(state, s, 200, None),
+        ["settings"] => settings::show(state, s, 200, "", None),
         ["accounts", addr, "setup"] => clientsetup::show(state, s, addr),
         ["domains", name, "check"] => dnscheck::checked(state, s, name),
         ["accounts", address] => accounts::detail(state, s, address),
