@@ -248,3 +248,40 @@ def test_page_errors_are_sentences_and_forms_keep_what_was_typed(pochta):
     message, fields = error_of(r, 401)
     assert fields["user"] == "root" and fields["password"] == "" and fields["totp"] == "", fields
     assert "wrong password here" not in r.body.decode()
+
+
+def format_size(n: int) -> str:
+    """pochta_config::format_size: powers of 1024 named KB, MB, GB, TB, one
+    decimal at most and none when it is .0."""
+    for name, unit in (("TB", 1 << 40), ("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if n >= unit:
+            tenths = (n * 10 + unit // 2) // unit
+            return f"{tenths // 10} {name}" if tenths % 10 == 0 else f"{tenths // 10}.{tenths % 10} {name}"
+    return f"{n} B"
+
+
+def test_sizes_on_the_pages_in_one_convention(pochta):
+    pochta.setup_basic()
+    pochta.start()
+    pochta.deliver_mx(ALICE)
+    c, _, _ = enrolled(pochta)
+    csrf = csrf_of(c.get("/accounts"))
+    assert post_form(c, f"/accounts/{ALICE}/quota", {"quota_mb": "10", "csrf_token": csrf}).status == 303
+    alice = next(a for a in c.get("/api/accounts").json["accounts"] if a["address"] == ALICE)
+    assert 0 < alice["bytes"] < 1 << 20, alice
+    used = format_size(alice["bytes"])
+    assert used.endswith(" KB") or used.endswith(" B"), used
+
+    listed = check_page(c.get("/accounts"))
+    assert "0.0 MB" not in listed
+    assert f"{used} of 10 MB" in listed, listed
+    detail = check_page(c.get(f"/accounts/{ALICE}"))
+    assert f"{used} of 10 MB" in detail and "0.0 MB" not in detail, detail
+
+    # The dashboard: the store's sizes as the API counts them, in the same
+    # convention (the disk's numbers move with everything else on it).
+    d = c.get("/api/dashboard").json["storage"]
+    page = check_page(c.get("/"))
+    assert f"<th>Mail stored</th><td>{format_size(d['mail_bytes'])}</td>" in page, page
+    assert f"<th>Database</th><td>{format_size(d['database_bytes'])}</td>" in page, page
+    assert re.search(r"\d+(\.\d)? (B|KB|MB|GB|TB) used, \d+(\.\d)? (B|KB|MB|GB|TB) free", page), page

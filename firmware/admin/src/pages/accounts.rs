@@ -3,6 +3,7 @@
 //! passwords. Forms post to `/accounts/ADDR/...` and are handled by the
 //! same functions as `/api/accounts/ADDR/...`.
 
+use pochta_config::format_size;
 use pochta_store::AccountDetails;
 
 use crate::accounts::{self, Action};
@@ -28,22 +29,20 @@ fn segment(address: &str) -> String {
     out
 }
 
-/// Megabytes with one decimal.
-fn mb(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / MB as f64)
-}
-
 /// Used space against the quota: a `<meter>` (no inline style needed) and
 /// the numbers.
 fn usage(used: u64, quota: u64) -> String {
     if quota == 0 {
-        return format!("{} <span class=\"muted\">(no limit)</span>", mb(used));
+        return format!(
+            "{} <span class=\"muted\">(no limit)</span>",
+            format_size(used)
+        );
     }
     format!(
         "<meter min=\"0\" max=\"{quota}\" low=\"{low}\" high=\"{high}\" optimum=\"0\" value=\"{v}\">{pct}%</meter> \
          {} of {}",
-        mb(used),
-        mb(quota),
+        format_size(used),
+        format_size(quota),
         low = quota / 10 * 7,
         high = quota / 10 * 9,
         v = used.min(quota),
@@ -436,14 +435,16 @@ mod tests {
             accounts::decode_segment(&segment("a/b?c#d\"@x.org")),
             "a/b?c#d\"@x.org"
         );
-        assert_eq!(mb(1536 * 1024), "1.5 MB");
+        assert!(usage(5, 0).starts_with("5 B "), "{}", usage(5, 0));
         assert!(usage(5, 0).contains("no limit"));
         let u = usage(50 * MB, 100 * MB);
         assert!(
-            u.contains("<meter") && u.contains("50%") && u.contains("of 100.0 MB"),
+            u.contains("<meter") && u.contains("50%") && u.contains("50 MB of 100 MB"),
             "{u}"
         );
         assert!(usage(200 * MB, 100 * MB).contains("200%"));
         assert_eq!(when(0), "1970-01-01 00:00 UTC");
+        // A small mailbox is not "0.0 MB".
+        assert!(usage(1300, 10 * MB).contains("1.3 KB of 10 MB"));
     }
 }

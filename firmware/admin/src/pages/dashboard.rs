@@ -4,7 +4,9 @@
 
 use serde_json::Value;
 
-use crate::dashboard::{bytes, duration};
+use pochta_config::format_size;
+
+use crate::dashboard::duration;
 use crate::http::Reply;
 use crate::session::Session;
 use crate::State;
@@ -103,8 +105,8 @@ fn queue_and_storage(d: &Value) -> String {
             used = total.saturating_sub(free),
             high = total / 10 * 9,
             pct = s["free_percent"].as_f64().unwrap_or(0.0),
-            used_h = bytes(total.saturating_sub(free)),
-            free_h = bytes(free),
+            used_h = format_size(total.saturating_sub(free)),
+            free_h = format_size(free),
         ),
         _ => "<tr><th>Disk</th><td>unknown</td></tr>".into(),
     };
@@ -125,8 +127,8 @@ fn queue_and_storage(d: &Value) -> String {
          <tr><th>Accounts</th><td><a href=\"/accounts\">{}</a></td></tr>\
          </table></section>",
         num(&q["length"]),
-        bytes(num(&s["mail_bytes"])),
-        bytes(num(&s["database_bytes"])),
+        format_size(num(&s["mail_bytes"])),
+        format_size(num(&s["database_bytes"])),
         num(&d["banned"]),
         num(&d["domains"]),
         num(&d["accounts"]),
