@@ -11,7 +11,7 @@ use crate::http::{Body, Reply};
 use crate::session::Session;
 use crate::{directory, totp, State};
 
-use super::{csrf_field, error_box, esc, page, refusal_box, store_failed, typed, Refused};
+use super::{csrf_field, error_box, esc, page, refusal_box, store_failed, typed, when, Refused};
 
 const MB: u64 = 1024 * 1024;
 
@@ -47,23 +47,6 @@ fn usage(used: u64, quota: u64) -> String {
         high = quota / 10 * 9,
         v = used.min(quota),
         pct = used.saturating_mul(100) / quota,
-    )
-}
-
-/// A time (seconds since the epoch) as `2026-11-28 09:15 UTC`.
-fn when(t: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(t).map_or_else(
-        |_| "?".into(),
-        |d| {
-            format!(
-                "{:04}-{:02}-{:02} {:02}:{:02} UTC",
-                d.year(),
-                d.month() as u8,
-                d.day(),
-                d.hour(),
-                d.minute()
-            )
-        },
     )
 }
 
@@ -336,8 +319,8 @@ fn app_passwords(
         .iter()
         .map(|p| {
             let last = match (p.last_used, &p.last_used_from) {
-                (Some(t), Some(from)) => format!("{} from {}", when(t), esc(from)),
-                (Some(t), None) => when(t),
+                (Some(t), Some(from)) => format!("{} from {}", when(Some(t)), esc(from)),
+                (Some(t), None) => when(Some(t)),
                 _ => "never".into(),
             };
             format!(
@@ -345,7 +328,7 @@ fn app_passwords(
                  <form method=\"post\" action=\"{base}/app-passwords/{}/revoke\">{csrf}\
                  <button>Revoke</button></form></td></tr>",
                 esc(&p.name),
-                when(p.created),
+                when(Some(p.created)),
                 p.id
             )
         })
@@ -443,7 +426,6 @@ mod tests {
             "{u}"
         );
         assert!(usage(200 * MB, 100 * MB).contains("200%"));
-        assert_eq!(when(0), "1970-01-01 00:00 UTC");
         // A small mailbox is not "0.0 MB".
         assert!(usage(1300, 10 * MB).contains("1.3 KB of 10 MB"));
     }

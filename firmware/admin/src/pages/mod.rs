@@ -10,7 +10,7 @@
 //! wizard), `dashboard`, `domains`, `accounts`, `clientsetup` (an
 //! account's settings), `dnscheck` (records and their live check),
 //! `aliases`, `queue`, `maillog` (search and trace), `security`,
-//! `settings`.
+//! `settings`; `local_time` shows times in the box's zone.
 //!
 //! A refused form comes back with its error as a sentence
 //! ([`crate::sentence`]) and with what was typed in it, passwords
@@ -22,6 +22,7 @@ mod clientsetup;
 mod dashboard;
 mod dnscheck;
 mod domains;
+mod local_time;
 mod login;
 mod maillog;
 mod queue;
@@ -36,6 +37,7 @@ use tiny_http::{Method, Request};
 use crate::http::{self, escape as esc, Body, Reply};
 use crate::session::{Session, COOKIE};
 use crate::{login as auth, State};
+use local_time::when;
 
 const STYLE: &str = include_str!("../style.css");
 const FAVICON: &str = include_str!("../favicon.svg");
@@ -106,14 +108,6 @@ fn store_failed(s: &Session) -> Reply {
         Some(s),
         "<p class=\"error\">The store could not answer; try again.</p>",
     )
-}
-
-/// A Unix time for people: `2026-11-27 23:50 UTC`; "never" for none.
-fn when(unix: Option<i64>) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
-    unix.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-        .and_then(|t| t.format(&format).ok())
-        .unwrap_or_else(|| "never".into())
 }
 
 /// An error over a page, as a sentence.
