@@ -124,11 +124,7 @@ pub fn check(state: &State, name: &str) -> Reply {
         &json!({
             "domain": expected["domain"],
             "host": host,
-            "resolver": if dns.servers.is_empty() {
-                "the system's (/etc/resolv.conf)".to_owned()
-            } else {
-                dns.servers.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
-            },
+            "resolver": resolver_name(dns),
             "records": rows,
             "dnsbl": blocklists,
         }),
@@ -244,6 +240,17 @@ fn host_row(host: &str, answer: &Answer) -> serde_json::Value {
         "fix": fix,
         "note": "",
     })
+}
+
+/// The resolver the check asks, for the sentence "Checked just now
+/// through …".
+fn resolver_name(dns: &pochta_config::Dns) -> String {
+    let servers: Vec<String> = dns.servers.iter().map(ToString::to_string).collect();
+    match servers.as_slice() {
+        [] => "the system's resolver (/etc/resolv.conf)".to_owned(),
+        [one] => format!("the DNS server {one}"),
+        many => format!("the DNS servers {}", many.join(", ")),
+    }
 }
 
 /// Each public address of the mail host on each blocklist.
@@ -435,4 +442,25 @@ fn resolver(dns: &pochta_config::Dns) -> Result<TokioResolver, String> {
     opts.attempts = 1;
     opts.ip_strategy = hickory_resolver::config::LookupIpStrategy::Ipv4AndIpv6;
     builder.build().map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolvers_are_named_for_a_sentence() {
+        let mut dns = pochta_config::Dns::default();
+        assert_eq!(
+            resolver_name(&dns),
+            "the system's resolver (/etc/resolv.conf)"
+        );
+        dns.servers = vec![([127, 0, 0, 1], 5353).into()];
+        assert_eq!(resolver_name(&dns), "the DNS server 127.0.0.1:5353");
+        dns.servers.push(([192, 0, 2, 53], 53).into());
+        assert_eq!(
+            resolver_name(&dns),
+            "the DNS servers 127.0.0.1:5353, 192.0.2.53:53"
+        );
+    }
 }
