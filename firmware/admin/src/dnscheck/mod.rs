@@ -26,7 +26,7 @@ use serde_json::json;
 
 use crate::http::Reply;
 use crate::State;
-use compare::{Answer, Rdata, Status};
+use compare::{Answer, Rdata};
 
 pub use compare::unquote;
 
@@ -218,27 +218,15 @@ fn row(
 
 /// The mail host's own address records: every other record points at it.
 fn host_row(host: &str, answer: &Answer) -> serde_json::Value {
-    let (status, fix) = match answer {
-        Answer::Found(_) => (Status::Ok, String::new()),
-        Answer::Nothing => (
-            Status::Missing,
-            format!(
-                "publish an A record (and AAAA for IPv6) at {host}. with the box's public address"
-            ),
-        ),
-        Answer::Failed(e) => (
-            Status::Unknown,
-            format!("DNS did not answer ({e}): check again later"),
-        ),
-    };
+    let verdict = compare::host_address(host, answer);
     json!({
         "name": format!("{host}."),
         "type": "A/AAAA",
         "data": "the box's public address",
-        "status": status.name(),
+        "status": verdict.status.name(),
         "found": found(answer),
-        "fix": fix,
-        "note": "",
+        "fix": verdict.fix,
+        "note": verdict.note,
     })
 }
 
@@ -265,7 +253,7 @@ async fn blocklists(
     let mut questions = Vec::new();
     for ip in &addresses {
         for list in dnsbl::BLOCKLISTS {
-            let skip = dnsbl::not_public(*ip).map(str::to_owned).or_else(|| {
+            let skip = dnsbl::not_public(*ip).or_else(|| {
                 (ip.is_ipv6() && !list.ipv6)
                     .then(|| format!("{} lists IPv4 addresses only", list.zone))
             });
