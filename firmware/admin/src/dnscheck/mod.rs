@@ -124,6 +124,7 @@ pub fn check(state: &State, name: &str) -> Reply {
         &json!({
             "domain": expected["domain"],
             "host": host,
+            "host_problem": expected["host_problem"],
             "resolver": resolver_name(dns),
             "records": rows,
             "dnsbl": blocklists,

@@ -75,8 +75,20 @@ pub(super) fn records(value: &Value) -> String {
         })
         .unwrap_or_default();
     let blocklists = value.get("dnsbl").map(dnsbl_section).unwrap_or_default();
+    // Every record below points at the mail host: when it cannot work,
+    // that comes first.
+    let host_problem = value
+        .get("host_problem")
+        .and_then(Value::as_str)
+        .map(|p| {
+            format!(
+                "<p id=\"host-problem\" class=\"error\" role=\"alert\">{}</p>",
+                esc(p)
+            )
+        })
+        .unwrap_or_default();
     format!(
-        "<section><h2>DNS records for {d}</h2>{intro}\
+        "<section><h2>DNS records for {d}</h2>{host_problem}{intro}\
          <table class=\"records\"><tr><th>Name</th><th>Type</th><th>Value</th>{status_head}</tr>{rows}</table>\
          {zone}<p><a href=\"/domains\">All domains</a></p></section>{blocklists}",
         d = esc(domain),
