@@ -122,11 +122,18 @@ def test_dashboard_services_mail_today_queue_storage(pochta):
     c, _, _ = enrolled(pochta)
     d = dashboard(c)
     names = {s["name"]: s for s in d["services"]}
-    assert set(names) == {"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "admin"}
+    assert set(names) == {"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "admin",
+                          "admin_tls"}
     for name, s in names.items():
         assert s["status"] == "up", (name, s)
         assert s["addresses"] and all(a["up"] for a in s["addresses"]), s
     assert names["smtp"]["addresses"][0]["address"] == pochta.info["smtp"][0]
+    # The HTTPS admin listener is a service of its own, checked like the others.
+    assert [a["address"] for a in names["admin_tls"]["addresses"]] == pochta.info["admin_tls"]
+    assert names["admin_tls"]["label"] == "Admin page (HTTPS)"
+    page = check_page(c.get("/"))
+    for address in pochta.info["admin_tls"] + pochta.info["smtp"]:
+        assert f'<span class="addr">{address}</span>' in page, page
     before = d["today"]
     assert d["queue"] == {"length": 0, "oldest_age_secs": None}
     storage = d["storage"]

@@ -27,6 +27,7 @@ fn label(service: &str) -> &'static str {
         "pop3" => "POP3",
         "pop3s" => "POP3 over TLS",
         "admin" => "Admin page",
+        "admin_tls" => "Admin page (HTTPS)",
         _ => "Service",
     }
 }
@@ -58,6 +59,10 @@ fn alert(level: &str, text: String, action: &str) -> Value {
 fn services(state: &State) -> (Vec<Value>, Vec<Value>) {
     let mut all: Vec<(&str, Vec<std::net::SocketAddr>)> = state.ctx.services.clone();
     all.push(("admin", state.admin_addrs.clone()));
+    // Off (and so left out) without `admin.listen_tls` or a certificate.
+    if !state.admin_tls_addrs.is_empty() {
+        all.push(("admin_tls", state.admin_tls_addrs.clone()));
+    }
     let flat: Vec<std::net::SocketAddr> = all.iter().flat_map(|(_, a)| a.clone()).collect();
     let mut up = health::answering(&flat).into_iter();
     let mut alerts = Vec::new();

@@ -141,6 +141,8 @@ pub(crate) struct State {
     peers: Arc<tls_front::Peers>,
     /// Where the admin page itself listens, for the dashboard's check.
     admin_addrs: Vec<SocketAddr>,
+    /// Where it listens for HTTPS (empty when it does not).
+    admin_tls_addrs: Vec<SocketAddr>,
 }
 
 /// The running admin page.
@@ -259,6 +261,7 @@ pub fn start(ctx: Context) -> Result<AdminServer, AdminError> {
         replay: totp::Replay::default(),
         peers: Arc::new(tls_front::Peers::default()),
         admin_addrs: addrs.clone(),
+        admin_tls_addrs: tls_addrs.clone(),
         ctx,
     });
     let front = match (&state.ctx.tls, backend_addr) {

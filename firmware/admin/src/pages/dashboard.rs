@@ -47,27 +47,33 @@ fn services(d: &Value) -> String {
             list.iter()
                 .map(|s| {
                     let status = s["status"].as_str().unwrap_or("down");
-                    let addrs: Vec<String> = s["addresses"]
+                    // Each address whole on one line (`.addr` does not
+                    // wrap), under the service's name: on a phone too.
+                    let addrs: String = s["addresses"]
                         .as_array()
                         .map(|a| {
                             a.iter()
-                                .map(|x| esc(x["address"].as_str().unwrap_or("")))
+                                .map(|x| {
+                                    format!(
+                                        " <span class=\"addr\">{}</span>",
+                                        esc(x["address"].as_str().unwrap_or(""))
+                                    )
+                                })
                                 .collect()
                         })
                         .unwrap_or_default();
                     format!(
-                        "<tr><td>{}</td><td><span class=\"state {status}\">{status}</span></td>\
-                         <td class=\"optional data\">{}</td></tr>",
+                        "<tr><td>{}<br><small class=\"addrs\">{addrs}</small></td>\
+                         <td><span class=\"state {status}\">{status}</span></td></tr>",
                         esc(s["label"].as_str().unwrap_or("")),
-                        addrs.join(" ")
                     )
                 })
                 .collect()
         })
         .unwrap_or_default();
     format!(
-        "<section><h2>Services</h2><table><tr><th>Service</th><th>State</th>\
-         <th class=\"optional\">Listening on</th></tr>{rows}</table></section>"
+        "<section><h2>Services</h2><table class=\"services\"><tr><th>Service and its addresses</th>\
+         <th>State</th></tr>{rows}</table></section>"
     )
 }
 
