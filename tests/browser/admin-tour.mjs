@@ -133,6 +133,32 @@ async function serviceAddresses(tab) {
   });
 }
 
+/** Times in tables (mail log, security): the date and the clock each on
+ * one line, never broken inside a number. */
+async function timesWhole(tab) {
+  return tab.evaluate(() => {
+    const wrong = [];
+    const cells = [...document.querySelectorAll('td.time')];
+    for (const td of cells) {
+      const node = td.firstChild;
+      const text = node?.textContent ?? '';
+      const at = text.indexOf(' ');
+      if (!node || at < 0) {
+        wrong.push(`"${text}" is not a date and a time`);
+        continue;
+      }
+      for (const [from, to] of [[0, at], [at + 1, text.length]]) {
+        const range = document.createRange();
+        range.setStart(node, from);
+        range.setEnd(node, to);
+        const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+        if (lines.size !== 1) wrong.push(`"${text.slice(from, to)}" of "${text}" on ${lines.size} lines`);
+      }
+    }
+    return { wrong, count: cells.length };
+  });
+}
+
 /** In every form with a visible text field, the submit button keeps a gap
  * from the field above it. */
 async function buttonGaps(tab) {
@@ -336,6 +362,11 @@ try {
           layout((await shown.textContent() ?? '').includes(api.host_problem),
             `${path} (${width}): the page's warning differs from the API's ${api.host_problem}`);
         }
+      }
+      if (name === 'mail-log' || name === 'security') {
+        const times = await timesWhole(tab);
+        layout(times.count >= 1, `${path} (${width}): no times to measure`);
+        layout(times.wrong.length === 0, `${path} (${width}): times broken:\n${times.wrong.join('\n')}`);
       }
       if (name === 'dashboard') {
         const services = await serviceAddresses(tab);

@@ -111,7 +111,7 @@ pub(super) fn search(state: &State, s: &Session, params: &Body) -> Reply {
         .map(|l| {
             let relayed = l["fields"].get("relay").is_some();
             format!(
-                "<tr><td class=\"data\">{}</td><td>{}</td><td class=\"data\">{}</td></tr>",
+                "<tr><td class=\"data time\">{}</td><td>{}</td><td class=\"data\">{}</td></tr>",
                 esc(&local_time::log_time(l["time"].as_str().unwrap_or(""))),
                 esc(event_words(l["event"].as_str().unwrap_or(""), relayed)),
                 esc(&details(l))

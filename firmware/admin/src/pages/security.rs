@@ -50,7 +50,7 @@ pub(super) fn show(state: &State, s: &Session, status: u16, error: Option<&str>)
         .map(|l| {
             let ok = l["ok"].as_bool() == Some(true);
             format!(
-                "<tr><td class=\"data\">{}</td><td><span class=\"state {}\">{}</span></td><td>{}</td>\
+                "<tr><td class=\"data time\">{}</td><td><span class=\"state {}\">{}</span></td><td>{}</td>\
                  <td>{}</td><td class=\"data optional\">{}</td></tr>",
                 esc(&local_time::log_time(l["time"].as_str().unwrap_or(""))),
                 if ok { "up" } else { "down" },
