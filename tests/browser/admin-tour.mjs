@@ -3,7 +3,12 @@
 // the setup code from the data folder, the wizard with TOTP enrolment (the
 // code computed here from the secret the page shows), a second account and
 // an app password, log out, log in again with TOTP, the DNS records, and a
-// screenshot of every page at desktop and phone width.
+// screenshot of every page at desktop and phone width (with a close-up of
+// the DNS records). On the way it measures what a newcomer found wrong:
+// every DNS name and value whole in its box (underscores included), the
+// mail host's problem shown when the API reports one, each dashboard
+// address on one line with the HTTPS admin page listed, and a gap between
+// every form's last field and its button.
 //
 // Run by tests/e2e/test_browser.py against a real `pochta serve`.
 // Environment: POCHTA_ADMIN_URL (http://127.0.0.1:PORT), POCHTA_DATA (the
@@ -70,6 +75,121 @@ function watch(page, problems) {
   });
 }
 
+/** The copyable record names and values on a DNS page, each shown whole:
+ * the element's text does not overflow its box (scroll size within client
+ * size: a form field scrolls what it cannot show), and the glyphs' boxes
+ * (ascent to descent, where an underscore sits) lie inside the element's
+ * box. A form field holds no text node to measure, so it fails here too:
+ * it clips a long value and, at 34 px, the underscores of
+ * `_domainkey`. Returns what is wrong, and how many values were seen. */
+async function dnsValuesVisible(tab) {
+  return tab.evaluate(() => {
+    const wrong = [];
+    const fields = [...document.querySelectorAll('table.records .copy')];
+    for (const el of fields) {
+      const text = el.value ?? el.textContent;
+      const what = `${el.getAttribute('aria-label') || el.tagName} "${text.slice(0, 40)}"`;
+      if (el.scrollHeight > el.clientHeight + 1 || el.scrollWidth > el.clientWidth + 1) {
+        wrong.push(`${what}: text of ${el.scrollWidth}x${el.scrollHeight} px in a ${el.clientWidth}x${el.clientHeight} px box`);
+      }
+      const node = el.firstChild;
+      if (!node || node.nodeType !== Node.TEXT_NODE || node.textContent !== text) {
+        wrong.push(`${what}: not plain text in its element (a form field clips it)`);
+        continue;
+      }
+      const range = document.createRange();
+      range.selectNodeContents(node);
+      const box = el.getBoundingClientRect();
+      for (const line of range.getClientRects()) {
+        if (line.top < box.top - 0.5 || line.bottom > box.bottom + 0.5 ||
+            line.left < box.left - 0.5 || line.right > box.right + 0.5) {
+          wrong.push(`${what}: a line of text at ${line.top.toFixed(1)}–${line.bottom.toFixed(1)} px ` +
+            `outside its box at ${box.top.toFixed(1)}–${box.bottom.toFixed(1)} px`);
+          break;
+        }
+      }
+      if (box.right > document.documentElement.clientWidth + 0.5) {
+        wrong.push(`${what}: its box ends at ${box.right} px, past the screen`);
+      }
+    }
+    return { wrong, count: fields.length };
+  });
+}
+
+/** The dashboard's service addresses: each on one line (never broken
+ * inside `127.0.0.1:25`), and the HTTPS admin listener among them. */
+async function serviceAddresses(tab) {
+  return tab.evaluate(() => {
+    const wrong = [];
+    const addrs = [...document.querySelectorAll('.services .addr')];
+    for (const el of addrs) {
+      const lines = el.getClientRects().length;
+      if (lines !== 1 || el.getBoundingClientRect().width === 0) {
+        wrong.push(`${el.textContent}: ${lines} line boxes`);
+      }
+    }
+    const labels = [...document.querySelectorAll('.services td:first-child')].map((td) => td.textContent);
+    return { wrong, count: addrs.length, labels };
+  });
+}
+
+/** Times in tables (mail log, security): the date and the clock each on
+ * one line, never broken inside a number. */
+async function timesWhole(tab) {
+  return tab.evaluate(() => {
+    const wrong = [];
+    const cells = [...document.querySelectorAll('td.time')];
+    for (const td of cells) {
+      const node = td.firstChild;
+      const text = node?.textContent ?? '';
+      const at = text.indexOf(' ');
+      if (!node || at < 0) {
+        wrong.push(`"${text}" is not a date and a time`);
+        continue;
+      }
+      for (const [from, to] of [[0, at], [at + 1, text.length]]) {
+        const range = document.createRange();
+        range.setStart(node, from);
+        range.setEnd(node, to);
+        const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+        if (lines.size !== 1) wrong.push(`"${text.slice(from, to)}" of "${text}" on ${lines.size} lines`);
+      }
+    }
+    return { wrong, count: cells.length };
+  });
+}
+
+/** In every form with a visible text field, the submit button keeps a gap
+ * from the field above it. */
+async function buttonGaps(tab) {
+  return tab.evaluate(() => {
+    const wrong = [];
+    let checked = 0;
+    for (const form of document.querySelectorAll('main form')) {
+      const button = form.querySelector('button');
+      const fields = [...form.querySelectorAll('input, textarea, select')]
+        .filter((f) => f.type !== 'hidden' && f.getClientRects().length > 0);
+      if (!button || fields.length === 0) continue;
+      const b = button.getBoundingClientRect();
+      const above = fields.map((f) => f.getBoundingClientRect()).filter((r) => r.top < b.top);
+      if (above.length === 0) continue;
+      const last = Math.max(...above.map((r) => r.bottom));
+      checked += 1;
+      if (b.top - last < 8) {
+        wrong.push(`"${button.textContent}" in ${form.getAttribute('action')}: ${(b.top - last).toFixed(1)} px below its field`);
+      }
+    }
+    return { wrong, checked };
+  });
+}
+
+/** A layout fault: noted, so that the tour still shoots every page, and
+ * failed at the end. */
+const layoutFaults = [];
+function layout(condition, message) {
+  if (!condition) layoutFaults.push(message);
+}
+
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   // Root in CI has no user namespace sandbox; the rest keeps Chromium from
@@ -80,6 +200,14 @@ const browser = await chromium.launch({
 });
 const problems = [];
 const result = { screenshots: [] };
+let formsChecked = 0;
+
+/** Button gaps on the page a tab shows now. */
+async function gapsOn(tab, where) {
+  const gaps = await buttonGaps(tab);
+  layout(gaps.wrong.length === 0, `${where}: buttons touch their fields:\n${gaps.wrong.join('\n')}`);
+  formsChecked += gaps.checked;
+}
 try {
   const desktop = await browser.newContext({ viewport: DESKTOP });
   desktop.setDefaultTimeout(20_000);
@@ -90,6 +218,7 @@ try {
   await page.goto(`${base}/`);
   check(page.url().endsWith('/setup'), `/ went to ${page.url()}, not /setup`);
   await page.screenshot({ path: join(shots, '01-setup-desktop.png'), fullPage: true });
+  await gapsOn(page, 'setup');
   const code = readFileSync(join(data, 'setup-code.txt'), 'utf8').trim();
   await page.fill('#code', code);
   await page.fill('#user', 'admin');
@@ -100,6 +229,7 @@ try {
   // TOTP enrolment: a QR code drawn by the server, and the key as text.
   check(await page.locator('.qr svg').count() === 1, 'no QR code on the enrolment page');
   await page.screenshot({ path: join(shots, '02-enrol-desktop.png'), fullPage: true });
+  await gapsOn(page, 'enrolment');
   const secret = (await page.textContent('#secret')).trim();
   const enrolledAt = Date.now() / 1000;
   await page.fill('#code', totp(secret, enrolledAt));
@@ -113,10 +243,12 @@ try {
   // The wizard: the first domain, the first mailbox, then the DNS page.
   await page.waitForURL('**/welcome');
   await page.screenshot({ path: join(shots, '04-wizard-domain-desktop.png'), fullPage: true });
+  await gapsOn(page, 'wizard, domain');
   await page.fill('#domain', DOMAIN);
   await page.click('button:has-text("Add domain")');
   await page.waitForSelector('text=Step 2 of 2');
   await page.screenshot({ path: join(shots, '05-wizard-mailbox-desktop.png'), fullPage: true });
+  await gapsOn(page, 'wizard, mailbox');
   await page.fill('#address', BOSS);
   await page.fill('#apw', ACCOUNT_PW);
   await page.click('button:has-text("Create mailbox")');
@@ -151,6 +283,7 @@ try {
   await page.click('header button:has-text("Log out")');
   await page.waitForURL('**/login');
   await page.screenshot({ path: join(shots, '07-login-desktop.png'), fullPage: true });
+  await gapsOn(page, 'login');
   const nextStep = (Math.floor(enrolledAt / 30) + 1) * 30;
   const wait = nextStep * 1000 - Date.now();
   if (wait > 0) await page.waitForTimeout(wait + 200);
@@ -199,9 +332,55 @@ try {
       const file = `${String(n).padStart(2, '0')}-${name}-${width}.png`;
       await tab.screenshot({ path: join(shots, file), fullPage: true });
       result.screenshots.push(file);
+      await gapsOn(tab, `${path} (${width})`);
+      if (name === 'dns') {
+        // A close-up of the first records at full size: the underscores of
+        // `_domainkey` and `_dmarc` are the thing to look at.
+        const rows = tab.locator('table.records tr');
+        const first = await rows.nth(1).boundingBox();
+        const last = await rows.nth(5).boundingBox();
+        if (first && last) {
+          const closeup = `${String(n).padStart(2, '0')}-${name}-closeup-${width}.png`;
+          await tab.screenshot({
+            path: join(shots, closeup),
+            fullPage: true,
+            clip: { x: first.x, y: first.y, width: first.width, height: last.y + last.height - first.y },
+          });
+          result.screenshots.push(closeup);
+        }
+        const dnsValues = await dnsValuesVisible(tab);
+        layout(dnsValues.count >= 8, `${path} (${width}): ${dnsValues.count} copyable values`);
+        layout(dnsValues.wrong.length === 0,
+          `${path} (${width}): values not fully visible:\n${dnsValues.wrong.join('\n')}`);
+        // The mail host of the test config is no full public name: the
+        // page says so where it cannot be missed.
+        const api = await (await tab.request.get(`${base}/api/domains/${DOMAIN}/dns`)).json();
+        layout('host_problem' in api, `/api/domains/${DOMAIN}/dns has no host_problem`);
+        if (api.host_problem) {
+          const shown = tab.locator('#host-problem');
+          layout(await shown.isVisible(), `${path} (${width}): the mail host's problem is not shown`);
+          layout((await shown.textContent() ?? '').includes(api.host_problem),
+            `${path} (${width}): the page's warning differs from the API's ${api.host_problem}`);
+        }
+      }
+      if (name === 'mail-log' || name === 'security') {
+        const times = await timesWhole(tab);
+        layout(times.count >= 1, `${path} (${width}): no times to measure`);
+        layout(times.wrong.length === 0, `${path} (${width}): times broken:\n${times.wrong.join('\n')}`);
+      }
+      if (name === 'dashboard') {
+        const services = await serviceAddresses(tab);
+        layout(services.count >= 9, `${width}: ${services.count} service addresses on the dashboard`);
+        layout(services.wrong.length === 0,
+          `${width}: service addresses broken across lines:\n${services.wrong.join('\n')}`);
+        layout(services.labels.some((l) => l.includes('Admin page (HTTPS)')),
+          `${width}: no HTTPS admin page among ${services.labels.join(', ')}`);
+      }
     }
     n += 1;
   }
+  check(layoutFaults.length === 0, `layout faults:\n${layoutFaults.join('\n')}`);
+  check(formsChecked >= 10, `only ${formsChecked} forms' buttons measured`);
   check(problems.length === 0, `the browser reported:\n${problems.join('\n')}`);
   result.ok = true;
 } finally {

@@ -4,6 +4,7 @@ CSRF, the LAN-only policy, input validation and security headers."""
 
 from __future__ import annotations
 
+import html
 import re
 import stat
 import time
@@ -366,3 +367,34 @@ def test_remove_domain(pochta):
     assert "gone.test" not in c.get("/api/domains").json["domains"]
     r = c.post("/api/domains/gone.test/remove", {"confirm": "gone.test"})
     assert r.status == 404, r
+
+
+def test_dns_records_warn_when_the_mail_host_is_not_a_full_name(pochta):
+    # "vm" is what a newcomer's machine is often called: no MX can point at it.
+    # DNS goes to a closed loopback port: the check page answers at once.
+    pochta.configure(hostname="vm", dns={"servers": ["127.0.0.1:9"], "timeout_secs": 1})
+    pochta.start()
+    c, _, _ = enrolled(pochta)
+    assert c.post("/api/domains", {"name": "example.test"}).status == 201
+    r = c.get("/api/domains/example.test/dns")
+    assert r.status == 200, r
+    problem = r.json["host_problem"]
+    assert problem and 'The mail host "vm" is not a full domain name' in problem, problem
+    assert "hostname" in problem and "`" not in problem and "--host" not in problem, problem
+    page = c.get("/domains/example.test")
+    text = html.unescape(page.body.decode())
+    assert page.status == 200
+    found = re.search(r'<p id="host-problem" class="error" role="alert">(.*?)</p>', text, re.S)
+    assert found and found.group(1) == problem, text[:3000]
+    # The check page shows it too.
+    assert problem in html.unescape(c.get("/domains/example.test/check").body.decode())
+
+
+def test_dns_records_of_a_full_mail_host_have_no_warning(pochta):
+    pochta.configure(hostname="mail.example.test")
+    pochta.start()
+    c, _, _ = enrolled(pochta)
+    assert c.post("/api/domains", {"name": "example.test"}).status == 201
+    r = c.get("/api/domains/example.test/dns")
+    assert r.status == 200 and "host_problem" in r.json and r.json["host_problem"] is None, r
+    assert 'id="host-problem"' not in c.get("/domains/example.test").body.decode()

@@ -6,6 +6,8 @@ mail sent with smtplib)."""
 
 from __future__ import annotations
 
+import datetime
+import html
 import imaplib
 import re
 import shutil
@@ -120,11 +122,18 @@ def test_dashboard_services_mail_today_queue_storage(pochta):
     c, _, _ = enrolled(pochta)
     d = dashboard(c)
     names = {s["name"]: s for s in d["services"]}
-    assert set(names) == {"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "admin"}
+    assert set(names) == {"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "admin",
+                          "admin_tls"}
     for name, s in names.items():
         assert s["status"] == "up", (name, s)
         assert s["addresses"] and all(a["up"] for a in s["addresses"]), s
     assert names["smtp"]["addresses"][0]["address"] == pochta.info["smtp"][0]
+    # The HTTPS admin listener is a service of its own, checked like the others.
+    assert [a["address"] for a in names["admin_tls"]["addresses"]] == pochta.info["admin_tls"]
+    assert names["admin_tls"]["label"] == "Admin page (HTTPS)"
+    page = check_page(c.get("/"))
+    for address in pochta.info["admin_tls"] + pochta.info["smtp"]:
+        assert f'<span class="addr">{address}</span>' in page, page
     before = d["today"]
     assert d["queue"] == {"length": 0, "oldest_age_secs": None}
     storage = d["storage"]
@@ -297,7 +306,7 @@ def test_mail_log_search_and_trace(pochta):
 
     # The pages.
     text = check_page(c.get("/log?q=" + urllib.parse.quote(message_id)))
-    assert "msgid=" in text and "accepted" in text
+    assert "msgid=" in text and "Message received" in text
     text = check_page(c.get("/log/trace?q=" + urllib.parse.quote(f"nobody@{DOMAIN}")))
     assert "was refused" in text and 'class="state rejected"' in text
     r = c.get("/log?date=bad")
@@ -422,3 +431,42 @@ def test_pages_are_well_formed_and_the_dashboard_is_light(pochta):
         assert "Nothing needs attention" in text
     else:
         assert "free on the data disk" in text and "Nothing needs attention" not in text
+
+
+def test_mail_log_page_in_words_and_the_box_local_time(pochta):
+    # The box's zone as any Unix program takes it: TZ (here a POSIX rule,
+    # 5 h 30 min east of UTC, no summer time), else /etc/localtime.
+    pochta.env["TZ"] = "IST-5:30"
+    pochta.setup_basic()
+    pochta.start()
+    c, _, _ = enrolled(pochta)
+    send_mx(pochta, ALICE)
+    pochta.wait_messages(ALICE, 1)
+    assert not imap_login(pochta, ALICE, "not the password")
+
+    lines = c.get("/api/log").json["lines"]
+    events = {line["event"] for line in lines}
+    assert {"accepted", "delivered", "auth_failed"} <= events, events
+    # The API keeps the log's own words and UTC.
+    assert all(line["time"].endswith("Z") for line in lines), lines
+
+    text = html.unescape(check_page(c.get("/log")))
+    assert "Times are the box's local time, UTC+05:30." in text, text
+    for words in ["Message received", "Stored in a mailbox", "Login failed"]:
+        assert f"<td>{words}</td>" in text, (words, text)
+    for raw in ["auth_failed", ">accepted<", ">delivered<"]:
+        assert raw not in text, raw
+    for line in lines:
+        utc = datetime.datetime.strptime(line["time"], "%Y-%m-%dT%H:%M:%SZ")
+        local = utc + datetime.timedelta(hours=5, minutes=30)
+        assert local.strftime("%Y-%m-%d %H:%M:%S") in text, (line["time"], text)
+
+    # The trace of a message, and the logins on the security page, too.
+    trace = html.unescape(check_page(c.get("/log/trace?q=" + urllib.parse.quote(ALICE))))
+    assert "UTC+05:30" in trace
+    first = datetime.datetime.strptime(
+        c.get("/api/log/trace?q=" + urllib.parse.quote(ALICE)).json["messages"][0]["steps"][0]["time"],
+        "%Y-%m-%dT%H:%M:%SZ")
+    assert (first + datetime.timedelta(hours=5, minutes=30)).strftime("%Y-%m-%d %H:%M:%S") in trace
+    security = html.unescape(check_page(c.get("/security")))
+    assert "UTC+05:30" in security and "Time (UTC)" not in security

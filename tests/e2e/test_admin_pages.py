@@ -9,8 +9,11 @@ import html
 import re
 import time
 import urllib.parse
+from html.parser import HTMLParser
 
 from admin_http import SECURITY_HEADERS, AdminClient, totp
+from harness import ALICE, DOMAIN
+from test_admin_api import enrolled
 
 ADMIN_PW = "correct horse battery staple"
 FORM = "application/x-www-form-urlencoded"
@@ -139,3 +142,146 @@ def test_setup_enrol_dashboard_logout_login(pochta):
     r = post_form(c, "/login", {"user": "admin", "password": ADMIN_PW, "totp": totp(secret, confirmed_at + 30)})
     assert r.status == 303 and r.headers["Location"] == "/", r
     assert c.get("/").status == 200
+
+
+class _Fields(HTMLParser):
+    """The text fields of a page by id: an input's value, a textarea's text."""
+
+    def __init__(self):
+        super().__init__()
+        self.values: dict[str, str] = {}
+        self.textarea: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "input" and a.get("id"):
+            self.values[a["id"]] = a.get("value") or ""
+        elif tag == "textarea" and a.get("id"):
+            self.textarea = a["id"]
+            self.values[self.textarea] = ""
+
+    def handle_data(self, data):
+        if self.textarea:
+            self.values[self.textarea] += data
+
+    def handle_endtag(self, tag):
+        if tag == "textarea":
+            self.textarea = None
+
+
+def fields_of(text: str) -> dict[str, str]:
+    parser = _Fields()
+    parser.feed(text)
+    return parser.values
+
+
+def error_of(r, status: int) -> tuple[str, dict[str, str]]:
+    """A refused form's page: its one error as a sentence for a person (a
+    capital, a full stop, no command line, no backticks), and its fields."""
+    assert r.status == status, r
+    text = check_page(r)
+    errors = re.findall(r'<p class="error" role="alert">(.*?)</p>', text, re.S)
+    assert len(errors) == 1, errors
+    message = html.unescape(errors[0])
+    assert message[:1].isupper() and message.endswith("."), message
+    assert "`" not in message and "pochta " not in message.lower(), message
+    return message, fields_of(text)
+
+
+def test_page_errors_are_sentences_and_forms_keep_what_was_typed(pochta):
+    pochta.setup_basic()
+    pochta.start()
+    c, _, _ = enrolled(pochta)
+    csrf = csrf_of(c.get("/accounts"))
+    typed_pw = "a long office passphrase 7"
+
+    # Accounts: a domain that does not exist, then a weak password; the
+    # address stays, the password never comes back.
+    r = post_form(c, "/accounts", {"address": "anna@elsewhere.test", "password": typed_pw, "csrf_token": csrf})
+    message, fields = error_of(r, 400)
+    assert "elsewhere.test" in message, message
+    assert fields["address"] == "anna@elsewhere.test" and fields["apw"] == "", fields
+    assert typed_pw not in r.body.decode()
+    r = post_form(c, "/accounts", {"address": f"anna@{DOMAIN}", "password": "short", "csrf_token": csrf})
+    message, fields = error_of(r, 400)
+    assert "too short" in message and fields["address"] == f"anna@{DOMAIN}" and fields["apw"] == "", fields
+    r = post_form(c, "/accounts", {"address": ALICE, "password": typed_pw, "csrf_token": csrf})
+    message, fields = error_of(r, 409)
+    assert message.startswith(f"Account {ALICE}") and "exists already" in message, message
+    assert fields["address"] == ALICE
+
+    # Aliases: a target that is not an address.
+    r = post_form(c, "/aliases", {"address": f"info@{DOMAIN}", "targets": f"{ALICE}, nobody", "csrf_token": csrf})
+    message, fields = error_of(r, 400)
+    assert fields["address"] == f"info@{DOMAIN}" and fields["targets"] == f"{ALICE}, nobody", fields
+
+    # Domains: a bad name, and the removal's confirmation typed wrong.
+    r = post_form(c, "/domains", {"name": "bad name", "csrf_token": csrf})
+    message, fields = error_of(r, 400)
+    assert "not a domain name" in message and fields["domain"] == "bad name", (message, fields)
+    r = post_form(c, "/domains", {"name": DOMAIN, "csrf_token": csrf})
+    message, fields = error_of(r, 409)
+    assert fields["domain"] == DOMAIN
+    r = post_form(c, f"/domains/{DOMAIN}/remove", {"confirm": "wrong.test", "csrf_token": csrf})
+    message, fields = error_of(r, 400)
+    assert fields["confirm-domain"] == "wrong.test", fields
+
+    # An account's own forms: quota, offboarding, app password name.
+    r = post_form(c, f"/accounts/{ALICE}/quota", {"quota_mb": "lots", "csrf_token": csrf})
+    message, fields = error_of(r, 400)
+    assert "whole number" in message and "quota_mb" not in message, message
+    assert fields["quota"] == "lots", fields
+    r = post_form(c, f"/accounts/{ALICE}/disable",
+                  {"forward_to": "nobody", "auto_reply": "Gone fishing.", "csrf_token": csrf})
+    message, fields = error_of(r, 400)
+    assert fields["forward-to"] == "nobody" and fields["auto-reply"] == "Gone fishing.", fields
+    r = post_form(c, f"/accounts/{ALICE}/password", {"password": "short", "csrf_token": csrf})
+    message, fields = error_of(r, 400)
+    assert fields["new-password"] == "" and "short" not in fields.values()
+    r = post_form(c, f"/accounts/{ALICE}/remove", {"confirm": "someone@else.test", "csrf_token": csrf})
+    message, fields = error_of(r, 400)
+    assert fields["confirm"] == "someone@else.test", fields
+
+    # The login keeps the name, never the password.
+    anon = AdminClient(pochta.addr("admin"))
+    r = post_form(anon, "/login", {"user": "root", "password": "wrong password here", "totp": "123456"})
+    message, fields = error_of(r, 401)
+    assert fields["user"] == "root" and fields["password"] == "" and fields["totp"] == "", fields
+    assert "wrong password here" not in r.body.decode()
+
+
+def format_size(n: int) -> str:
+    """pochta_config::format_size: powers of 1024 named KB, MB, GB, TB, one
+    decimal at most and none when it is .0."""
+    for name, unit in (("TB", 1 << 40), ("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if n >= unit:
+            tenths = (n * 10 + unit // 2) // unit
+            return f"{tenths // 10} {name}" if tenths % 10 == 0 else f"{tenths // 10}.{tenths % 10} {name}"
+    return f"{n} B"
+
+
+def test_sizes_on_the_pages_in_one_convention(pochta):
+    pochta.setup_basic()
+    pochta.start()
+    pochta.deliver_mx(ALICE)
+    c, _, _ = enrolled(pochta)
+    csrf = csrf_of(c.get("/accounts"))
+    assert post_form(c, f"/accounts/{ALICE}/quota", {"quota_mb": "10", "csrf_token": csrf}).status == 303
+    alice = next(a for a in c.get("/api/accounts").json["accounts"] if a["address"] == ALICE)
+    assert 0 < alice["bytes"] < 1 << 20, alice
+    used = format_size(alice["bytes"])
+    assert used.endswith(" KB") or used.endswith(" B"), used
+
+    listed = check_page(c.get("/accounts"))
+    assert "0.0 MB" not in listed
+    assert f"{used} of 10 MB" in listed, listed
+    detail = check_page(c.get(f"/accounts/{ALICE}"))
+    assert f"{used} of 10 MB" in detail and "0.0 MB" not in detail, detail
+
+    # The dashboard: the store's sizes as the API counts them, in the same
+    # convention (the disk's numbers move with everything else on it).
+    d = c.get("/api/dashboard").json["storage"]
+    page = check_page(c.get("/"))
+    assert f"<th>Mail stored</th><td>{format_size(d['mail_bytes'])}</td>" in page, page
+    assert f"<th>Database</th><td>{format_size(d['database_bytes'])}</td>" in page, page
+    assert re.search(r"\d+(\.\d)? (B|KB|MB|GB|TB) used, \d+(\.\d)? (B|KB|MB|GB|TB) free", page), page

@@ -324,4 +324,4 @@ def test_setup_json_and_page(pochta):
     # The link works from the page's session.
     assert c.get(f"/api/accounts/{ALICE}/mobileconfig").status == 200
     missing = c.get("/accounts/nobody@example.test/setup")
-    assert missing.status == 404 and "no such account" in missing.body.decode()
+    assert missing.status == 404 and "No such account nobody@example.test." in missing.body.decode()

@@ -163,12 +163,13 @@ def test_check_marks_each_record_and_the_blocklists(pochta, dns):
         for ip in (LISTED, REFUSED):
             assert bl[(ip, zone)]["status"] == "ok", bl[(ip, zone)]
 
-    # The page shows the same, values in read-only fields to copy.
+    # The page shows the same, names and values as text to copy (a form
+    # field cut them off; the browser test measures that they are whole).
     page = c.get(f"/domains/{DOMAIN}")
     text = page.body.decode()
     assert page.status == 200 and "<script" not in text
     assert f'href="/domains/{DOMAIN}/check"' in text
-    assert f'class="copy" readonly aria-label="name of the MX record" value="{DOMAIN}."' in text
+    assert f'<td class="name"><code class="copy">{DOMAIN}.</code></td><td class="kind">MX</td>' in text
     assert 'readonly rows="8">' in text, "the zone file to copy at once"
     checked = c.get(f"/domains/{DOMAIN}/check")
     assert checked.status == 200, checked
@@ -202,11 +203,39 @@ def test_check_of_private_address_and_refusals(pochta, dns):
     c = logged_in(pochta)
     assert c.get("/api/domains/other.test/check").status == 404
     result = c.get(f"/api/domains/{DOMAIN}/check").json
-    statuses = {row["type"] + " " + row["name"]: row["status"] for row in result["records"]}
-    assert statuses[f"A/AAAA {HOST}."] == "ok"
-    assert statuses[f"MX {DOMAIN}."] == "missing"
+    rows = {row["type"] + " " + row["name"]: row for row in result["records"]}
+    # Other servers cannot reach a private address: not ok, with the fix.
+    host_row = rows[f"A/AAAA {HOST}."]
+    assert host_row["status"] == "warning", host_row
+    assert host_row["fix"] == (f"{HOST} resolves to 192.168.1.20, a private address other servers "
+                               "cannot reach; publish the box's public address"), host_row
+    assert rows[f"MX {DOMAIN}."]["status"] == "missing"
     for x in result["dnsbl"]["results"]:
         assert x["status"] == "skipped" and "private address" in x["meaning"], x
+
+
+def test_loopback_address_of_the_mail_host_is_a_warning(pochta, dns):
+    pochta.add_domain(DOMAIN)
+    pochta.configure(hostname=HOST, dns={"servers": [dns.server], "timeout_secs": 2})
+    # One public address beside the loopback one: the loopback one still
+    # cannot work for the servers that pick it.
+    dns.a(HOST, "127.0.0.1")
+    dns.a(HOST, "203.0.113.5")
+    dns.start()
+    pochta.start()
+    c = logged_in(pochta)
+    result = c.get(f"/api/domains/{DOMAIN}/check").json
+    host_row = next(r for r in result["records"] if r["type"] == "A/AAAA")
+    assert host_row["status"] == "warning", host_row
+    assert host_row["fix"] == (f"{HOST} resolves to 127.0.0.1, a loopback address other servers "
+                               "cannot reach; publish the box's public address"), host_row
+    assert sorted(host_row["found"]) == ["127.0.0.1", "203.0.113.5"]
+    page = c.get(f"/domains/{DOMAIN}/check")
+    text = html.unescape(page.body.decode())
+    assert page.status == 200 and '<span class="status warning">warning</span>' in text
+    assert f"{HOST} resolves to 127.0.0.1, a loopback address" in text
+    # The resolver is named with the word the sentence needs.
+    assert f"Checked just now through the DNS server {dns.server}." in text, text
 
 
 def test_silent_dns_server_gives_unknown_in_bounded_time(pochta):

@@ -4,6 +4,8 @@
 
 use serde_json::{json, Value};
 
+use pochta_config::format_size;
+
 use crate::http::Reply;
 use crate::{health, State};
 
@@ -25,6 +27,7 @@ fn label(service: &str) -> &'static str {
         "pop3" => "POP3",
         "pop3s" => "POP3 over TLS",
         "admin" => "Admin page",
+        "admin_tls" => "Admin page (HTTPS)",
         _ => "Service",
     }
 }
@@ -48,21 +51,6 @@ pub(crate) fn duration(secs: i64) -> String {
     }
 }
 
-/// `512 B`, `1.5 KB`, `3.2 GB` (powers of 1000, as disks are sold).
-pub(crate) fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["KB", "MB", "GB", "TB", "PB"];
-    if n < 1000 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64 / 1000.0;
-    let mut unit = 0;
-    while v >= 1000.0 && unit < UNITS.len() - 1 {
-        v /= 1000.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
-}
-
 fn alert(level: &str, text: String, action: &str) -> Value {
     json!({ "level": level, "text": text, "action": action })
 }
@@ -71,6 +59,10 @@ fn alert(level: &str, text: String, action: &str) -> Value {
 fn services(state: &State) -> (Vec<Value>, Vec<Value>) {
     let mut all: Vec<(&str, Vec<std::net::SocketAddr>)> = state.ctx.services.clone();
     all.push(("admin", state.admin_addrs.clone()));
+    // Off (and so left out) without `admin.listen_tls` or a certificate.
+    if !state.admin_tls_addrs.is_empty() {
+        all.push(("admin_tls", state.admin_tls_addrs.clone()));
+    }
     let flat: Vec<std::net::SocketAddr> = all.iter().flat_map(|(_, a)| a.clone()).collect();
     let mut up = health::answering(&flat).into_iter();
     let mut alerts = Vec::new();
@@ -167,7 +159,7 @@ pub fn dashboard(state: &State) -> Reply {
                     "critical",
                     format!(
                         "Only {} ({free_percent:.0}%) free on the data disk",
-                        bytes(d.available)
+                        format_size(d.available)
                     ),
                     "When the disk is full, mail is refused. Ask users to delete old mail, \
                      lower quotas on the Accounts page, or move the data to a larger disk.",
@@ -253,8 +245,5 @@ mod tests {
         assert_eq!(duration(7260), "2 h 1 min");
         assert_eq!(duration(200_000), "2 d 7 h");
         assert_eq!(duration(2070 * 31_557_600), "2070 years");
-        assert_eq!(bytes(999), "999 B");
-        assert_eq!(bytes(1500), "1.5 KB");
-        assert_eq!(bytes(3_200_000_000), "3.2 GB");
     }
 }

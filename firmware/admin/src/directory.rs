@@ -43,8 +43,22 @@ pub fn add_domain(state: &State, body: &Body) -> Reply {
     Reply::json(201, &json!({ "name": domain, "dkim_selectors": selectors }))
 }
 
+/// Why other servers cannot reach `host`, as the page says it (the CLI's
+/// fix names `--host`; here the reader can only change the config file).
+pub(crate) fn host_problem(host: &str) -> Option<String> {
+    pochta_filter::records::host_fault(host).map(|fault| {
+        format!(
+            "{} Set hostname in the configuration file to the box's full public name \
+             (such as mail.example.com) and restart Pochta: until then the records \
+             below send this domain's mail nowhere.",
+            crate::sentence::sentence(&fault)
+        )
+    })
+}
+
 /// `GET /api/domains/NAME/dns`: the records to publish, as
-/// `pochta domain dns` prints them.
+/// `pochta domain dns` prints them, and `host_problem` when the mail host
+/// is not a name other servers can reach (`null` when it is).
 pub fn dns(state: &State, name: &str) -> Reply {
     let store = &state.ctx.store;
     let d = name.trim().trim_end_matches('.').to_lowercase();
@@ -70,6 +84,7 @@ pub fn dns(state: &State, name: &str) -> Reply {
         &json!({
             "domain": d,
             "host": host,
+            "host_problem": host_problem(host),
             "records": records,
             "zone": pochta_filter::records::zone_text(&d, host, &keys),
         }),

@@ -18,6 +18,8 @@
 //! - `setup_code`, `totp`: the one-time setup code, RFC 6238
 //!   codes (password strength is the store's `check_password`);
 //! - `http`: replies with the security headers, cookies, JSON bodies;
+//! - `sentence`: a handler's or the store's message as a sentence for a
+//!   page;
 //! - `tls_front`: HTTPS, terminated with the workspace's rustls in front of
 //!   a loopback tiny-http listener;
 //! - `clientsetup`: Thunderbird autoconfig, Outlook autodiscover (the only
@@ -46,6 +48,7 @@ mod pages;
 mod queue;
 mod routes;
 mod security;
+mod sentence;
 mod session;
 mod setup_code;
 mod tls_front;
@@ -64,6 +67,8 @@ use pochta_maillog::MailLog;
 use pochta_store::Store;
 
 pub use access::{lan_addresses, page_url, Access};
+/// A time in the box's zone for people: `2026-11-28 05:20 UTC+05:30`.
+pub use pages::local_time::when as local_time;
 pub use setup_code::file as setup_code_file;
 
 /// Worker threads per listener: a slow request (argon2id, RSA key
@@ -137,6 +142,8 @@ pub(crate) struct State {
     peers: Arc<tls_front::Peers>,
     /// Where the admin page itself listens, for the dashboard's check.
     admin_addrs: Vec<SocketAddr>,
+    /// Where it listens for HTTPS (empty when it does not).
+    admin_tls_addrs: Vec<SocketAddr>,
 }
 
 /// The running admin page.
@@ -251,6 +258,7 @@ pub fn start(ctx: Context) -> Result<AdminServer, AdminError> {
         replay: totp::Replay::default(),
         peers: Arc::new(tls_front::Peers::default()),
         admin_addrs: addrs.clone(),
+        admin_tls_addrs: tls_addrs.clone(),
         ctx,
     });
     let front = match (&state.ctx.tls, backend_addr) {

@@ -69,22 +69,32 @@ fn policy_id(policy: &str) -> String {
 }
 
 /// Why `host` cannot be the name other servers send mail to, if it
-/// cannot: an MX must name a host in the public DNS (RFC 5321 §5.1), so a
-/// bare machine name (`vm`), `localhost` or a name under `.local`,
-/// `.localdomain`, `.lan`, `.internal`, `.home.arpa` or an address would
-/// publish records that send the domain's mail nowhere.
+/// cannot, with what to do about it. The admin page says
+/// [`host_fault`] with its own fix.
 pub fn host_problem(host: &str) -> Option<String> {
+    host_fault(host).map(|fault| {
+        format!(
+            "{fault}; set `hostname` in the configuration to the box's full public name \
+             (such as mail.example.com)"
+        )
+    })
+}
+
+/// What is wrong with `host` as a mail host, if anything: an MX must name
+/// a host in the public DNS (RFC 5321 §5.1), so a bare machine name (`vm`),
+/// `localhost` or a name under `.local`, `.localdomain`, `.lan`,
+/// `.internal`, `.home.arpa` or an address would publish records that send
+/// the domain's mail nowhere.
+pub fn host_fault(host: &str) -> Option<String> {
     let h = host.trim().trim_end_matches('.').to_ascii_lowercase();
-    let fix = "set `hostname` in the configuration to the box's full public name \
-               (such as mail.example.com)";
     if h.parse::<std::net::IpAddr>().is_ok() {
         return Some(format!(
-            "the mail host {h} is an address, not a name: an MX record needs a host name; {fix}"
+            "the mail host {h} is an address, not a name: an MX record needs a host name"
         ));
     }
     if !h.contains('.') {
         return Some(format!(
-            "the mail host \"{h}\" is not a full domain name, so no other server can find it; {fix}"
+            "the mail host \"{h}\" is not a full domain name, so no other server can find it"
         ));
     }
     const PRIVATE: [&str; 6] = [
@@ -95,12 +105,9 @@ pub fn host_problem(host: &str) -> Option<String> {
         ".home.arpa",
         ".localhost",
     ];
-    if let Some(suffix) = PRIVATE.iter().find(|s| h.ends_with(*s)) {
-        return Some(format!(
-            "the mail host {h} is under {suffix}, which exists only inside a local network; {fix}"
-        ));
-    }
-    None
+    PRIVATE.iter().find(|s| h.ends_with(*s)).map(|suffix| {
+        format!("the mail host {h} is under {suffix}, which exists only inside a local network")
+    })
 }
 
 /// All records for `domain`, whose mail host is `host`.
@@ -185,9 +192,19 @@ mod tests {
         ] {
             let problem = host_problem(host).unwrap_or_default();
             assert!(problem.contains(needle), "{host}: {problem:?}");
+            assert!(
+                problem.ends_with("(such as mail.example.com)"),
+                "{host}: {problem:?}"
+            );
+            let fault = host_fault(host).unwrap_or_default();
+            assert!(
+                fault.contains(needle) && !fault.contains("--host"),
+                "{fault}"
+            );
         }
         for host in ["mail.example.com", "mx.example.org.", "MAIL.Example.COM"] {
             assert_eq!(host_problem(host), None, "{host}");
+            assert_eq!(host_fault(host), None, "{host}");
         }
     }
 

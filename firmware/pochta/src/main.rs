@@ -21,7 +21,6 @@ mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::OnceLock;
 
 use clap::{Parser, Subcommand};
 
@@ -125,18 +124,8 @@ fn die_quietly_on_closed_pipe() {
     }
 }
 
-/// The machine's UTC offset, read once while the process has one thread
-/// (the `time` crate refuses later, as reading it is not thread-safe).
-static LOCAL_OFFSET: OnceLock<time::UtcOffset> = OnceLock::new();
-
-pub fn local_offset() -> time::UtcOffset {
-    *LOCAL_OFFSET.get_or_init(|| time::UtcOffset::UTC)
-}
-
 fn main() -> ExitCode {
     tune_allocator();
-    let _ =
-        LOCAL_OFFSET.set(time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC));
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Serve { .. }) {
         die_quietly_on_closed_pipe();

@@ -55,6 +55,9 @@ pub enum Status {
     Wrong,
     /// DNS did not answer.
     Unknown,
+    /// DNS serves it, but it cannot work as it is (an address other
+    /// servers cannot reach).
+    Warning,
 }
 
 impl Status {
@@ -65,6 +68,7 @@ impl Status {
             Status::Missing => "missing",
             Status::Wrong => "wrong",
             Status::Unknown => "unknown",
+            Status::Warning => "warning",
         }
     }
 }
@@ -99,6 +103,50 @@ impl Verdict {
             note: String::new(),
         }
     }
+}
+
+/// The mail host's own addresses, as DNS serves them (`host` without the
+/// final dot): every other record leads here, so an address other servers
+/// cannot reach (loopback, private, link-local) is a warning with what to
+/// publish instead, even beside a public one (a sender may pick either).
+pub fn host_address(host: &str, answer: &Answer) -> Verdict {
+    let found = match answer {
+        Answer::Found(list) => list,
+        Answer::Nothing => {
+            let fix = format!(
+                "publish an A record (and AAAA for IPv6) at {host}. \
+                 with the box's public address"
+            );
+            return Verdict::new(Status::Missing, fix);
+        }
+        Answer::Failed(e) => {
+            let fix = format!("DNS did not answer ({e}): check again later");
+            return Verdict::new(Status::Unknown, fix);
+        }
+    };
+    let ips = found.iter().filter_map(|r| match r {
+        Rdata::Ip(ip) => Some(*ip),
+        _ => None,
+    });
+    let unreachable: Vec<(IpAddr, &str)> = ips
+        .filter_map(|ip| super::dnsbl::unreachable_kind(ip).map(|kind| (ip, kind)))
+        .collect();
+    let fix = match unreachable.as_slice() {
+        [] => return Verdict::ok(),
+        [(ip, kind)] => format!(
+            "{host} resolves to {ip}, {kind} other servers cannot reach; \
+             publish the box's public address"
+        ),
+        many => format!(
+            "{host} resolves to {}, addresses other servers cannot reach; \
+             publish the box's public address",
+            many.iter()
+                .map(|(ip, kind)| format!("{ip} ({})", kind.trim_start_matches("a ")))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        ),
+    };
+    Verdict::new(Status::Warning, fix)
 }
 
 /// A name compared without case and final dot.
@@ -411,6 +459,32 @@ mod tests {
             &answer,
             &["192.0.2.1".parse().unwrap()],
         )
+    }
+
+    #[test]
+    fn host_addresses_other_servers_cannot_reach() {
+        let ip = |s: &str| Rdata::Ip(s.parse().unwrap());
+        let v = |list: Vec<Rdata>| host_address(HOST, &Answer::Found(list));
+        assert_eq!(v(vec![ip("192.0.2.1"), ip("2001:db8::1")]), Verdict::ok());
+        let loopback = v(vec![ip("127.0.0.1")]);
+        assert_eq!(loopback.status, Status::Warning);
+        assert_eq!(
+            loopback.fix,
+            "mail.a.test resolves to 127.0.0.1, a loopback address other servers cannot reach; \
+             publish the box's public address"
+        );
+        let mixed = v(vec![ip("192.0.2.1"), ip("10.1.2.3"), ip("fe80::1")]);
+        assert_eq!(mixed.status, Status::Warning);
+        assert_eq!(
+            mixed.fix,
+            "mail.a.test resolves to 10.1.2.3 (private address) and fe80::1 (link-local address), \
+             addresses other servers cannot reach; publish the box's public address"
+        );
+        assert_eq!(host_address(HOST, &Answer::Nothing).status, Status::Missing);
+        assert_eq!(
+            host_address(HOST, &Answer::Failed("timed out".into())).status,
+            Status::Unknown
+        );
     }
 
     #[test]

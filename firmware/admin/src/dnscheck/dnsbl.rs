@@ -56,34 +56,54 @@ pub fn query_name(ip: IpAddr, zone: &str) -> String {
     }
 }
 
-/// Why an address is not worth asking about: private, loopback and the
-/// like are unknown to every list (the box sits behind a router whose
-/// public address is what the world sees).
-pub fn not_public(ip: IpAddr) -> Option<&'static str> {
-    let ip = ip.to_canonical();
-    let private = match ip {
+/// What kind of address other servers cannot reach `ip` is, if it is one:
+/// `a loopback address`, `a private address` and the like (the box sits
+/// behind a router whose public address is what the world sees).
+pub fn unreachable_kind(ip: IpAddr) -> Option<&'static str> {
+    match ip.to_canonical() {
         IpAddr::V4(v4) => {
             let [a, b, ..] = v4.octets();
-            v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                // RFC 6598 shared address space (carrier-grade NAT).
-                || (a == 100 && (64..128).contains(&b))
+            if v4.is_loopback() {
+                Some("a loopback address")
+            } else if v4.is_private() {
+                Some("a private address")
+            } else if v4.is_link_local() {
+                Some("a link-local address")
+            } else if a == 100 && (64..128).contains(&b) {
+                // RFC 6598 shared address space.
+                Some("a carrier-grade NAT address")
+            } else if v4.is_unspecified() || v4.is_broadcast() {
+                Some("not a host's address")
+            } else {
+                None
+            }
         }
         IpAddr::V6(v6) => {
             let first = v6.segments()[0];
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
+            if v6.is_loopback() {
+                Some("a loopback address")
+            } else if (first & 0xfe00) == 0xfc00 {
+                Some("a private address")
+            } else if (first & 0xffc0) == 0xfe80 {
+                Some("a link-local address")
+            } else if v6.is_unspecified() {
+                Some("not a host's address")
+            } else {
+                None
+            }
         }
-    };
-    private.then_some(
-        "a private address: blocklists only know public ones; publish the box's public \
-         address (your router's) as the mail host's A record",
-    )
+    }
+}
+
+/// Why an address is not worth asking about: private, loopback and the
+/// like are unknown to every list.
+pub fn not_public(ip: IpAddr) -> Option<String> {
+    unreachable_kind(ip).map(|kind| {
+        format!(
+            "{kind}: blocklists only know public ones; publish the box's public \
+             address (your router's) as the mail host's A record"
+        )
+    })
 }
 
 /// The meaning of an answer `code` from `zone`.
@@ -159,15 +179,19 @@ mod tests {
 
     #[test]
     fn private_addresses_are_skipped() {
-        for ip in [
-            "10.0.0.1",
-            "192.168.1.2",
-            "127.0.0.1",
-            "100.64.0.1",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:10.1.1.1",
+        for (ip, kind) in [
+            ("10.0.0.1", "a private address"),
+            ("192.168.1.2", "a private address"),
+            ("127.0.0.1", "a loopback address"),
+            ("169.254.1.1", "a link-local address"),
+            ("100.64.0.1", "a carrier-grade NAT address"),
+            ("0.0.0.0", "not a host's address"),
+            ("::1", "a loopback address"),
+            ("fd00::1", "a private address"),
+            ("fe80::1", "a link-local address"),
+            ("::ffff:10.1.1.1", "a private address"),
         ] {
+            assert_eq!(unreachable_kind(ip.parse().unwrap()), Some(kind), "{ip}");
             assert!(not_public(ip.parse().unwrap()).is_some(), "{ip}");
         }
         for ip in ["203.0.113.7", "8.8.8.8", "2001:db8::1", "100.128.0.1"] {

@@ -26,7 +26,7 @@ use serde_json::json;
 
 use crate::http::Reply;
 use crate::State;
-use compare::{Answer, Rdata, Status};
+use compare::{Answer, Rdata};
 
 pub use compare::unquote;
 
@@ -124,11 +124,8 @@ pub fn check(state: &State, name: &str) -> Reply {
         &json!({
             "domain": expected["domain"],
             "host": host,
-            "resolver": if dns.servers.is_empty() {
-                "the system's (/etc/resolv.conf)".to_owned()
-            } else {
-                dns.servers.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
-            },
+            "host_problem": expected["host_problem"],
+            "resolver": resolver_name(dns),
             "records": rows,
             "dnsbl": blocklists,
         }),
@@ -222,28 +219,27 @@ fn row(
 
 /// The mail host's own address records: every other record points at it.
 fn host_row(host: &str, answer: &Answer) -> serde_json::Value {
-    let (status, fix) = match answer {
-        Answer::Found(_) => (Status::Ok, String::new()),
-        Answer::Nothing => (
-            Status::Missing,
-            format!(
-                "publish an A record (and AAAA for IPv6) at {host}. with the box's public address"
-            ),
-        ),
-        Answer::Failed(e) => (
-            Status::Unknown,
-            format!("DNS did not answer ({e}): check again later"),
-        ),
-    };
+    let verdict = compare::host_address(host, answer);
     json!({
         "name": format!("{host}."),
         "type": "A/AAAA",
         "data": "the box's public address",
-        "status": status.name(),
+        "status": verdict.status.name(),
         "found": found(answer),
-        "fix": fix,
-        "note": "",
+        "fix": verdict.fix,
+        "note": verdict.note,
     })
+}
+
+/// The resolver the check asks, for the sentence "Checked just now
+/// through …".
+fn resolver_name(dns: &pochta_config::Dns) -> String {
+    let servers: Vec<String> = dns.servers.iter().map(ToString::to_string).collect();
+    match servers.as_slice() {
+        [] => "the system's resolver (/etc/resolv.conf)".to_owned(),
+        [one] => format!("the DNS server {one}"),
+        many => format!("the DNS servers {}", many.join(", ")),
+    }
 }
 
 /// Each public address of the mail host on each blocklist.
@@ -258,7 +254,7 @@ async fn blocklists(
     let mut questions = Vec::new();
     for ip in &addresses {
         for list in dnsbl::BLOCKLISTS {
-            let skip = dnsbl::not_public(*ip).map(str::to_owned).or_else(|| {
+            let skip = dnsbl::not_public(*ip).or_else(|| {
                 (ip.is_ipv6() && !list.ipv6)
                     .then(|| format!("{} lists IPv4 addresses only", list.zone))
             });
@@ -435,4 +431,25 @@ fn resolver(dns: &pochta_config::Dns) -> Result<TokioResolver, String> {
     opts.attempts = 1;
     opts.ip_strategy = hickory_resolver::config::LookupIpStrategy::Ipv4AndIpv6;
     builder.build().map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolvers_are_named_for_a_sentence() {
+        let mut dns = pochta_config::Dns::default();
+        assert_eq!(
+            resolver_name(&dns),
+            "the system's resolver (/etc/resolv.conf)"
+        );
+        dns.servers = vec![([127, 0, 0, 1], 5353).into()];
+        assert_eq!(resolver_name(&dns), "the DNS server 127.0.0.1:5353");
+        dns.servers.push(([192, 0, 2, 53], 53).into());
+        assert_eq!(
+            resolver_name(&dns),
+            "the DNS servers 127.0.0.1:5353, 192.0.2.53:53"
+        );
+    }
 }

@@ -3,6 +3,7 @@
 //! passwords. Forms post to `/accounts/ADDR/...` and are handled by the
 //! same functions as `/api/accounts/ADDR/...`.
 
+use pochta_config::format_size;
 use pochta_store::AccountDetails;
 
 use crate::accounts::{self, Action};
@@ -10,7 +11,7 @@ use crate::http::{Body, Reply};
 use crate::session::Session;
 use crate::{directory, totp, State};
 
-use super::{csrf_field, error_box, esc, page, store_failed};
+use super::{csrf_field, error_box, esc, page, refusal_box, store_failed, typed, when, Refused};
 
 const MB: u64 = 1024 * 1024;
 
@@ -28,22 +29,20 @@ fn segment(address: &str) -> String {
     out
 }
 
-/// Megabytes with one decimal.
-fn mb(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / MB as f64)
-}
-
 /// Used space against the quota: a `<meter>` (no inline style needed) and
 /// the numbers.
 fn usage(used: u64, quota: u64) -> String {
     if quota == 0 {
-        return format!("{} <span class=\"muted\">(no limit)</span>", mb(used));
+        return format!(
+            "{} <span class=\"muted\">(no limit)</span>",
+            format_size(used)
+        );
     }
     format!(
         "<meter min=\"0\" max=\"{quota}\" low=\"{low}\" high=\"{high}\" optimum=\"0\" value=\"{v}\">{pct}%</meter> \
          {} of {}",
-        mb(used),
-        mb(quota),
+        format_size(used),
+        format_size(quota),
         low = quota / 10 * 7,
         high = quota / 10 * 9,
         v = used.min(quota),
@@ -51,25 +50,8 @@ fn usage(used: u64, quota: u64) -> String {
     )
 }
 
-/// A time (seconds since the epoch) as `2026-11-28 09:15 UTC`.
-fn when(t: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(t).map_or_else(
-        |_| "?".into(),
-        |d| {
-            format!(
-                "{:04}-{:02}-{:02} {:02}:{:02} UTC",
-                d.year(),
-                d.month() as u8,
-                d.day(),
-                d.hour(),
-                d.minute()
-            )
-        },
-    )
-}
-
 /// `GET /accounts`, or the page again after a refused form.
-pub(super) fn list(state: &State, s: &Session, status: u16, error: Option<&str>) -> Reply {
+pub(super) fn list(state: &State, s: &Session, status: u16, refused: Option<Refused<'_>>) -> Reply {
     let Ok(accounts) = state.ctx.store.accounts() else {
         return store_failed(s);
     };
@@ -95,12 +77,13 @@ pub(super) fn list(state: &State, s: &Session, status: u16, error: Option<&str>)
              <th>Used</th><th>State</th></tr>{rows}</table>\
              <form method=\"post\" action=\"/accounts\">{}\
              <label for=\"address\">Address</label>\
-             <input id=\"address\" name=\"address\" placeholder=\"anna@example.com\" required>\
+             <input id=\"address\" name=\"address\" placeholder=\"anna@example.com\" value=\"{}\" required>\
              <label for=\"apw\">Password (at least 12 characters)</label>\
              <input id=\"apw\" name=\"password\" type=\"password\" autocomplete=\"new-password\" required>\
              <button>Add account</button></form></section>",
-            error_box(error),
-            csrf_field(s)
+            refusal_box(refused),
+            csrf_field(s),
+            typed(refused, "address", "")
         ),
     )
 }
@@ -111,14 +94,20 @@ pub(super) fn add(state: &State, s: &Session, form: &Body) -> Reply {
     if reply.is_success() {
         Reply::redirect("/accounts")
     } else {
-        list(state, s, reply.status, Some(&reply.error_message()))
+        list(
+            state,
+            s,
+            reply.status,
+            Some(Refused::new(&reply.error_message(), form)),
+        )
     }
 }
 
 /// What an account's page shows besides its settings.
 #[derive(Default)]
 struct Notice<'a> {
-    error: Option<&'a str>,
+    /// A form refused: its fields show what was typed.
+    refused: Option<Refused<'a>>,
     /// A new app password: (name, secret), shown this once.
     new_app_password: Option<(&'a str, &'a str)>,
 }
@@ -168,16 +157,17 @@ fn show(
                 esc(&address)
             )
         });
+    let refused = notice.refused;
     let content = [
-        error_box(notice.error),
+        refusal_box(refused),
         new_password,
         summary(&d),
         password_form(s, &base),
-        quota_form(s, &base, &d),
-        offboarding_form(s, &base, &d),
+        quota_form(s, &base, &d, refused),
+        offboarding_form(s, &base, &d, refused),
         two_factor(state, s, &base, &d),
-        app_passwords(s, &base, &d),
-        remove_form(s, &base, &address),
+        app_passwords(s, &base, &d, refused),
+        remove_form(s, &base, &address, refused),
     ]
     .concat();
     page(status, "Account", Some(s), &content)
@@ -224,7 +214,7 @@ fn password_form(s: &Session, base: &str) -> String {
     )
 }
 
-fn quota_form(s: &Session, base: &str, d: &AccountDetails) -> String {
+fn quota_form(s: &Session, base: &str, d: &AccountDetails, refused: Option<Refused<'_>>) -> String {
     format!(
         "<section><h2>Quota</h2>\
          <form method=\"post\" action=\"{base}/quota\">{}\
@@ -232,11 +222,16 @@ fn quota_form(s: &Session, base: &str, d: &AccountDetails) -> String {
          <input id=\"quota\" name=\"quota_mb\" type=\"number\" min=\"0\" inputmode=\"numeric\" value=\"{}\" required>\
          <button>Set quota</button></form></section>",
         csrf_field(s),
-        d.account.quota_bytes / MB
+        typed(refused, "quota_mb", &(d.account.quota_bytes / MB).to_string())
     )
 }
 
-fn offboarding_form(s: &Session, base: &str, d: &AccountDetails) -> String {
+fn offboarding_form(
+    s: &Session,
+    base: &str,
+    d: &AccountDetails,
+    refused: Option<Refused<'_>>,
+) -> String {
     let enable = if d.account.disabled {
         format!(
             "<form method=\"post\" action=\"{base}/enable\">{}\
@@ -258,8 +253,8 @@ fn offboarding_form(s: &Session, base: &str, d: &AccountDetails) -> String {
          <textarea id=\"auto-reply\" name=\"auto_reply\" rows=\"4\">{}</textarea>\
          <button>{}</button></form>{enable}</section>",
         csrf_field(s),
-        esc(d.forward_to.as_deref().unwrap_or("")),
-        esc(d.auto_reply.as_deref().unwrap_or("")),
+        typed(refused, "forward_to", d.forward_to.as_deref().unwrap_or("")),
+        typed(refused, "auto_reply", d.auto_reply.as_deref().unwrap_or("")),
         if d.account.disabled {
             "Save forward and answer"
         } else {
@@ -312,15 +307,20 @@ fn two_factor(state: &State, s: &Session, base: &str, d: &AccountDetails) -> Str
     format!("<section><h2>Two-factor login</h2>{body}</section>")
 }
 
-fn app_passwords(s: &Session, base: &str, d: &AccountDetails) -> String {
+fn app_passwords(
+    s: &Session,
+    base: &str,
+    d: &AccountDetails,
+    refused: Option<Refused<'_>>,
+) -> String {
     let csrf = csrf_field(s);
     let rows: String = d
         .app_passwords
         .iter()
         .map(|p| {
             let last = match (p.last_used, &p.last_used_from) {
-                (Some(t), Some(from)) => format!("{} from {}", when(t), esc(from)),
-                (Some(t), None) => when(t),
+                (Some(t), Some(from)) => format!("{} from {}", when(Some(t)), esc(from)),
+                (Some(t), None) => when(Some(t)),
                 _ => "never".into(),
             };
             format!(
@@ -328,7 +328,7 @@ fn app_passwords(s: &Session, base: &str, d: &AccountDetails) -> String {
                  <form method=\"post\" action=\"{base}/app-passwords/{}/revoke\">{csrf}\
                  <button>Revoke</button></form></td></tr>",
                 esc(&p.name),
-                when(p.created),
+                when(Some(p.created)),
                 p.id
             )
         })
@@ -346,21 +346,23 @@ fn app_passwords(s: &Session, base: &str, d: &AccountDetails) -> String {
          <p>One per phone or mail program; each can be revoked alone.</p>{table}\
          <form method=\"post\" action=\"{base}/app-passwords\">{csrf}\
          <label for=\"app-name\">Name (e.g. the device)</label>\
-         <input id=\"app-name\" name=\"name\" maxlength=\"64\" placeholder=\"Anna's phone\" required>\
-         <button>Make app password</button></form></section>"
+         <input id=\"app-name\" name=\"name\" maxlength=\"64\" placeholder=\"Anna's phone\" value=\"{}\" required>\
+         <button>Make app password</button></form></section>",
+        typed(refused, "name", "")
     )
 }
 
-fn remove_form(s: &Session, base: &str, address: &str) -> String {
+fn remove_form(s: &Session, base: &str, address: &str, refused: Option<Refused<'_>>) -> String {
     format!(
         "<section><h2>Remove</h2><p>Removes the account and <strong>all its mail</strong>. \
          This cannot be undone.</p>\
          <form method=\"post\" action=\"{base}/remove\">{}\
          <label for=\"confirm\">Type {} to confirm</label>\
-         <input id=\"confirm\" name=\"confirm\" autocomplete=\"off\" required>\
+         <input id=\"confirm\" name=\"confirm\" autocomplete=\"off\" value=\"{}\" required>\
          <button class=\"danger\">Remove account and mail</button></form></section>",
         csrf_field(s),
-        esc(address)
+        esc(address),
+        typed(refused, "confirm", "")
     )
 }
 
@@ -380,7 +382,7 @@ pub(super) fn action(state: &State, s: &Session, path: &str, form: &Body) -> Rep
     if !reply.is_success() {
         let message = reply.error_message();
         let notice = Notice {
-            error: Some(&message),
+            refused: Some(Refused::new(&message, form)),
             ..Notice::default()
         };
         return show(state, s, address, reply.status, &notice);
@@ -416,14 +418,15 @@ mod tests {
             accounts::decode_segment(&segment("a/b?c#d\"@x.org")),
             "a/b?c#d\"@x.org"
         );
-        assert_eq!(mb(1536 * 1024), "1.5 MB");
+        assert!(usage(5, 0).starts_with("5 B "), "{}", usage(5, 0));
         assert!(usage(5, 0).contains("no limit"));
         let u = usage(50 * MB, 100 * MB);
         assert!(
-            u.contains("<meter") && u.contains("50%") && u.contains("of 100.0 MB"),
+            u.contains("<meter") && u.contains("50%") && u.contains("50 MB of 100 MB"),
             "{u}"
         );
         assert!(usage(200 * MB, 100 * MB).contains("200%"));
-        assert_eq!(when(0), "1970-01-01 00:00 UTC");
+        // A small mailbox is not "0.0 MB".
+        assert!(usage(1300, 10 * MB).contains("1.3 KB of 10 MB"));
     }
 }

@@ -5,7 +5,7 @@ use crate::http::{Body, Reply};
 use crate::session::Session;
 use crate::{aliases, State};
 
-use super::{csrf_field, error_box, esc, page};
+use super::{csrf_field, error_box, esc, page, refusal_box, typed, Refused};
 
 fn remove_button(s: &Session, address: &str, target: Option<&str>, label: &str) -> String {
     format!(
@@ -21,7 +21,7 @@ fn remove_button(s: &Session, address: &str, target: Option<&str>, label: &str) 
 }
 
 /// `GET /aliases`, or the page again after a refused form.
-pub(super) fn list(state: &State, s: &Session, status: u16, error: Option<&str>) -> Reply {
+pub(super) fn list(state: &State, s: &Session, status: u16, refused: Option<Refused<'_>>) -> Reply {
     let reply = aliases::list(state);
     let Some(v) = reply.json_value() else {
         return page(
@@ -70,13 +70,15 @@ pub(super) fn list(state: &State, s: &Session, status: u16, error: Option<&str>)
              <section><h2>Add an alias, group or catch-all</h2>\
              <form method=\"post\" action=\"/aliases\">{}\
              <label for=\"address\">Address</label>\
-             <input id=\"address\" name=\"address\" placeholder=\"info@example.com or @example.com\" required>\
+             <input id=\"address\" name=\"address\" placeholder=\"info@example.com or @example.com\" value=\"{}\" required>\
              <label for=\"targets\">Delivers to (one or more addresses, separated by commas)</label>\
-             <input id=\"targets\" name=\"targets\" placeholder=\"anna@example.com, boris@example.com\" required>\
+             <input id=\"targets\" name=\"targets\" placeholder=\"anna@example.com, boris@example.com\" value=\"{}\" required>\
              <button>Add</button></form>\
              <p>Adding to an existing alias adds the new targets to it.</p></section>",
-            error_box(error),
-            csrf_field(s)
+            refusal_box(refused),
+            csrf_field(s),
+            typed(refused, "address", ""),
+            typed(refused, "targets", "")
         ),
     )
 }
@@ -87,7 +89,8 @@ pub(super) fn add(state: &State, s: &Session, form: &Body) -> Reply {
     if reply.is_success() {
         Reply::redirect("/aliases")
     } else {
-        list(state, s, reply.status, Some(&reply.error_message()))
+        let message = reply.error_message();
+        list(state, s, reply.status, Some(Refused::new(&message, form)))
     }
 }
 
@@ -97,6 +100,14 @@ pub(super) fn remove(state: &State, s: &Session, form: &Body) -> Reply {
     if reply.is_success() {
         Reply::redirect("/aliases")
     } else {
-        list(state, s, reply.status, Some(&reply.error_message()))
+        // The remove buttons' hidden fields are not the add form's: its
+        // fields stay empty.
+        let message = reply.error_message();
+        list(
+            state,
+            s,
+            reply.status,
+            Some(Refused::new(&message, &Body::new())),
+        )
     }
 }

@@ -4,7 +4,9 @@
 
 use serde_json::Value;
 
-use crate::dashboard::{bytes, duration};
+use pochta_config::format_size;
+
+use crate::dashboard::duration;
 use crate::http::Reply;
 use crate::session::Session;
 use crate::State;
@@ -45,27 +47,33 @@ fn services(d: &Value) -> String {
             list.iter()
                 .map(|s| {
                     let status = s["status"].as_str().unwrap_or("down");
-                    let addrs: Vec<String> = s["addresses"]
+                    // Each address whole on one line (`.addr` does not
+                    // wrap), under the service's name: on a phone too.
+                    let addrs: String = s["addresses"]
                         .as_array()
                         .map(|a| {
                             a.iter()
-                                .map(|x| esc(x["address"].as_str().unwrap_or("")))
+                                .map(|x| {
+                                    format!(
+                                        " <span class=\"addr\">{}</span>",
+                                        esc(x["address"].as_str().unwrap_or(""))
+                                    )
+                                })
                                 .collect()
                         })
                         .unwrap_or_default();
                     format!(
-                        "<tr><td>{}</td><td><span class=\"state {status}\">{status}</span></td>\
-                         <td class=\"optional data\">{}</td></tr>",
+                        "<tr><td>{}<br><small class=\"addrs\">{addrs}</small></td>\
+                         <td><span class=\"state {status}\">{status}</span></td></tr>",
                         esc(s["label"].as_str().unwrap_or("")),
-                        addrs.join(" ")
                     )
                 })
                 .collect()
         })
         .unwrap_or_default();
     format!(
-        "<section><h2>Services</h2><table><tr><th>Service</th><th>State</th>\
-         <th class=\"optional\">Listening on</th></tr>{rows}</table></section>"
+        "<section><h2>Services</h2><table class=\"services\"><tr><th>Service and its addresses</th>\
+         <th>State</th></tr>{rows}</table></section>"
     )
 }
 
@@ -103,8 +111,8 @@ fn queue_and_storage(d: &Value) -> String {
             used = total.saturating_sub(free),
             high = total / 10 * 9,
             pct = s["free_percent"].as_f64().unwrap_or(0.0),
-            used_h = bytes(total.saturating_sub(free)),
-            free_h = bytes(free),
+            used_h = format_size(total.saturating_sub(free)),
+            free_h = format_size(free),
         ),
         _ => "<tr><th>Disk</th><td>unknown</td></tr>".into(),
     };
@@ -125,8 +133,8 @@ fn queue_and_storage(d: &Value) -> String {
          <tr><th>Accounts</th><td><a href=\"/accounts\">{}</a></td></tr>\
          </table></section>",
         num(&q["length"]),
-        bytes(num(&s["mail_bytes"])),
-        bytes(num(&s["database_bytes"])),
+        format_size(num(&s["mail_bytes"])),
+        format_size(num(&s["database_bytes"])),
         num(&d["banned"]),
         num(&d["domains"]),
         num(&d["accounts"]),

@@ -1,6 +1,8 @@
-//! A domain's DNS records on the page: each value in a read-only field to
-//! select and copy (no script needed), and after "Check DNS now" what DNS
-//! serves for each, with what to fix, and the blocklist results.
+//! A domain's DNS records on the page: each name and value as text that
+//! wraps and is selected whole with one click (no script needed; a form
+//! field would cut a long value off, and the bottom of each underscore
+//! with it), and after "Check DNS now" what DNS serves for each, with what
+//! to fix, and the blocklist results.
 
 use serde_json::Value;
 
@@ -28,13 +30,9 @@ fn str_of<'v>(v: &'v Value, key: &str) -> &'v str {
     v[key].as_str().unwrap_or("")
 }
 
-/// A read-only field holding a value to copy.
-fn copy_field(value: &str, label: &str) -> String {
-    format!(
-        "<input class=\"copy\" readonly aria-label=\"{}\" value=\"{}\">",
-        esc(label),
-        esc(value)
-    )
+/// A value to copy: all of it shown, selected whole by a click.
+fn copy_field(value: &str) -> String {
+    format!("<code class=\"copy\">{}</code>", esc(value))
 }
 
 /// The DNS records section of a domain: `value` is the answer of
@@ -57,8 +55,9 @@ pub(super) fn records(value: &Value) -> String {
         )
     } else {
         format!(
-            "<p>Publish these at your DNS provider. Select a value to copy it (TXT values \
-             are plain text here; the zone file below has them quoted and split). \
+            "<p>Publish these at your DNS provider. A click on a name or value selects all \
+             of it to copy (TXT values are plain text here; the zone file below has them \
+             quoted and split). \
              <a href=\"/domains/{}/check\">Check DNS now</a></p>",
             esc(domain)
         )
@@ -75,8 +74,20 @@ pub(super) fn records(value: &Value) -> String {
         })
         .unwrap_or_default();
     let blocklists = value.get("dnsbl").map(dnsbl_section).unwrap_or_default();
+    // Every record below points at the mail host: when it cannot work,
+    // that comes first.
+    let host_problem = value
+        .get("host_problem")
+        .and_then(Value::as_str)
+        .map(|p| {
+            format!(
+                "<p id=\"host-problem\" class=\"error\" role=\"alert\">{}</p>",
+                esc(p)
+            )
+        })
+        .unwrap_or_default();
     format!(
-        "<section><h2>DNS records for {d}</h2>{intro}\
+        "<section><h2>DNS records for {d}</h2>{host_problem}{intro}\
          <table class=\"records\"><tr><th>Name</th><th>Type</th><th>Value</th>{status_head}</tr>{rows}</table>\
          {zone}<p><a href=\"/domains\">All domains</a></p></section>{blocklists}",
         d = esc(domain),
@@ -115,12 +126,12 @@ fn record_row(r: &Value, checked: bool) -> String {
     // themselves; the zone file below has it quoted and split.
     let value = match kind {
         "A/AAAA" => esc(data),
-        "TXT" => copy_field(&dnscheck::unquote(data), &format!("TXT value of {name}")),
-        _ => copy_field(data, &format!("{kind} value of {name}")),
+        "TXT" => copy_field(&dnscheck::unquote(data)),
+        _ => copy_field(data),
     };
     format!(
-        "<tr><td>{}</td><td>{}</td><td>{value}</td>{status_cell}</tr>",
-        copy_field(name, &format!("name of the {kind} record")),
+        "<tr><td class=\"name\">{}</td><td class=\"kind\">{}</td><td>{value}</td>{status_cell}</tr>",
+        copy_field(name),
         esc(kind)
     )
 }

@@ -4,10 +4,10 @@ use crate::http::{Body, Reply};
 use crate::session::Session;
 use crate::{directory, State};
 
-use super::{csrf_field, error_box, esc, page, store_failed};
+use super::{csrf_field, error_box, esc, page, refusal_box, store_failed, typed, Refused};
 
 /// `GET /domains`, or the page again after a refused form.
-pub(super) fn list(state: &State, s: &Session, status: u16, error: Option<&str>) -> Reply {
+pub(super) fn list(state: &State, s: &Session, status: u16, refused: Option<Refused<'_>>) -> Reply {
     let Ok(domains) = state.ctx.store.domains() else {
         return store_failed(s);
     };
@@ -28,10 +28,11 @@ pub(super) fn list(state: &State, s: &Session, status: u16, error: Option<&str>)
             "{}<section><h2>Domains</h2><table><tr><th>Domain</th><th></th></tr>{rows}</table>\
              <form method=\"post\" action=\"/domains\">{}\
              <label for=\"domain\">Add a domain</label>\
-             <input id=\"domain\" name=\"name\" placeholder=\"example.com\" required>\
+             <input id=\"domain\" name=\"name\" placeholder=\"example.com\" value=\"{}\" required>\
              <button>Add domain</button></form></section>",
-            error_box(error),
-            csrf_field(s)
+            refusal_box(refused),
+            csrf_field(s),
+            typed(refused, "name", "")
         ),
     )
 }
@@ -42,7 +43,12 @@ pub(super) fn add(state: &State, s: &Session, form: &Body) -> Reply {
     if reply.is_success() {
         Reply::redirect("/domains")
     } else {
-        list(state, s, reply.status, Some(&reply.error_message()))
+        list(
+            state,
+            s,
+            reply.status,
+            Some(Refused::new(&reply.error_message(), form)),
+        )
     }
 }
 
@@ -71,17 +77,18 @@ pub(super) fn dns(state: &State, s: &Session, name: &str) -> Reply {
 }
 
 /// The form that removes a domain, under its DNS records.
-fn remove_form(s: &Session, domain: &str, error: Option<&str>) -> String {
+fn remove_form(s: &Session, domain: &str, refused: Option<Refused<'_>>) -> String {
     format!(
         "<section><h2>Remove {0}</h2>{1}<p>Only a domain without accounts can be removed; \
          its aliases go with it.</p>\
          <form method=\"post\" action=\"/domains/{0}/remove\">{2}\
          <label for=\"confirm-domain\">Type the domain's name to confirm</label>\
-         <input id=\"confirm-domain\" name=\"confirm\" autocomplete=\"off\" required>\
+         <input id=\"confirm-domain\" name=\"confirm\" autocomplete=\"off\" value=\"{3}\" required>\
          <button class=\"danger\">Remove domain</button></form></section>",
         esc(domain),
-        error_box(error),
-        csrf_field(s)
+        refusal_box(refused),
+        csrf_field(s),
+        typed(refused, "confirm", "")
     )
 }
 
@@ -95,6 +102,6 @@ pub(super) fn remove(state: &State, s: &Session, name: &str, form: &Body) -> Rep
         reply.status,
         "DNS records",
         Some(s),
-        &remove_form(s, name, Some(&reply.error_message())),
+        &remove_form(s, name, Some(Refused::new(&reply.error_message(), form))),
     )
 }

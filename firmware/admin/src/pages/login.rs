@@ -5,14 +5,14 @@ use crate::http::Reply;
 use crate::session::Session;
 use crate::{totp, State};
 
-use super::{csrf_field, error_box, esc, page};
+use super::{csrf_field, error_box, esc, page, refusal_box, typed, Refused};
 
-pub(super) fn setup_page(state: &State, error: Option<&str>) -> Reply {
+pub(super) fn setup_page(state: &State, refused: Option<Refused<'_>>) -> Reply {
     if !matches!(state.ctx.store.has_admin(), Ok(false)) {
         return Reply::redirect("/login");
     }
     page(
-        if error.is_some() { 400 } else { 200 },
+        if refused.is_some() { 400 } else { 200 },
         "Set up",
         None,
         &format!(
@@ -21,32 +21,35 @@ pub(super) fn setup_page(state: &State, error: Option<&str>) -> Reply {
              in the data folder), and choose the administrator's name and password.</p>\
              <form method=\"post\" action=\"/setup\">\
              <label for=\"code\">Setup code</label>\
-             <input id=\"code\" name=\"setup_code\" autocomplete=\"off\" required>\
+             <input id=\"code\" name=\"setup_code\" autocomplete=\"off\" value=\"{}\" required>\
              <label for=\"user\">Administrator name</label>\
-             <input id=\"user\" name=\"user\" value=\"admin\" autocomplete=\"username\" required>\
+             <input id=\"user\" name=\"user\" value=\"{}\" autocomplete=\"username\" required>\
              <label for=\"password\">Password (at least 12 characters)</label>\
              <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"new-password\" required>\
              <button>Create administrator</button></form></section>",
-            error_box(error)
+            refusal_box(refused),
+            typed(refused, "setup_code", ""),
+            typed(refused, "user", "admin"),
         ),
     )
 }
 
-pub(super) fn login_page(error: Option<&str>) -> Reply {
+pub(super) fn login_page(refused: Option<Refused<'_>>) -> Reply {
     page(
-        if error.is_some() { 401 } else { 200 },
+        if refused.is_some() { 401 } else { 200 },
         "Log in",
         None,
         &format!(
             "<section><h2>Log in</h2>{}<form method=\"post\" action=\"/login\">\
              <label for=\"user\">Name</label>\
-             <input id=\"user\" name=\"user\" autocomplete=\"username\" required>\
+             <input id=\"user\" name=\"user\" autocomplete=\"username\" value=\"{}\" required>\
              <label for=\"password\">Password</label>\
              <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
              <label for=\"totp\">Code from your authenticator app</label>\
              <input id=\"totp\" name=\"totp\" inputmode=\"numeric\" autocomplete=\"one-time-code\">\
              <button>Log in</button></form></section>",
-            error_box(error)
+            refusal_box(refused),
+            typed(refused, "user", "")
         ),
     )
 }

@@ -1,6 +1,8 @@
 //! The mail log page: search by address, message id or date, and "why
 //! didn't this arrive?" — a message's path in words. Both are plain GET
-//! forms, so a search can be bookmarked or sent to a colleague.
+//! forms, so a search can be bookmarked or sent to a colleague. Events
+//! are named in words ([`EVENTS`]) and times are the box's local time;
+//! the JSON API keeps the log's own names and UTC.
 
 use serde_json::Value;
 
@@ -9,14 +11,52 @@ use crate::logsearch::param;
 use crate::session::Session;
 use crate::{logsearch, trace, State};
 
-use super::{error_box, esc, page};
+use super::{error_box, esc, local_time, page};
+
+/// What each event of the mail log (`pochta_maillog::MailLog`'s functions)
+/// is, for a person; an event missing here is shown by its name.
+const EVENTS: &[(&str, &str)] = &[
+    ("accepted", "Message received"),
+    ("rejected", "Refused"),
+    ("delivered", "Stored in a mailbox"),
+    ("queued", "Queued for another server"),
+    ("auth_checked", "Sender checked (SPF, DKIM, DMARC)"),
+    (
+        "ALERT send_limit_reached",
+        "Alert: an account reached its sending limit",
+    ),
+    (
+        "mta_sts_testing_failure",
+        "MTA-STS test policy would have refused a delivery",
+    ),
+    ("deferred", "Delivery postponed, to be tried again"),
+    ("bounced", "Delivery failed, sender told"),
+    ("expired", "Delivery given up: too long in the queue"),
+    ("dsn_sent", "Delivery report sent to the sender"),
+    ("auth_failed", "Login failed"),
+    ("auth_ok", "Logged in"),
+    ("admin_refused", "Admin page refused a visitor"),
+    ("auto_reply_skipped", "Automatic answer not sent"),
+];
+
+/// An event of the log in words. `delivered` with a `relay` field is a
+/// delivery to another server, not to a mailbox of this box.
+fn event_words(event: &str, relayed: bool) -> &str {
+    if event == "delivered" && relayed {
+        return "Delivered to another server";
+    }
+    EVENTS
+        .iter()
+        .find(|(name, _)| *name == event)
+        .map_or(event, |(_, words)| words)
+}
 
 fn search_form(q: &str, date: &str) -> String {
     format!(
         "<form method=\"get\" action=\"/log\">\
          <label for=\"q\">Address, Message-ID or any text</label>\
          <input id=\"q\" name=\"q\" value=\"{}\" placeholder=\"anna@example.com\">\
-         <label for=\"date\">Day (UTC)</label>\
+         <label for=\"date\">Day (UTC, as the log is kept)</label>\
          <input id=\"date\" name=\"date\" type=\"date\" value=\"{}\">\
          <button>Search</button></form>",
         esc(q),
@@ -69,10 +109,11 @@ pub(super) fn search(state: &State, s: &Session, params: &Body) -> Reply {
     let rows: String = lines
         .iter()
         .map(|l| {
+            let relayed = l["fields"].get("relay").is_some();
             format!(
-                "<tr><td class=\"data\">{}</td><td>{}</td><td class=\"data\">{}</td></tr>",
-                esc(l["time"].as_str().unwrap_or("")),
-                esc(l["event"].as_str().unwrap_or("")),
+                "<tr><td class=\"data time\">{}</td><td>{}</td><td class=\"data\">{}</td></tr>",
+                esc(&local_time::log_time(l["time"].as_str().unwrap_or(""))),
+                esc(event_words(l["event"].as_str().unwrap_or(""), relayed)),
                 esc(&details(l))
             )
         })
@@ -86,9 +127,10 @@ pub(super) fn search(state: &State, s: &Session, params: &Body) -> Reply {
         "<p>No line matches.</p>".to_owned()
     } else {
         format!(
-            "<p>{} line(s), newest first.</p>{more}<div class=\"scroll\"><table><tr><th>Time</th>\
+            "<p>{} line(s), newest first. {}</p>{more}<div class=\"scroll\"><table><tr><th>Time</th>\
              <th>Event</th><th>Details</th></tr>{rows}</table></div>",
-            lines.len()
+            lines.len(),
+            local_time::note()
         )
     };
     page(
@@ -119,7 +161,7 @@ pub(super) fn explain(state: &State, s: &Session, params: &Body) -> Reply {
         );
     };
     let messages = v["messages"].as_array().cloned().unwrap_or_default();
-    let body: String = if messages.is_empty() {
+    let body = if messages.is_empty() {
         format!(
             "<section><p>Nothing in the mail log names {}. Check the spelling; mail that never \
              reached this box (a wrong MX record, a sender's server that gave up) leaves no trace \
@@ -137,7 +179,7 @@ pub(super) fn explain(state: &State, s: &Session, params: &Body) -> Reply {
                             .map(|step| {
                                 format!(
                                     "<li><span class=\"data\">{}</span> {}</li>",
-                                    esc(step["time"].as_str().unwrap_or("")),
+                                    esc(&local_time::log_time(step["time"].as_str().unwrap_or(""))),
                                     esc(step["text"].as_str().unwrap_or(""))
                                 )
                             })
@@ -148,12 +190,36 @@ pub(super) fn explain(state: &State, s: &Session, params: &Body) -> Reply {
                 format!(
                     "<section><h2>Message of {} <span class=\"state {}\">{}</span></h2>\
                      <ol class=\"steps\">{steps}</ol></section>",
-                    esc(m["first"].as_str().unwrap_or("")),
+                    esc(&local_time::log_time(m["first"].as_str().unwrap_or(""))),
                     esc(outcome),
                     esc(outcome)
                 )
             })
-            .collect()
+            .collect::<String>()
+            + &format!("<p class=\"muted\">{}</p>", local_time::note())
     };
     page(200, "Mail log", Some(s), &format!("{form}{body}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_in_words() {
+        assert_eq!(event_words("auth_failed", false), "Login failed");
+        assert_eq!(
+            event_words("admin_refused", false),
+            "Admin page refused a visitor"
+        );
+        assert_eq!(event_words("delivered", false), "Stored in a mailbox");
+        assert_eq!(
+            event_words("delivered", true),
+            "Delivered to another server"
+        );
+        assert_eq!(event_words("something_new", false), "something_new");
+        for (name, words) in EVENTS {
+            assert!(!words.contains('_'), "{name}: {words}");
+        }
+    }
 }

@@ -10,7 +10,11 @@
 //! wizard), `dashboard`, `domains`, `accounts`, `clientsetup` (an
 //! account's settings), `dnscheck` (records and their live check),
 //! `aliases`, `queue`, `maillog` (search and trace), `security`,
-//! `settings`.
+//! `settings`; `local_time` shows times in the box's zone.
+//!
+//! A refused form comes back with its error as a sentence
+//! ([`crate::sentence`]) and with what was typed in it, passwords
+//! excepted ([`Refused`]).
 
 mod accounts;
 mod aliases;
@@ -18,6 +22,7 @@ mod clientsetup;
 mod dashboard;
 mod dnscheck;
 mod domains;
+pub(crate) mod local_time;
 mod login;
 mod maillog;
 mod queue;
@@ -32,6 +37,7 @@ use tiny_http::{Method, Request};
 use crate::http::{self, escape as esc, Body, Reply};
 use crate::session::{Session, COOKIE};
 use crate::{login as auth, State};
+use local_time::when;
 
 const STYLE: &str = include_str!("../style.css");
 const FAVICON: &str = include_str!("../favicon.svg");
@@ -104,18 +110,44 @@ fn store_failed(s: &Session) -> Reply {
     )
 }
 
-/// A Unix time for people: `2026-11-27 23:50 UTC`; "never" for none.
-fn when(unix: Option<i64>) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
-    unix.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-        .and_then(|t| t.format(&format).ok())
-        .unwrap_or_else(|| "never".into())
-}
-
+/// An error over a page, as a sentence.
 fn error_box(error: Option<&str>) -> String {
     error.map_or(String::new(), |e| {
-        format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e))
+        format!(
+            "<p class=\"error\" role=\"alert\">{}</p>",
+            esc(&crate::sentence::sentence(e))
+        )
     })
+}
+
+/// A form the page refused: why, and what was typed in it.
+#[derive(Clone, Copy)]
+struct Refused<'a> {
+    error: &'a str,
+    form: &'a Body,
+}
+
+impl<'a> Refused<'a> {
+    fn new(error: &'a str, form: &'a Body) -> Refused<'a> {
+        Refused { error, form }
+    }
+}
+
+/// The error box of a page that may follow a refused form.
+fn refusal_box(refused: Option<Refused<'_>>) -> String {
+    error_box(refused.map(|r| r.error))
+}
+
+/// What a field shows, escaped: what was typed in it when its form was
+/// refused, else `stored`. Never used for a password: a refused form
+/// shows an empty password field, so a password is not sent back in a
+/// page that a proxy or the browser's cache might keep.
+fn typed(refused: Option<Refused<'_>>, field: &str, stored: &str) -> String {
+    let value = refused
+        .and_then(|r| r.form.get(field))
+        .and_then(|v| v.as_str())
+        .unwrap_or(stored);
+    esc(value)
 }
 
 /// Answers a request outside `/api/`.
@@ -156,7 +188,7 @@ pub fn handle(state: &State, request: &mut Request, peer: SocketAddr, path: &str
             if reply.is_success() {
                 reply.into_redirect("/enrol")
             } else {
-                login::setup_page(state, Some(&reply.error_message()))
+                login::setup_page(state, Some(Refused::new(&reply.error_message(), &form)))
             }
         }
         "/login" => {
@@ -164,7 +196,7 @@ pub fn handle(state: &State, request: &mut Request, peer: SocketAddr, path: &str
             if reply.is_success() {
                 reply.into_redirect("/")
             } else {
-                login::login_page(Some(&reply.error_message()))
+                login::login_page(Some(Refused::new(&reply.error_message(), &form)))
             }
         }
         _ => {
@@ -210,8 +242,8 @@ fn logged_in_page(state: &State, s: &Session, path: &str, url: &str) -> Reply {
         ["domains"] => domains::list(state, s, 200, None),
         ["domains", name] => domains::dns(state, s, name),
         ["accounts"] => accounts::list(state, s, 200, None),
-        ["welcome"] => welcome::next_step(state, s, None),
-        ["settings"] => settings::show(state, s, 200, ""),
+        ["welcome"] => welcome::next_step(state, s, 200, None),
+        ["settings"] => settings::show(state, s, 200, "", None),
         ["accounts", addr, "setup"] => clientsetup::show(state, s, addr),
         ["domains", name, "check"] => dnscheck::checked(state, s, name),
         ["accounts", address] => accounts::detail(state, s, address),

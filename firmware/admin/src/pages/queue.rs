@@ -3,7 +3,9 @@
 
 use serde_json::Value;
 
-use crate::dashboard::{bytes, duration};
+use pochta_config::format_size;
+
+use crate::dashboard::duration;
 use crate::http::Reply;
 use crate::session::Session;
 use crate::{queue, State};
@@ -20,7 +22,7 @@ fn row(s: &Session, q: &Value) -> String {
          <a href=\"/queue/{id}/delete\">Delete…</a></td></tr>",
         esc(q["sender"].as_str().unwrap_or("")),
         esc(q["recipient"].as_str().unwrap_or("")),
-        bytes(q["size"].as_u64().unwrap_or(0)),
+        format_size(q["size"].as_u64().unwrap_or(0)),
         duration(q["age_secs"].as_i64().unwrap_or(0)),
         q["attempts"].as_u64().unwrap_or(0),
         if next == 0 { "now".to_owned() } else { format!("in {}", duration(next)) },

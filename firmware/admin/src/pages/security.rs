@@ -6,7 +6,7 @@ use crate::http::{Body, Reply};
 use crate::session::Session;
 use crate::{security, State};
 
-use super::{csrf_field, error_box, esc, page};
+use super::{csrf_field, error_box, esc, local_time, page};
 
 /// `GET /security`, or the page again after a refused form.
 pub(super) fn show(state: &State, s: &Session, status: u16, error: Option<&str>) -> Reply {
@@ -50,9 +50,9 @@ pub(super) fn show(state: &State, s: &Session, status: u16, error: Option<&str>)
         .map(|l| {
             let ok = l["ok"].as_bool() == Some(true);
             format!(
-                "<tr><td class=\"data\">{}</td><td><span class=\"state {}\">{}</span></td><td>{}</td>\
+                "<tr><td class=\"data time\">{}</td><td><span class=\"state {}\">{}</span></td><td>{}</td>\
                  <td>{}</td><td class=\"data optional\">{}</td></tr>",
-                esc(l["time"].as_str().unwrap_or("")),
+                esc(&local_time::log_time(l["time"].as_str().unwrap_or(""))),
                 if ok { "up" } else { "down" },
                 if ok { "ok" } else { "failed" },
                 esc(l["service"].as_str().unwrap_or("")),
@@ -65,8 +65,9 @@ pub(super) fn show(state: &State, s: &Session, status: u16, error: Option<&str>)
         "<p>No logins recorded yet.</p>".to_owned()
     } else {
         format!(
-            "<div class=\"scroll\"><table><tr><th>Time (UTC)</th><th>Result</th><th>Service</th>\
-             <th>User</th><th class=\"optional\">From</th></tr>{rows}</table></div>"
+            "<p class=\"muted\">{}</p><div class=\"scroll\"><table><tr><th>Time</th><th>Result</th>\
+             <th>Service</th><th>User</th><th class=\"optional\">From</th></tr>{rows}</table></div>",
+            local_time::note()
         )
     };
     page(

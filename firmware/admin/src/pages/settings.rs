@@ -4,10 +4,17 @@ use crate::http::{Body, Reply};
 use crate::session::Session;
 use crate::{keys, State};
 
-use super::{csrf_field, error_box, esc, page, when};
+use super::{csrf_field, esc, page, refusal_box, typed, when, Refused};
 
-/// `GET /settings`, or the page again with a result or an error on top.
-pub(super) fn show(state: &State, s: &Session, status: u16, notice: &str) -> Reply {
+/// `GET /settings`, or the page again with a result (`notice`) or a
+/// refused form on top.
+pub(super) fn show(
+    state: &State,
+    s: &Session,
+    status: u16,
+    notice: &str,
+    refused: Option<Refused<'_>>,
+) -> Reply {
     let store = &state.ctx.store;
     let (Ok(left), Ok(tokens)) = (
         store.recovery_codes_left(&s.admin),
@@ -35,7 +42,7 @@ pub(super) fn show(state: &State, s: &Session, status: u16, notice: &str) -> Rep
         "Settings",
         Some(s),
         &format!(
-            "{notice}<section><h2>Recovery codes</h2>\
+            "{error}{notice}<section><h2>Recovery codes</h2>\
              <p>{left} unused. New codes replace all the old ones.</p>\
              <form method=\"post\" action=\"/settings/recovery-codes\">{csrf}\
              <button>Make new recovery codes</button></form></section>\
@@ -47,8 +54,10 @@ pub(super) fn show(state: &State, s: &Session, status: u16, notice: &str) -> Rep
              {rows}</table>\
              <form method=\"post\" action=\"/settings/tokens\">{csrf}\
              <label for=\"token-name\">New token's name</label>\
-             <input id=\"token-name\" name=\"name\" placeholder=\"backup script\" required>\
-             <button>Make token</button></form></section>"
+             <input id=\"token-name\" name=\"name\" placeholder=\"backup script\" value=\"{name}\" required>\
+             <button>Make token</button></form></section>",
+            error = refusal_box(refused),
+            name = typed(refused, "name", ""),
         ),
     )
 }
@@ -62,11 +71,13 @@ pub(super) fn act(state: &State, s: &Session, action: &[&str], form: &Body) -> R
         _ => return Reply::redirect("/settings"),
     };
     if !reply.is_success() {
+        let message = reply.error_message();
         return show(
             state,
             s,
             reply.status,
-            &error_box(Some(&reply.error_message())),
+            "",
+            Some(Refused::new(&message, form)),
         );
     }
     let value = reply.json_value().unwrap_or_default();
@@ -92,6 +103,7 @@ pub(super) fn act(state: &State, s: &Session, action: &[&str], form: &Body) -> R
                  <p><code id=\"new-token\">{}</code></p></section>",
                 esc(value["token"].as_str().unwrap_or(""))
             ),
+            None,
         ),
         _ => Reply::redirect("/settings"),
     }

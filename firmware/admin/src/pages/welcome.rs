@@ -6,7 +6,7 @@ use crate::http::{Body, Reply};
 use crate::session::Session;
 use crate::{directory, State};
 
-use super::{csrf_field, error_box, esc, page, store_failed};
+use super::{csrf_field, esc, page, refusal_box, store_failed, typed, Refused};
 
 /// The recovery codes, shown once right after enrolment.
 pub(super) fn recovery_codes(s: &Session, codes: &[String], next: &str) -> Reply {
@@ -31,12 +31,16 @@ pub(super) fn recovery_codes(s: &Session, codes: &[String], next: &str) -> Reply
 }
 
 /// `GET /welcome`: the next step that is still to do, or the DNS page.
-pub(super) fn next_step(state: &State, s: &Session, error: Option<(u16, &str)>) -> Reply {
+pub(super) fn next_step(
+    state: &State,
+    s: &Session,
+    status: u16,
+    refused: Option<Refused<'_>>,
+) -> Reply {
     let store = &state.ctx.store;
     let (Ok(domains), Ok(accounts)) = (store.domains(), store.accounts()) else {
         return store_failed(s);
     };
-    let (status, error) = error.map_or((200, None), |(st, e)| (st, Some(e)));
     let csrf = csrf_field(s);
     let Some(first) = domains.first() else {
         return page(
@@ -49,9 +53,10 @@ pub(super) fn next_step(state: &State, s: &Session, error: Option<(u16, &str)>) 
                  You will publish DNS records for it at the end.</p>\
                  <form method=\"post\" action=\"/welcome/domain\">{csrf}\
                  <label for=\"domain\">Domain</label>\
-                 <input id=\"domain\" name=\"name\" placeholder=\"example.com\" required>\
+                 <input id=\"domain\" name=\"name\" placeholder=\"example.com\" value=\"{}\" required>\
                  <button>Add domain</button></form></section>",
-                error_box(error)
+                refusal_box(refused),
+                typed(refused, "name", "")
             ),
         );
     };
@@ -67,13 +72,14 @@ pub(super) fn next_step(state: &State, s: &Session, error: Option<(u16, &str)>) 
              <p>An address for yourself or a colleague; add more later on the Accounts page.</p>\
              <form method=\"post\" action=\"/welcome/account\">{csrf}\
              <label for=\"address\">Address</label>\
-             <input id=\"address\" name=\"address\" placeholder=\"anna@{domain}\" required>\
+             <input id=\"address\" name=\"address\" placeholder=\"anna@{domain}\" value=\"{address}\" required>\
              <label for=\"apw\">Password (at least 12 characters)</label>\
              <input id=\"apw\" name=\"password\" type=\"password\" autocomplete=\"new-password\" required>\
              <button>Create mailbox</button></form>\
              <p><a href=\"/domains/{domain}\">Skip for now</a></p></section>",
             domain = esc(first),
-            error = error_box(error)
+            error = refusal_box(refused),
+            address = typed(refused, "address", "")
         ),
     )
 }
@@ -84,7 +90,8 @@ pub(super) fn add_domain(state: &State, s: &Session, form: &Body) -> Reply {
     if reply.is_success() {
         Reply::redirect("/welcome")
     } else {
-        next_step(state, s, Some((reply.status, &reply.error_message())))
+        let message = reply.error_message();
+        next_step(state, s, reply.status, Some(Refused::new(&message, form)))
     }
 }
 
@@ -92,7 +99,8 @@ pub(super) fn add_domain(state: &State, s: &Session, form: &Body) -> Reply {
 pub(super) fn add_account(state: &State, s: &Session, form: &Body) -> Reply {
     let reply = directory::add_account(state, form);
     if !reply.is_success() {
-        return next_step(state, s, Some((reply.status, &reply.error_message())));
+        let message = reply.error_message();
+        return next_step(state, s, reply.status, Some(Refused::new(&message, form)));
     }
     let domain = form
         .get("address")

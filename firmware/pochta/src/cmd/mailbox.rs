@@ -9,7 +9,7 @@ use pochta_config::format_size;
 use pochta_store::{MessageInfo, StoreError};
 use serde::Serialize;
 
-use super::{clip, local_time};
+use super::clip;
 use crate::datadir;
 
 /// How much of a message is read for its From and Subject: headers longer
@@ -101,14 +101,14 @@ pub fn mailbox(data: &Path, cmd: MailboxCmd) -> Result<(), String> {
                 super::count(msgs.len() as u64, "message", "messages")
             );
             println!(
-                "{:>6}  {:<16}  {:<30}  {:<40} {:>8}",
+                "{:>6}  {:<26}  {:<30}  {:<40} {:>8}",
                 "uid", "arrived", "from", "subject", "size"
             );
             for m in msgs {
                 println!(
-                    "{:>6}  {:<16}  {:<30}  {:<40} {:>8}",
+                    "{:>6}  {:<26}  {:<30}  {:<40} {:>8}",
                     m.info.uid,
-                    local_time(m.info.internaldate),
+                    pochta_admin::local_time(Some(m.info.internaldate)),
                     clip(m.from.as_deref().unwrap_or("(no sender)"), 30),
                     clip(m.subject.as_deref().unwrap_or("(no subject)"), 40),
                     format_size(m.info.size)

@@ -68,26 +68,6 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// `2026-12-03 10:15` in the machine's time zone (read once at start, see
-/// `main`), for people reading a listing.
-pub fn local_time(secs: i64) -> String {
-    let offset = crate::local_offset();
-    match time::OffsetDateTime::from_unix_timestamp(secs) {
-        Ok(t) => {
-            let t = t.to_offset(offset);
-            format!(
-                "{:04}-{:02}-{:02} {:02}:{:02}",
-                t.year(),
-                u8::from(t.month()),
-                t.day(),
-                t.hour(),
-                t.minute()
-            )
-        }
-        Err(_) => "-".into(),
-    }
-}
-
 /// `45 s`, `12 min`, `3 h 5 min`, `2 d 4 h`: how long until or since.
 pub fn duration(secs: i64) -> String {
     let s = secs.max(0);
