@@ -99,7 +99,14 @@ def test_a_second_server_on_one_folder_is_refused(pochta):
 def test_status_asks_the_lock_not_the_file(pochta):
     pochta.setup_basic()
     pochta.start()
-    pochta.kill()  # no clean stop: serve.json stays behind
+    # serve.json gone while the server runs (a second server used to
+    # delete it as it ended): still running, by the lock.
+    pochta.serve_json.unlink()
+    st = pochta.status()
+    assert st["server"]["running"] is True and st["server"]["pid"] == pochta.pid, st
+    assert f"pid {pochta.pid}" in pochta.cli("status").stdout
+    pochta.kill()  # no clean stop: a stale serve.json stays behind
+    pochta.serve_json.write_text(json.dumps({"pid": pochta.pid}))
     assert pochta.serve_json.exists()
     st = pochta.status()
     assert st["server"]["running"] is False, st
