@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use pochta_config::format_size;
+use pochta_config::{format_duration, format_size};
 
 use crate::http::Reply;
 use crate::{health, State};
@@ -35,20 +35,6 @@ fn label(service: &str) -> &'static str {
 /// Seconds since the epoch.
 pub(crate) fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
-/// `90 s`, `12 min`, `3 h 5 min`, `2 d 4 h`.
-pub(crate) fn duration(secs: i64) -> String {
-    let s = secs.max(0);
-    match s {
-        0..=119 => format!("{s} s"),
-        120..=7199 => format!("{} min", s / 60),
-        7200..=172_799 => format!("{} h {} min", s / 3600, s % 3600 / 60),
-        172_800..=63_071_999 => format!("{} d {} h", s / 86400, s % 86400 / 3600),
-        // A self-signed certificate is good for centuries: "755720 d"
-        // says less than this.
-        _ => format!("{} years", s / 31_557_600),
-    }
 }
 
 fn alert(level: &str, text: String, action: &str) -> Value {
@@ -119,7 +105,7 @@ pub fn dashboard(state: &State) -> Reply {
             "warning",
             format!(
                 "The oldest message in the queue has waited {} ({} in the queue)",
-                duration(age),
+                format_duration(age),
                 queue.len()
             ),
             "Open the Queue page and read the last error: a remote server refusing mail, \
@@ -185,7 +171,7 @@ pub fn dashboard(state: &State) -> Reply {
                 if left <= 0 {
                     "The TLS certificate has expired: mail clients will refuse to connect".to_owned()
                 } else {
-                    format!("The TLS certificate expires in {}", duration(left))
+                    format!("The TLS certificate expires in {}", format_duration(left))
                 },
                 "Put a renewed certificate in the data folder's tls/ folder (or the files named in \
                  [tls]); Pochta serves it within five minutes, or at once on SIGHUP.",
@@ -231,19 +217,4 @@ pub fn dashboard(state: &State) -> Reply {
             "alerts": alerts,
         }),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn human_numbers() {
-        assert_eq!(duration(-5), "0 s");
-        assert_eq!(duration(119), "119 s");
-        assert_eq!(duration(3600), "60 min");
-        assert_eq!(duration(7260), "2 h 1 min");
-        assert_eq!(duration(200_000), "2 d 7 h");
-        assert_eq!(duration(2070 * 31_557_600), "2070 years");
-    }
 }

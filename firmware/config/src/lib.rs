@@ -18,11 +18,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod admin;
+mod human;
 mod queue;
-mod size;
 pub use admin::{Admin, Network};
+pub use human::{format_duration, format_size, parse_size};
 pub use queue::{Queue, Smarthost, SmarthostTls};
-pub use size::{format_size, parse_size};
 
 /// The whole configuration of a `pochta serve` process.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]

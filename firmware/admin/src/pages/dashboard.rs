@@ -6,10 +6,10 @@ use serde_json::Value;
 
 use pochta_config::format_size;
 
-use crate::dashboard::duration;
 use crate::http::Reply;
 use crate::session::Session;
 use crate::State;
+use pochta_config::format_duration as duration;
 
 use super::{error_box, esc, page};
 

@@ -5,10 +5,10 @@ use serde_json::Value;
 
 use pochta_config::format_size;
 
-use crate::dashboard::duration;
 use crate::http::Reply;
 use crate::session::Session;
 use crate::{queue, State};
+use pochta_config::format_duration as duration;
 
 use super::{csrf_field, error_box, esc, page};
 

@@ -1,10 +1,10 @@
 //! The security page: addresses banned now (with unban), and recent logins
 //! and failures of every service.
 
-use crate::dashboard::duration;
 use crate::http::{Body, Reply};
 use crate::session::Session;
 use crate::{security, State};
+use pochta_config::format_duration;
 
 use super::{csrf_field, error_box, esc, local_time, page};
 
@@ -33,7 +33,7 @@ pub(super) fn show(state: &State, s: &Session, status: u16, error: Option<&str>)
                      <input type=\"hidden\" name=\"address\" value=\"{address}\">\
                      <button>Unban</button></form></td></tr>",
                     b["failures"].as_u64().unwrap_or(0),
-                    duration(b["seconds_left"].as_i64().unwrap_or(0)),
+                    format_duration(b["seconds_left"].as_i64().unwrap_or(0)),
                     csrf_field(s)
                 )
             })

@@ -68,17 +68,6 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// `45 s`, `12 min`, `3 h 5 min`, `2 d 4 h`: how long until or since.
-pub fn duration(secs: i64) -> String {
-    let s = secs.max(0);
-    match s {
-        0..=119 => format!("{s} s"),
-        120..=7199 => format!("{} min", s / 60),
-        7200..=172_799 => format!("{} h {} min", s / 3600, s % 3600 / 60),
-        _ => format!("{} d {} h", s / 86400, s % 86400 / 3600),
-    }
-}
-
 /// `1 message`, `3 messages`.
 pub fn count(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
@@ -101,10 +90,6 @@ mod tests {
 
     #[test]
     fn words() {
-        assert_eq!(duration(-5), "0 s");
-        assert_eq!(duration(300), "5 min");
-        assert_eq!(duration(3 * 3600 + 300), "3 h 5 min");
-        assert_eq!(duration(2 * 86400 + 4 * 3600), "2 d 4 h");
         assert_eq!(count(1, "message", "messages"), "1 message");
         assert_eq!(count(0, "message", "messages"), "0 messages");
         assert_eq!(clip("abcdef", 4), "abc…");

@@ -5,7 +5,9 @@ use std::path::Path;
 use clap::Subcommand;
 use pochta_config::format_size;
 
-use super::{confirm, duration, now, Answer};
+use pochta_config::format_duration as duration;
+
+use super::{confirm, now, Answer};
 use crate::datadir;
 
 #[derive(Subcommand)]

@@ -1,7 +1,7 @@
-//! Sizes as people write and read them. One convention everywhere (the CLI,
-//! the admin page, the config file): powers of 1024 named KB, MB, GB, TB,
-//! as Windows and macOS Finder before 10.6 name them, so that a quota set as
-//! `2G` reads back as `2 GB`.
+//! Sizes and durations as people write and read them, one convention for
+//! the CLI, the admin page and the config file. Sizes are powers of 1024
+//! named KB, MB, GB, TB, as Windows and macOS Finder before 10.6 name them,
+//! so that a quota set as `2G` reads back as `2 GB`.
 
 const UNITS: [(&str, u64); 4] = [
     ("TB", 1 << 40),
@@ -44,6 +44,21 @@ pub fn format_size(bytes: u64) -> String {
     }
 }
 
+/// `90 s`, `12 min`, `3 h 5 min`, `2 d 4 h`, `2070 years`: how long until
+/// or since, to the precision a person needs.
+pub fn format_duration(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0..=119 => format!("{s} s"),
+        120..=7199 => format!("{} min", s / 60),
+        7200..=172_799 => format!("{} h {} min", s / 3600, s % 3600 / 60),
+        172_800..=63_071_999 => format!("{} d {} h", s / 86400, s % 86400 / 3600),
+        // An owner's certificate may be good for centuries: "755720 d"
+        // says less than this.
+        _ => format!("{} years", s / 31_557_600),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,6 +91,17 @@ mod tests {
         for (n, text) in cases {
             assert_eq!(format_size(n), text, "{n}");
         }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(format_duration(-5), "0 s");
+        assert_eq!(format_duration(119), "119 s");
+        assert_eq!(format_duration(300), "5 min");
+        assert_eq!(format_duration(3600), "60 min");
+        assert_eq!(format_duration(7260), "2 h 1 min");
+        assert_eq!(format_duration(200_000), "2 d 7 h");
+        assert_eq!(format_duration(2070 * 31_557_600), "2070 years");
     }
 
     #[test]
