@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from admin_http import AdminClient, totp
+from admin_http import AdminClient, logged_in
 from dns import DNSMASQ, DnsServer, answer_count
 
 pytestmark = pytest.mark.skipif(
@@ -31,16 +31,6 @@ LISTED = "203.0.113.7"      # on the fake ZEN with 127.0.0.2 (SBL)
 REFUSED = "203.0.113.8"     # the fake ZEN answers "public resolver" for it
 ZEN = "zen.spamhaus.org"
 LISTS = [ZEN, "bl.spamcop.net", "b.barracudacentral.org"]
-
-
-def logged_in(pochta) -> AdminClient:
-    c = AdminClient(pochta.addr("admin"))
-    code = (pochta.data / "setup-code.txt").read_text().strip()
-    r = c.post("/api/setup", {"setup_code": code, "user": "root", "password": "correct horse battery staple"})
-    assert r.status == 201, r
-    r = c.post("/api/totp/confirm", {"code": totp(r.json["totp_secret"], time.time())})
-    assert r.status == 200, r
-    return c
 
 
 def txt_value(rdata: str) -> str:
