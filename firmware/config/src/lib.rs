@@ -3,8 +3,8 @@
 //!
 //! Layout:
 //! - [`Config`] and its sections ([`Listen`], [`Limits`], [`Server`], [`Tls`],
-//!   [`Guard`], [`Dns`], [`Auth`], [`Queue`] in `queue`, and [`Admin`] in
-//!   `admin`);
+//!   [`Guard`], [`Dns`], [`Auth`], [`Queue`] in `queue`, [`Admin`] in
+//!   `admin`, and [`System`] in `system`);
 //! - [`Config::load`] reads a TOML file, [`Config::embedded`] is the default
 //!   used when `pochta serve` gets no `--config`;
 //! - [`ConfigError`] says what is wrong and where.
@@ -20,9 +20,11 @@ use serde::{Deserialize, Serialize};
 mod admin;
 mod human;
 mod queue;
+mod system;
 pub use admin::{Admin, Network};
 pub use human::{format_duration, format_size, parse_size};
 pub use queue::{Queue, Smarthost, SmarthostTls};
+pub use system::System;
 
 /// The whole configuration of a `pochta serve` process.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -57,6 +59,8 @@ pub struct Config {
     /// `[admin]` as written in the file; keys it omits take the port set's default.
     #[serde(rename = "admin")]
     admin_file: admin::AdminFile,
+    /// The box looking after itself: watchdog, clock, disk space, alerts, mDNS.
+    pub system: System,
 }
 
 /// What to do with a message whose check failed.
@@ -416,6 +420,9 @@ impl Config {
             return Err(invalid("dns.timeout_secs", "must be 1 to 60"));
         }
         if let Err((key, message)) = queue::validate(&self.queue) {
+            return Err(invalid(key, &message));
+        }
+        if let Err((key, message)) = system::validate(&self.system) {
             return Err(invalid(key, &message));
         }
         let l = &self.limits;

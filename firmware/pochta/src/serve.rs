@@ -255,11 +255,24 @@ async fn run(
     let listen = listening(&bound);
     // Every service by its name, with its bound addresses (none: turned
     // off), for the dashboard's up/down check.
-    let services = listen
+    let services: Vec<(&'static str, Vec<SocketAddr>)> = listen
         .by_service()
         .into_iter()
         .map(|(name, addrs)| (name, addrs.to_vec()))
         .collect();
+    // The box looking after itself: health checks (and the watchdog, the
+    // clock, alerts, mDNS), beside the services.
+    store.set_disk_limit(config.system.disk_refuse_percent);
+    let system = pochta_system::System::start(pochta_system::Setup {
+        config: config.system.clone(),
+        dns: config.dns.clone(),
+        data: data.to_owned(),
+        store: store.clone(),
+        maillog: maillog.clone(),
+        hostname: hostname.clone(),
+        services: services.clone(),
+        tls_cert: crate::tls::in_data(data, &config.tls.cert_file),
+    })?;
     // The admin page runs on its own threads; its listeners are bound here,
     // with the others, so that a taken port stops the start.
     let admin = pochta_admin::start(pochta_admin::Context {
@@ -346,6 +359,7 @@ async fn run(
         let _ = worker.await;
     }
     let _ = admin_stopped.await;
+    let _ = tokio::task::spawn_blocking(move || system.stop()).await;
     // Every session holds a clone of `alive`; recv() ends when all are gone.
     drop((smtp, imap, pop3));
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);

@@ -31,7 +31,9 @@
 //! - `app_passwords`: per-device passwords made by the server, kept as
 //!   SHA-256;
 //! - `account_settings`: one account's details, offboarding (disable with
-//!   forward and auto-reply), its TOTP enrolment.
+//!   forward and auto-reply), its TOTP enrolment;
+//! - `system`: the system part's heartbeat, named values, queue age, and
+//!   the disk gate that refuses new mail before the disk is full.
 //!
 //! The data folder holds `pochta.db` (WAL, `synchronous=FULL`), `blobs/`,
 //! and `tmp/` for bodies still being received. Protocol crates use the
@@ -53,6 +55,7 @@ mod policy;
 mod queue;
 mod schema;
 mod structure;
+mod system;
 
 mod account_settings;
 mod app_passwords;
@@ -86,6 +89,7 @@ pub use policy::{
 };
 pub use queue::QueueEntry;
 pub use structure::Structure;
+pub use system::DiskSpace;
 
 pub use account_settings::{
     AccountDetails, AccountTotp, AutoReply, Offboarding, AUTO_REPLY_INTERVAL_SECS,
@@ -137,6 +141,13 @@ pub enum StoreError {
     /// The store is shutting down.
     #[error("the store is closed")]
     Closed,
+    /// The data folder's disk is too full to take new mail (the limit is
+    /// `[system] disk_refuse_percent`).
+    #[error("the mail server's disk is {used_percent} % full")]
+    DiskFull {
+        /// Percent in use.
+        used_percent: u8,
+    },
 }
 
 /// A handle on the data folder; cheap to clone, safe to share between threads.
@@ -155,6 +166,8 @@ struct Inner {
     /// When the committer last committed (ms since the epoch); the indexer
     /// waits for a quiet moment so it never slows deliveries down.
     last_delivery: Arc<AtomicU64>,
+    /// New mail is refused at this percent of the disk in use (`system`).
+    disk_limit: std::sync::atomic::AtomicU8,
 }
 
 /// Milliseconds since the epoch.
@@ -236,6 +249,7 @@ impl Store {
                 committer: Mutex::new(tx),
                 hook,
                 last_delivery,
+                disk_limit: std::sync::atomic::AtomicU8::new(95),
             }),
         })
     }

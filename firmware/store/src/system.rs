@@ -1,0 +1,149 @@
+//! What the system part (`pochta-system`) keeps in the store: a heartbeat
+//! write that proves the database commits, the queue's oldest entry, small
+//! named values (alert state, the last good clock reading), and the disk
+//! gate that refuses new mail before the disk is full.
+
+use std::sync::atomic::Ordering;
+
+use rusqlite::{params, OptionalExtension};
+
+use crate::{Store, StoreError};
+
+/// Space on the data folder's filesystem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskSpace {
+    /// Size of the filesystem in bytes.
+    pub total: u64,
+    /// Free for an unprivileged writer, in bytes.
+    pub available: u64,
+}
+
+impl DiskSpace {
+    /// Whole percent in use, rounded up (a 94.2 % full disk is 95 % by
+    /// this count, so the gate shuts early rather than late).
+    pub fn used_percent(&self) -> u8 {
+        if self.total == 0 {
+            return 100;
+        }
+        let used = self.total.saturating_sub(self.available) as u128;
+        (used * 100).div_ceil(self.total as u128).min(100) as u8
+    }
+}
+
+impl Store {
+    /// New mail is refused once the data folder's disk is this full
+    /// (percent; 100 turns the gate off but for a full disk).
+    pub fn set_disk_limit(&self, refuse_percent: u8) {
+        self.inner
+            .disk_limit
+            .store(refuse_percent.min(100), Ordering::Relaxed);
+    }
+
+    /// The data folder's disk space (statvfs(3)).
+    pub fn disk_space(&self) -> Result<DiskSpace, StoreError> {
+        let st = nix::sys::statvfs::statvfs(self.dir()).map_err(std::io::Error::from)?;
+        let unit = st.fragment_size() as u64;
+        Ok(DiskSpace {
+            total: (st.blocks() as u64).saturating_mul(unit),
+            available: (st.blocks_available() as u64).saturating_mul(unit),
+        })
+    }
+
+    /// `Err(DiskFull)` when new mail must be refused: the disk is at or over
+    /// the limit. Mail already accepted is not affected; SMTP answers
+    /// `452 4.3.1` and IMAP APPEND `NO [LIMIT]`, and both work again by
+    /// themselves once space returns.
+    pub fn disk_room(&self) -> Result<(), StoreError> {
+        let space = self.disk_space()?;
+        let used = space.used_percent();
+        let limit = self.inner.disk_limit.load(Ordering::Relaxed);
+        if used >= limit || space.available == 0 {
+            return Err(StoreError::DiskFull { used_percent: used });
+        }
+        Ok(())
+    }
+
+    /// Commits one small write (the time, under `heartbeat`): the probe that
+    /// says the database still takes writes.
+    pub fn heartbeat(&self, at: i64) -> Result<(), StoreError> {
+        self.set_value("heartbeat", &at.to_string())
+    }
+
+    /// The creation time of the oldest message waiting in the outbound
+    /// queue, and how many entries wait.
+    pub fn queue_oldest(&self) -> Result<(Option<i64>, u64), StoreError> {
+        let conn = self.conn()?;
+        let (oldest, count): (Option<i64>, i64) =
+            conn.query_row("SELECT MIN(created), COUNT(*) FROM queue", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        Ok((oldest, count.max(0) as u64))
+    }
+
+    /// A named value of the system part (`system.` keys in `settings`).
+    pub fn value(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let conn = self.conn()?;
+        Ok(conn
+            .query_row(
+                "SELECT value FROM settings WHERE key = ?1",
+                [format!("system.{key}")],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Sets a named value of the system part; durable when it returns.
+    pub fn set_value(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let conn = self.conn()?;
+        conn.execute(
+            "INSERT OR REPLACE INTO settings(key, value) VALUES (?1, ?2)",
+            params![format!("system.{key}"), value],
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn used_percent_rounds_up() {
+        let d = |total, available| DiskSpace { total, available }.used_percent();
+        assert_eq!(d(1000, 1000), 0);
+        assert_eq!(d(1000, 58), 95);
+        assert_eq!(d(1000, 51), 95);
+        assert_eq!(d(1000, 50), 95);
+        assert_eq!(d(1000, 49), 96);
+        assert_eq!(d(1000, 0), 100);
+        assert_eq!(d(0, 0), 100);
+    }
+
+    #[test]
+    fn the_gate_follows_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let used = store.disk_space().unwrap().used_percent();
+        store.set_disk_limit(100);
+        if used < 100 {
+            store.disk_room().unwrap();
+        }
+        store.set_disk_limit(used);
+        match store.disk_room() {
+            Err(StoreError::DiskFull { used_percent }) => assert!(used_percent >= used),
+            other => panic!("expected DiskFull, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn values_heartbeat_and_queue_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.value("clock").unwrap(), None);
+        store.set_value("clock", "123").unwrap();
+        assert_eq!(store.value("clock").unwrap().as_deref(), Some("123"));
+        store.heartbeat(99).unwrap();
+        assert_eq!(store.value("heartbeat").unwrap().as_deref(), Some("99"));
+        assert_eq!(store.queue_oldest().unwrap(), (None, 0));
+    }
+}
