@@ -385,6 +385,37 @@ impl MailLog {
         );
     }
 
+    /// The box restarted because the hardware watchdog was not fed: the
+    /// software hung (or was frozen) before this start.
+    pub fn watchdog_reset(&self, device: &str) {
+        self.line(
+            "watchdog_reset",
+            "-",
+            &[
+                ("device", device),
+                ("what", "the last restart was forced by the watchdog"),
+            ],
+        );
+    }
+
+    /// An alert was raised (or raised again) or cleared.
+    pub fn alert(&self, key: &str, state: &str, title: &str) {
+        self.line(
+            "alert",
+            "-",
+            &[("key", key), ("state", state), ("title", title)],
+        );
+    }
+
+    /// A service stopped answering (or its task ended) and was restarted.
+    pub fn service_restarted(&self, service: &str, why: &str) {
+        self.line(
+            "service_restarted",
+            "-",
+            &[("service", service), ("why", why)],
+        );
+    }
+
     fn line(&self, event: &str, session: &str, fields: &[(&str, &str)]) {
         let now = time::OffsetDateTime::now_utc();
         let today = date(now);

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 
 use rusqlite::{params, OptionalExtension};
 
+use crate::directory::{AccountId, CatchAll, Resolution};
 use crate::{Store, StoreError};
 
 /// Space on the data folder's filesystem.
@@ -31,6 +32,39 @@ impl DiskSpace {
 }
 
 impl Store {
+    /// Who gets the box's own mail (alerts, the weekly summary): what
+    /// `postmaster@` of the oldest domain leads to (RFC 5321 §4.5.1: every
+    /// domain has one), or else the oldest account. `None` on a box
+    /// without accounts.
+    pub fn postmaster(&self) -> Result<Option<Vec<(AccountId, String)>>, StoreError> {
+        let first: Option<String> = self
+            .conn()?
+            .query_row(
+                "SELECT name FROM domains ORDER BY created, name LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(domain) = first {
+            if let Resolution::Deliver { accounts, .. } =
+                self.resolve(&format!("postmaster@{domain}"), CatchAll::Use)?
+            {
+                if !accounts.is_empty() {
+                    return Ok(Some(accounts));
+                }
+            }
+        }
+        let oldest: Option<(i64, String)> = self
+            .conn()?
+            .query_row(
+                "SELECT id, address FROM accounts ORDER BY id LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(oldest.map(|(id, address)| vec![(AccountId(id), address)]))
+    }
+
     /// New mail is refused once the data folder's disk is this full
     /// (percent; 100 turns the gate off but for a full disk).
     pub fn set_disk_limit(&self, refuse_percent: u8) {
@@ -145,5 +179,27 @@ mod tests {
         store.heartbeat(99).unwrap();
         assert_eq!(store.value("heartbeat").unwrap().as_deref(), Some("99"));
         assert_eq!(store.queue_oldest().unwrap(), (None, 0));
+    }
+
+    #[test]
+    fn the_postmaster_is_the_alias_or_else_the_oldest_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.postmaster().unwrap(), None);
+        store.add_domain("a.test").unwrap();
+        store
+            .add_account("owner@a.test", "Long-enough-pass-1", 0)
+            .unwrap();
+        store
+            .add_account("boss@a.test", "Long-enough-pass-2", 0)
+            .unwrap();
+        let who = store.postmaster().unwrap().unwrap();
+        assert_eq!(who[0].1, "owner@a.test");
+        store
+            .add_alias("postmaster@a.test", &["boss@a.test".to_owned()])
+            .unwrap();
+        let who = store.postmaster().unwrap().unwrap();
+        assert_eq!(who.len(), 1);
+        assert_eq!(who[0].1, "boss@a.test");
     }
 }

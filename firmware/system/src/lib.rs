@@ -5,10 +5,14 @@
 //!
 //! Layout:
 //! - `health`: the model ([`Health`], [`Check`], [`Probe`], [`Finding`]);
-//! - `probes`: the checks of this crate (services, store, disk, certificate,
-//!   queue, DNS);
+//! - `probes`: the checks of this crate (services, store, disk,
+//!   certificate, queue);
 //! - `round`: the thread that runs every probe each `health_interval_secs`,
-//!   writes `run/health.json` and feeds changes to the alerts;
+//!   writes `run/health.json` and hands the report to the alerts;
+//! - `watchdog`: the hardware watchdog, fed while [`Liveness`] says the
+//!   runtime and the store answer;
+//! - `alerts`: raise, repeat, clear; to the postmaster's mailbox, an
+//!   external address, the dashboard and the console.
 //!
 //! This crate must not depend on any protocol crate (smtp, imap, pop3,
 //! admin).
@@ -16,16 +20,21 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use pochta_maillog::MailLog;
 use pochta_store::Store;
 
+mod alerts;
 pub mod health;
 mod probes;
 mod round;
+mod watchdog;
 
+pub use alerts::{Alert, Alerts};
 pub use health::{Change, Check, Finding, Health, Probe, Report, State};
 pub use round::{health_file, read_report};
+pub use watchdog::Liveness;
 
 /// Everything the system part needs from `pochta serve`.
 pub struct Setup {
@@ -51,22 +60,83 @@ pub struct Setup {
 /// path) leaves the watchdog armed, on purpose.
 pub struct System {
     health: Arc<Health>,
+    alerts: Arc<Alerts>,
+    liveness: Arc<Liveness>,
     round: round::Round,
+    watchdog: watchdog::Watchdog,
+    beat: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl System {
-    /// Starts the health round (and with it everything that watches).
+    /// Starts the health round, the watchdog and the alerts. Called on the
+    /// services' runtime: a task of it beats for the watchdog.
     pub fn start(setup: Setup) -> Result<System, String> {
+        let config = &setup.config;
+        let interval = Duration::from_secs(config.health_interval_secs);
         let health = Arc::new(Health::new());
-        let probes = probes::standard(&setup);
+        let alerts = Arc::new(Alerts::new(
+            setup.store.clone(),
+            setup.maillog.clone(),
+            setup.hostname.clone(),
+            config,
+        ));
+        // The store is stuck when one of its calls has not returned for
+        // three rounds and a minute: a busy disk is slow, not stuck.
+        let liveness = Arc::new(Liveness::new(interval * 3 + Duration::from_secs(60)));
+        liveness.runtime_beat();
+        liveness.store_beat();
+        let beat = tokio::runtime::Handle::try_current().ok().map(|rt| {
+            let liveness = liveness.clone();
+            rt.spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    every.tick().await;
+                    liveness.runtime_beat();
+                }
+            })
+        });
+        let watchdog = match &config.watchdog {
+            Some(device) => {
+                let (watchdog, forced) = watchdog::Watchdog::start(
+                    device,
+                    config.watchdog_timeout_secs,
+                    liveness.clone(),
+                );
+                if forced {
+                    setup.maillog.watchdog_reset(&device.display().to_string());
+                    alerts.event(
+                        "watchdog-reset",
+                        "Restart forced by the watchdog",
+                        "The last restart was forced by the watchdog: Pochta had stopped answering, and the box restarted itself. Mail that was acknowledged before is safe.",
+                        "Nothing to do if it does not happen again; if it does, report it with the mail log",
+                        now(),
+                    );
+                }
+                watchdog
+            }
+            None => watchdog::Watchdog::off(),
+        };
+        let mut probes = probes::standard(&setup, liveness.clone());
+        probes.push(Arc::new(watchdog.probe()));
+        let reviewer = alerts.clone();
+        let interval_secs = config.health_interval_secs as i64;
         let round = round::Round::start(
             health.clone(),
             probes,
-            Vec::new(),
+            vec![Box::new(move |report: &Report| {
+                reviewer.review(report, interval_secs, now())
+            })],
             setup.data.clone(),
-            std::time::Duration::from_secs(setup.config.health_interval_secs),
+            interval,
         )?;
-        Ok(System { health, round })
+        Ok(System {
+            health,
+            alerts,
+            liveness,
+            round,
+            watchdog,
+            beat,
+        })
     }
 
     /// The shared health state (the admin page reads it).
@@ -74,9 +144,25 @@ impl System {
         self.health.clone()
     }
 
-    /// A clean stop: the round ends, `run/health.json` goes.
+    /// The alert pipeline (the dashboard lists active alerts; the services'
+    /// supervisor raises restart alerts).
+    pub fn alerts(&self) -> Arc<Alerts> {
+        self.alerts.clone()
+    }
+
+    /// What keeps the watchdog fed.
+    pub fn liveness(&self) -> Arc<Liveness> {
+        self.liveness.clone()
+    }
+
+    /// A clean stop: the round ends, `run/health.json` goes, and the
+    /// watchdog is disarmed with the magic close.
     pub fn stop(self) {
         self.round.stop();
+        self.watchdog.stop();
+        if let Some(beat) = self.beat {
+            beat.abort();
+        }
     }
 }
 

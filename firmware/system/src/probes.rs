@@ -8,20 +8,20 @@ use pochta_config::format_size;
 use pochta_store::Store;
 
 use crate::health::{Finding, Probe};
-use crate::Setup;
+use crate::{Liveness, Setup};
 
 mod certificate;
 mod service;
 
 /// Every probe for a box set up as `setup` says.
-pub(crate) fn standard(setup: &Setup) -> Vec<Arc<dyn Probe>> {
+pub(crate) fn standard(setup: &Setup, liveness: Arc<Liveness>) -> Vec<Arc<dyn Probe>> {
     let mut probes: Vec<Arc<dyn Probe>> = Vec::new();
     for (name, addrs) in &setup.services {
         if !addrs.is_empty() {
             probes.push(Arc::new(service::Service::new(name, addrs.clone())));
         }
     }
-    probes.push(Arc::new(StoreWrites(setup.store.clone())));
+    probes.push(Arc::new(StoreWrites(setup.store.clone(), liveness)));
     probes.push(Arc::new(Disk {
         store: setup.store.clone(),
         warning_percent: setup.config.disk_warning_percent,
@@ -32,8 +32,9 @@ pub(crate) fn standard(setup: &Setup) -> Vec<Arc<dyn Probe>> {
     probes
 }
 
-/// The store commits a write.
-struct StoreWrites(Store);
+/// The store commits a write. That the call returns at all is the
+/// watchdog's proof that the store is not stuck.
+struct StoreWrites(Store, Arc<Liveness>);
 
 impl Probe for StoreWrites {
     fn id(&self) -> String {
@@ -44,7 +45,9 @@ impl Probe for StoreWrites {
     }
     fn check(&self) -> Finding {
         let started = std::time::Instant::now();
-        match self.0.heartbeat(crate::now()) {
+        let result = self.0.heartbeat(crate::now());
+        self.1.store_beat();
+        match result {
             Ok(()) => Finding::ok(format!(
                 "The database takes writes ({} ms)",
                 started.elapsed().as_millis()

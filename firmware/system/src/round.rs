@@ -1,7 +1,6 @@
 //! The health round: every probe, each on its own thread with a deadline,
 //! every `interval`; the result goes into [`Health`], to `run/health.json`
-//! (what `pochta health` reads) and, for each change, to the listeners
-//! (the alert pipeline).
+//! (what `pochta health` reads) and to the listeners (the alert pipeline).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,13 +9,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::health::{Change, Finding, Health, Probe, Report};
+use crate::health::{Finding, Health, Probe, Report};
 
 /// How long one probe may take before it counts as failing.
 pub const PROBE_DEADLINE: Duration = Duration::from_secs(5);
 
-/// Called with every change of state, on the round's thread.
-pub type Listener = Box<dyn Fn(&Change) + Send>;
+/// Called after every round with the whole report, on the round's thread.
+pub type Listener = Box<dyn Fn(&Report) + Send>;
 
 /// `run/health.json` in the data folder.
 pub fn health_file(data: &Path) -> PathBuf {
@@ -133,14 +132,23 @@ fn run_once(health: &Health, slots: &[Slot], listeners: &[Listener]) {
         });
         let id = slot.probe.id();
         if let Some(change) = health.record(&id, &slot.probe.title(), finding, now) {
-            for listener in listeners {
-                listener(&change);
-            }
+            let before = change.before.map_or("new", |s| s.word());
+            tracing::info!(
+                check = %id,
+                "health: {} {before} -> {}: {}",
+                change.now.title,
+                change.now.state.word(),
+                change.now.reason
+            );
         }
         ids.push(id);
     }
     health.retain(&ids);
     health.round_done(now, started.elapsed().as_millis() as u64);
+    let report = health.report();
+    for listener in listeners {
+        listener(&report);
+    }
 }
 
 /// Replaces the file whole (write, then rename), so a reader never sees half.
@@ -182,7 +190,7 @@ mod tests {
     }
 
     #[test]
-    fn a_round_records_every_probe_and_tells_listeners_of_changes() {
+    fn a_round_records_every_probe_and_tells_listeners() {
         let health = Health::new();
         let slots = vec![
             slot(Fixed("a", Finding::ok("fine"), Duration::ZERO)),
@@ -190,17 +198,18 @@ mod tests {
         ];
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
         let s = seen.clone();
-        let listeners: Vec<Listener> = vec![Box::new(move |c: &Change| {
-            s.lock().unwrap().push(c.now.id.clone())
+        let listeners: Vec<Listener> = vec![Box::new(move |r: &Report| {
+            s.lock().unwrap().push(r.checks.len())
         })];
         run_once(&health, &slots, &listeners);
         let report = health.report();
         assert_eq!(report.checks.len(), 2);
         assert_eq!(report.worst(), State::Warning);
-        assert_eq!(*seen.lock().unwrap(), vec!["a", "b"]);
-        // Unchanged states: nothing more for the listeners.
+        assert_eq!(*seen.lock().unwrap(), vec![2]);
+        let since = health.report().check("a").unwrap().since;
         run_once(&health, &slots, &listeners);
-        assert_eq!(seen.lock().unwrap().len(), 2);
+        assert_eq!(*seen.lock().unwrap(), vec![2, 2]);
+        assert_eq!(health.report().check("a").unwrap().since, since);
     }
 
     #[test]
