@@ -72,6 +72,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The health checks of the running server: each ok, warning or
+    /// failing, with what to do. Exits 1 when something is failing.
+    Health {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// The outbound queue.
     #[command(subcommand)]
     Queue(cmd::queue::QueueCmd),
@@ -138,6 +145,11 @@ fn main() -> ExitCode {
         Command::Account(c) => cmd::account::account(data, c),
         Command::Alias(c) => cmd::alias::alias(data, c),
         Command::Status { json } => cmd::status::status(data, json),
+        Command::Health { json } => match cmd::health::health(data, json) {
+            Ok(true) => return ExitCode::from(1),
+            Ok(false) => Ok(()),
+            Err(e) => Err(e),
+        },
         Command::Queue(c) => cmd::queue::queue(data, c),
         Command::Mailbox(c) => cmd::mailbox::mailbox(data, c),
         Command::Completions { shell } => docs::completions(shell),

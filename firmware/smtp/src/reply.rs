@@ -80,6 +80,18 @@ pub mod common {
     pub fn too_big() -> Reply {
         Reply::new(552, "5.3.4", "Message too big")
     }
+    /// RFC 5321 §4.2.2 452 "insufficient system storage"; RFC 3463 4.3.1
+    /// "mail system full". Temporary: the sender tries again later, when
+    /// the owner has freed space.
+    pub fn disk_full(used_percent: u8) -> Reply {
+        Reply::new(
+            452,
+            "4.3.1",
+            format!(
+                "Insufficient system storage: the mail server's disk is {used_percent} % full; try again later"
+            ),
+        )
+    }
 }
 
 #[cfg(test)]

@@ -15,19 +15,23 @@ use crate::{Store, StoreError};
 pub struct DiskSpace {
     /// Size of the filesystem in bytes.
     pub total: u64,
+    /// Free, including what is reserved for root, in bytes.
+    pub free: u64,
     /// Free for an unprivileged writer, in bytes.
     pub available: u64,
 }
 
 impl DiskSpace {
-    /// Whole percent in use, rounded up (a 94.2 % full disk is 95 % by
-    /// this count, so the gate shuts early rather than late).
+    /// Whole percent in use as `df` counts it: used over what unprivileged
+    /// writers could use (the root reserve left out), rounded up — a 94.2 %
+    /// full disk is 95 %, so the gate shuts early rather than late.
     pub fn used_percent(&self) -> u8 {
-        if self.total == 0 {
+        let used = self.total.saturating_sub(self.free) as u128;
+        let usable = used + self.available as u128;
+        if usable == 0 {
             return 100;
         }
-        let used = self.total.saturating_sub(self.available) as u128;
-        (used * 100).div_ceil(self.total as u128).min(100) as u8
+        (used * 100).div_ceil(usable).min(100) as u8
     }
 }
 
@@ -79,6 +83,7 @@ impl Store {
         let unit = st.fragment_size() as u64;
         Ok(DiskSpace {
             total: (st.blocks() as u64).saturating_mul(unit),
+            free: (st.blocks_free() as u64).saturating_mul(unit),
             available: (st.blocks_available() as u64).saturating_mul(unit),
         })
     }
@@ -143,7 +148,14 @@ mod tests {
 
     #[test]
     fn used_percent_rounds_up() {
-        let d = |total, available| DiskSpace { total, available }.used_percent();
+        let d = |total, available| {
+            DiskSpace {
+                total,
+                free: available,
+                available,
+            }
+            .used_percent()
+        };
         assert_eq!(d(1000, 1000), 0);
         assert_eq!(d(1000, 58), 95);
         assert_eq!(d(1000, 51), 95);
@@ -151,6 +163,14 @@ mod tests {
         assert_eq!(d(1000, 49), 96);
         assert_eq!(d(1000, 0), 100);
         assert_eq!(d(0, 0), 100);
+        // df's count on a disk with a root reserve (the numbers of a real
+        // one: 63 % by df).
+        let reserved = DiskSpace {
+            total: 66_053_021,
+            free: 51_086_255,
+            available: 8_854_706,
+        };
+        assert_eq!(reserved.used_percent(), 63);
     }
 
     #[test]

@@ -110,6 +110,8 @@ pub struct Report {
     pub checked_at: i64,
     /// How long the last round took, in milliseconds.
     pub round_ms: u64,
+    /// Seconds between rounds: a report older than a few of these is stale.
+    pub interval_secs: u64,
     /// In a stable order: the order probes were first recorded.
     pub checks: Vec<Check>,
 }
@@ -197,10 +199,11 @@ impl Health {
     }
 
     /// Marks the end of a round.
-    pub fn round_done(&self, at: i64, took_ms: u64) {
+    pub fn round_done(&self, at: i64, took_ms: u64, interval_secs: u64) {
         let mut report = self.lock();
         report.checked_at = at;
         report.round_ms = took_ms;
+        report.interval_secs = interval_secs;
     }
 
     /// A copy of the current state.
@@ -265,7 +268,7 @@ mod tests {
             Finding::warning("not set", "check NTP"),
             5,
         );
-        h.round_done(6, 12);
+        h.round_done(6, 12, 15);
         let json = serde_json::to_string(&h.report()).unwrap();
         assert!(json.contains(r#""state":"warning""#), "{json}");
         let back: Report = serde_json::from_str(&json).unwrap();

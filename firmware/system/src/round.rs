@@ -61,7 +61,7 @@ impl Round {
         let thread = std::thread::Builder::new()
             .name("health".into())
             .spawn(move || loop {
-                run_once(&health, &slots, &listeners);
+                run_once(&health, &slots, &listeners, interval);
                 if let Err(e) = write_report(&out, &health.report()) {
                     tracing::warn!(file = %out.display(), error = %e, "cannot write the health report");
                 }
@@ -84,7 +84,7 @@ impl Round {
 /// One round: every probe at once, each given [`PROBE_DEADLINE`]. A probe
 /// still busy from an earlier round is not started again (its thread may
 /// be stuck; starting more would pile them up) and counts as failing.
-fn run_once(health: &Health, slots: &[Slot], listeners: &[Listener]) {
+fn run_once(health: &Health, slots: &[Slot], listeners: &[Listener], interval: Duration) {
     let started = Instant::now();
     let (done, results) = mpsc::channel::<(usize, Finding)>();
     let mut pending = Vec::new();
@@ -144,7 +144,11 @@ fn run_once(health: &Health, slots: &[Slot], listeners: &[Listener]) {
         ids.push(id);
     }
     health.retain(&ids);
-    health.round_done(now, started.elapsed().as_millis() as u64);
+    health.round_done(
+        now,
+        started.elapsed().as_millis() as u64,
+        interval.as_secs(),
+    );
     let report = health.report();
     for listener in listeners {
         listener(&report);
@@ -201,13 +205,13 @@ mod tests {
         let listeners: Vec<Listener> = vec![Box::new(move |r: &Report| {
             s.lock().unwrap().push(r.checks.len())
         })];
-        run_once(&health, &slots, &listeners);
+        run_once(&health, &slots, &listeners, Duration::from_secs(1));
         let report = health.report();
         assert_eq!(report.checks.len(), 2);
         assert_eq!(report.worst(), State::Warning);
         assert_eq!(*seen.lock().unwrap(), vec![2]);
         let since = health.report().check("a").unwrap().since;
-        run_once(&health, &slots, &listeners);
+        run_once(&health, &slots, &listeners, Duration::from_secs(1));
         assert_eq!(*seen.lock().unwrap(), vec![2, 2]);
         assert_eq!(health.report().check("a").unwrap().since, since);
     }
@@ -221,14 +225,14 @@ mod tests {
             PROBE_DEADLINE + Duration::from_secs(2),
         ))];
         let started = Instant::now();
-        run_once(&health, &slots, &[]);
+        run_once(&health, &slots, &[], Duration::from_secs(1));
         assert!(started.elapsed() < PROBE_DEADLINE + Duration::from_secs(1));
         let check = health.report().check("slow").cloned().unwrap();
         assert_eq!(check.state, State::Failing);
         assert!(check.reason.contains("did not finish"), "{}", check.reason);
         // Still busy: the second round does not start it again, and says so.
         assert!(slots[0].busy.load(Ordering::Acquire));
-        run_once(&health, &slots, &[]);
+        run_once(&health, &slots, &[], Duration::from_secs(1));
         assert_eq!(health.report().check("slow").unwrap().state, State::Failing);
     }
 
@@ -237,7 +241,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let health = Health::new();
         health.record("x", "X", Finding::ok("fine"), 7);
-        health.round_done(8, 3);
+        health.round_done(8, 3, 1);
         write_report(&health_file(dir.path()), &health.report()).unwrap();
         assert_eq!(read_report(dir.path()), Some(health.report()));
     }

@@ -44,6 +44,7 @@ pub(crate) async fn append(
             return Ok(None);
         };
         let f = f.selectable()?;
+        store.disk_room()?;
         if !store.has_room(account, body.len() as u64)? {
             return Err(pochta_store::StoreError::OverQuota);
         }

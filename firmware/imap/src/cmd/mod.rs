@@ -176,6 +176,14 @@ pub(crate) fn store_error(s: &mut Session, tag: &str, e: &StoreError) {
         ),
         StoreError::Invalid(why) => s.no(tag, Some("CANNOT"), why),
         StoreError::OverQuota => s.no(tag, Some("OVERQUOTA"), "Quota exceeded"),
+        // RFC 5530 §3 LIMIT: not this user's quota but the server's disk.
+        StoreError::DiskFull { used_percent } => s.no(
+            tag,
+            Some("LIMIT"),
+            &format!(
+                "The mail server's disk is {used_percent} % full: new messages cannot be stored until the owner frees space"
+            ),
+        ),
         other => {
             tracing::error!(session = %s.id, error = %other, "store error");
             s.no(tag, Some("SERVERBUG"), "Internal error, try again later");

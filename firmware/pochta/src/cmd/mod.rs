@@ -10,6 +10,7 @@
 pub mod account;
 pub mod alias;
 pub mod domain;
+pub mod health;
 pub mod mailbox;
 pub mod queue;
 pub mod status;

@@ -31,6 +31,8 @@ struct Body {
 
 impl Body {
     fn start(s: &Session) -> Result<Body, StoreError> {
+        // The disk may have filled since MAIL.
+        s.ctx.store.disk_room()?;
         let mut writer = s.ctx.store.blob_writer()?;
         writer.write(received_header(s).as_bytes())?;
         Ok(Body {
@@ -76,6 +78,10 @@ pub(crate) async fn data(s: &mut Session) -> Flow {
     }
     let mut body = match Body::start(s) {
         Ok(b) => b,
+        Err(StoreError::DiskFull { used_percent }) => {
+            s.reject("data", "disk full", common::disk_full(used_percent));
+            return Flow::Continue;
+        }
         Err(e) => {
             tracing::error!(session = %s.id, error = %e, "cannot start a message file");
             s.reply(common::local_error());

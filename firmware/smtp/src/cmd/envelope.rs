@@ -72,6 +72,19 @@ pub(crate) async fn mail(s: &mut Session, from: MailFrom<String>) -> Flow {
             }
         }
     }
+    // Before the disk is full, new mail waits at the sender's side; mail
+    // already accepted is safe, and this clears by itself with space.
+    match blocking(s, |store| store.disk_room()).await {
+        Some(Ok(())) => {}
+        Some(Err(pochta_store::StoreError::DiskFull { used_percent })) => {
+            s.reject("mail", &address, common::disk_full(used_percent));
+            return Flow::Continue;
+        }
+        _ => {
+            s.reply(common::local_error());
+            return Flow::Continue;
+        }
+    }
     let ret = if from.flags & MAIL_RET_FULL != 0 {
         Some("FULL".to_string())
     } else if from.flags & MAIL_RET_HDRS != 0 {
