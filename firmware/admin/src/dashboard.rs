@@ -1,20 +1,14 @@
-//! `GET /api/dashboard`: how the box is doing at a glance — each service up
-//! or down, the queue, today's mail, disk space, and alerts that each say
-//! what to do.
+//! `GET /api/dashboard`: how the box is doing at a glance — the health
+//! checks (`pochta-system`), each service up or down, the queue, today's
+//! mail, disk space, and alerts that each say what to do; and
+//! `GET /api/health`: the health checks alone.
 
 use serde_json::{json, Value};
 
-use pochta_config::{format_duration, format_size};
 
 use crate::http::Reply;
 use crate::{health, State};
 
-/// Free space below this share of the disk raises an alert.
-const LOW_SPACE_PERCENT: f64 = 10.0;
-/// A queue item older than this raises an alert.
-const STUCK_QUEUE_SECS: i64 = 3600;
-/// A certificate expiring within this raises an alert.
-const CERT_WARN_SECS: i64 = 14 * 24 * 3600;
 
 /// What each service in `serve.json` is, for a person.
 fn label(service: &str) -> &'static str {
@@ -41,8 +35,9 @@ fn alert(level: &str, text: String, action: &str) -> Value {
     json!({ "level": level, "text": text, "action": action })
 }
 
-/// Each configured service with its addresses, checked now.
-fn services(state: &State) -> (Vec<Value>, Vec<Value>) {
+/// Each configured service with its addresses, checked now (whether it
+/// answers is also a health check; this is the per-address view).
+fn services(state: &State) -> Vec<Value> {
     let mut all: Vec<(&str, Vec<std::net::SocketAddr>)> = state.ctx.services.clone();
     all.push(("admin", state.admin_addrs.clone()));
     // Off (and so left out) without `admin.listen_tls` or a certificate.
@@ -51,8 +46,7 @@ fn services(state: &State) -> (Vec<Value>, Vec<Value>) {
     }
     let flat: Vec<std::net::SocketAddr> = all.iter().flat_map(|(_, a)| a.clone()).collect();
     let mut up = health::answering(&flat).into_iter();
-    let mut alerts = Vec::new();
-    let list = all
+    all
         .iter()
         .map(|(name, addrs)| {
             let checked: Vec<(String, bool)> = addrs
@@ -69,14 +63,6 @@ fn services(state: &State) -> (Vec<Value>, Vec<Value>) {
                 (false, true) => "up",
                 (false, false) => "down",
             };
-            if !down.is_empty() {
-                alerts.push(alert(
-                    "critical",
-                    format!("{} does not answer on {}", label(name), down.join(", ")),
-                    "Restart Pochta (or the box). If it stays down, look at the system log for \
-                     why the service stopped, and check that nothing else took its port.",
-                ));
-            }
             json!({
                 "name": name,
                 "label": label(name),
@@ -84,8 +70,32 @@ fn services(state: &State) -> (Vec<Value>, Vec<Value>) {
                 "addresses": checked.iter().map(|(a, ok)| json!({ "address": a, "up": ok })).collect::<Vec<_>>(),
             })
         })
-        .collect();
-    (list, alerts)
+        .collect()
+}
+
+/// The health report with the alerts raised now, as `/api/health` and the
+/// dashboard give it.
+fn health_json(state: &State) -> Value {
+    let report = state.ctx.health.report();
+    let raised = state
+        .ctx
+        .alerts
+        .as_ref()
+        .map(|a| a.active())
+        .unwrap_or_default();
+    json!({
+        "state": report.worst(),
+        "checked_at": report.checked_at,
+        "round_ms": report.round_ms,
+        "interval_secs": report.interval_secs,
+        "checks": report.checks,
+        "alerts": raised,
+    })
+}
+
+/// `GET /api/health`.
+pub fn health(state: &State) -> Reply {
+    Reply::json(200, &health_json(state))
 }
 
 /// `GET /api/dashboard`.
@@ -96,23 +106,34 @@ pub fn dashboard(state: &State) -> Reply {
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return crate::directory::reply_for(e),
     };
     let now = now();
-    let (services, mut alerts) = services(state);
-
+    let services = services(state);
+    let health = health_json(state);
+    // Every check that is not ok, worst first, in the words of its check.
+    let mut bad: Vec<&pochta_system::Check> = Vec::new();
+    let report = state.ctx.health.report();
+    bad.extend(report.checks.iter().filter(|c| c.state != pochta_system::State::Ok));
+    bad.sort_by(|a, b| b.state.cmp(&a.state));
+    let mut alerts: Vec<Value> = bad
+        .iter()
+        .map(|c| {
+            alert(
+                match c.state {
+                    pochta_system::State::Failing => "critical",
+                    _ => "warning",
+                },
+                format!("{}: {}", c.title, c.reason),
+                &c.fix,
+            )
+        })
+        .collect();
+    // One-off events (a watchdog reset) are alerts without a check.
+    if let Some(raised) = &state.ctx.alerts {
+        for a in raised.active().iter().filter(|a| a.key.starts_with("event.")) {
+            alerts.push(alert("warning", format!("{}: {}", a.title, a.reason), &a.fix));
+        }
+    }
     let oldest = queue.iter().map(|q| q.created).min();
     let oldest_age = oldest.map(|t| now - t);
-    if let Some(age) = oldest_age.filter(|a| *a > STUCK_QUEUE_SECS) {
-        alerts.push(alert(
-            "warning",
-            format!(
-                "The oldest message in the queue has waited {} ({} in the queue)",
-                format_duration(age),
-                queue.len()
-            ),
-            "Open the Queue page and read the last error: a remote server refusing mail, \
-             DNS not answering, or outgoing port 25 blocked by the internet provider \
-             (then configure a smarthost).",
-        ));
-    }
 
     let today = state.ctx.maillog.today();
     let send_alerts = today.event("ALERT send_limit_reached");
@@ -126,59 +147,36 @@ pub fn dashboard(state: &State) -> Reply {
     }
 
     let data = &state.ctx.data;
-    let disk = health::disk(data);
     let mail_bytes: u64 = accounts.iter().map(|a| a.bytes).sum();
     let database_bytes: u64 = ["pochta.db", "pochta.db-wal"]
         .iter()
         .filter_map(|f| std::fs::metadata(data.join(f)).ok())
         .map(|m| m.len())
         .sum();
-    let storage = match disk {
-        Some(d) => {
-            let free_percent = if d.total == 0 {
+    let storage = match store.disk_space() {
+        Ok(d) => {
+            let used = d.total.saturating_sub(d.free);
+            let usable = used + d.available;
+            let free_percent = if usable == 0 {
                 0.0
             } else {
-                d.available as f64 * 100.0 / d.total as f64
+                d.available as f64 * 100.0 / usable as f64
             };
-            if free_percent < LOW_SPACE_PERCENT {
-                alerts.push(alert(
-                    "critical",
-                    format!(
-                        "Only {} ({free_percent:.0}%) free on the data disk",
-                        format_size(d.available)
-                    ),
-                    "When the disk is full, mail is refused. Ask users to delete old mail, \
-                     lower quotas on the Accounts page, or move the data to a larger disk.",
-                ));
-            }
             json!({
-                "total_bytes": d.total,
+                "total_bytes": usable,
                 "free_bytes": d.available,
-                "used_bytes": d.total.saturating_sub(d.available),
+                "used_bytes": used,
+                "used_percent": d.used_percent(),
                 "free_percent": (free_percent * 10.0).round() / 10.0,
                 "mail_bytes": mail_bytes,
                 "database_bytes": database_bytes,
             })
         }
-        None => json!({ "mail_bytes": mail_bytes, "database_bytes": database_bytes }),
+        Err(_) => json!({ "mail_bytes": mail_bytes, "database_bytes": database_bytes }),
     };
 
-    let tls = health::certificate_expiry(&state.ctx.tls_cert).map(|not_after| {
-        let left = not_after - now;
-        if left < CERT_WARN_SECS {
-            alerts.push(alert(
-                if left <= 0 { "critical" } else { "warning" },
-                if left <= 0 {
-                    "The TLS certificate has expired: mail clients will refuse to connect".to_owned()
-                } else {
-                    format!("The TLS certificate expires in {}", format_duration(left))
-                },
-                "Put a renewed certificate in the data folder's tls/ folder (or the files named in \
-                 [tls]); Pochta serves it within five minutes, or at once on SIGHUP.",
-            ));
-        }
-        json!({ "not_after": not_after, "seconds_left": left })
-    });
+    let tls = pochta_system::certificate_expiry(&state.ctx.tls_cert)
+        .map(|not_after| json!({ "not_after": not_after, "seconds_left": not_after - now }));
 
     let bans = state.ctx.auth.guard().banned();
     if !bans.is_empty() {
@@ -215,6 +213,7 @@ pub fn dashboard(state: &State) -> Reply {
             "domains": domains.len(),
             "accounts": accounts.len(),
             "alerts": alerts,
+            "health": health,
         }),
     )
 }

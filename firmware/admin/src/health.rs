@@ -1,11 +1,9 @@
-//! What the dashboard measures on the box itself: whether each service
-//! answers, the data folder's disk space, and the TLS certificate's expiry.
+//! Whether each address of a service answers, for the dashboard's list of
+//! services (the health checks of `pochta-system` check each greeting).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
-use std::path::Path;
 use std::time::Duration;
 
-use base64::Engine;
 
 /// How long a connect to a service of this box may take. Loopback and the
 /// LAN answer in well under a millisecond; a port that swallows the SYN is
@@ -44,106 +42,6 @@ pub fn answering(addrs: &[SocketAddr]) -> Vec<bool> {
     })
 }
 
-/// Space on the filesystem of a folder, in bytes.
-#[derive(Debug, Clone, Copy)]
-pub struct Disk {
-    /// Size of the filesystem.
-    pub total: u64,
-    /// Free for an unprivileged writer (what Pochta can still use when it
-    /// does not run as root).
-    pub available: u64,
-}
-
-/// The space of the filesystem holding `dir` (statvfs(3)).
-pub fn disk(dir: &Path) -> Option<Disk> {
-    let st = nix::sys::statvfs::statvfs(dir).ok()?;
-    let unit = st.fragment_size() as u64;
-    Some(Disk {
-        total: (st.blocks() as u64).saturating_mul(unit),
-        available: (st.blocks_available() as u64).saturating_mul(unit),
-    })
-}
-
-/// The `notAfter` of the first certificate in a PEM file, as seconds since
-/// the epoch; `None` when the file cannot be read or parsed.
-pub fn certificate_expiry(pem_file: &Path) -> Option<i64> {
-    let text = std::fs::read_to_string(pem_file).ok()?;
-    let begin = "-----BEGIN CERTIFICATE-----";
-    let start = text.find(begin)? + begin.len();
-    let end = start + text[start..].find("-----END CERTIFICATE-----")?;
-    let b64: String = text[start..end].split_whitespace().collect();
-    let der = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
-    not_after(&der)
-}
-
-/// One DER element at the start of `input`: its tag, its content and what
-/// follows it (X.690 §8.1; definite lengths only, as DER requires).
-fn element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, mut rest) = rest.split_first()?;
-    let len = if first < 0x80 {
-        usize::from(first)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
-        rest = &rest[n..];
-        len
-    };
-    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
-}
-
-/// `tbsCertificate.validity.notAfter` of an X.509 certificate (RFC 5280
-/// §4.1: Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version
-/// OPTIONAL, serialNumber, signature, issuer, validity SEQUENCE { notBefore,
-/// notAfter }, … } … }).
-fn not_after(der: &[u8]) -> Option<i64> {
-    let (0x30, cert, _) = element(der)? else {
-        return None;
-    };
-    let (0x30, tbs, _) = element(cert)? else {
-        return None;
-    };
-    let mut rest = tbs;
-    let (tag, _, after) = element(rest)?;
-    if tag == 0xa0 {
-        rest = after;
-    }
-    // serialNumber, signature, issuer.
-    for _ in 0..3 {
-        rest = element(rest)?.2;
-    }
-    let (0x30, validity, _) = element(rest)? else {
-        return None;
-    };
-    let (_, _, after_not_before) = element(validity)?;
-    let (tag, time, _) = element(after_not_before)?;
-    asn1_time(tag, std::str::from_utf8(time).ok()?)
-}
-
-/// UTCTime `YYMMDDHHMMSSZ` (tag 0x17; years 1950–2049, RFC 5280
-/// §4.1.2.5.1) or GeneralizedTime `YYYYMMDDHHMMSSZ` (tag 0x18).
-fn asn1_time(tag: u8, text: &str) -> Option<i64> {
-    let digits = text.strip_suffix('Z')?;
-    let (year, rest) = match (tag, digits.len()) {
-        (0x17, 12) => {
-            let yy: i32 = digits[..2].parse().ok()?;
-            (if yy < 50 { 2000 + yy } else { 1900 + yy }, &digits[2..])
-        }
-        (0x18, 14) => (digits[..4].parse().ok()?, &digits[4..]),
-        _ => return None,
-    };
-    let num = |i: usize| -> Option<u8> { rest.get(i..i + 2)?.parse().ok() };
-    let month = time::Month::try_from(num(0)?).ok()?;
-    let date = time::Date::from_calendar_date(year, month, num(2)?).ok()?;
-    let at = date.with_hms(num(4)?, num(6)?, num(8)?).ok()?.assume_utc();
-    Some(at.unix_timestamp())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,35 +59,5 @@ mod tests {
             answering(&[open, closed, wildcard]),
             vec![true, false, true]
         );
-    }
-
-    #[test]
-    fn disk_space_of_a_folder() {
-        let d = disk(Path::new(".")).unwrap();
-        assert!(d.total > 0 && d.available <= d.total);
-        assert!(disk(Path::new("/no/such/folder")).is_none());
-    }
-
-    #[test]
-    fn certificate_expiry_from_pem() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut params = rcgen::CertificateParams::new(vec!["mx.test".into()]).unwrap();
-        params.not_after = rcgen::date_time_ymd(2031, 7, 9);
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        let path = dir.path().join("cert.pem");
-        std::fs::write(&path, cert.pem()).unwrap();
-        // 2031-07-09T00:00:00Z
-        assert_eq!(certificate_expiry(&path), Some(1_941_321_600));
-        std::fs::write(
-            &path,
-            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
-        )
-        .unwrap();
-        assert_eq!(certificate_expiry(&path), None);
-        assert_eq!(certificate_expiry(&dir.path().join("none.pem")), None);
-        assert_eq!(asn1_time(0x17, "491231235959Z"), Some(2_524_607_999));
-        assert_eq!(asn1_time(0x17, "500101000000Z"), Some(-631_152_000));
-        assert_eq!(asn1_time(0x18, "20311301000000Z"), None);
     }
 }

@@ -128,6 +128,11 @@ pub struct Context {
     pub services: Vec<(&'static str, Vec<SocketAddr>)>,
     /// The TLS certificate (PEM), for its expiry date on the dashboard.
     pub tls_cert: PathBuf,
+    /// The box's health checks (`pochta-system`), for the dashboard and
+    /// `/api/health`.
+    pub health: Arc<pochta_system::Health>,
+    /// Alerts raised by the system part (mailed to the postmaster too).
+    pub alerts: Option<Arc<pochta_system::Alerts>>,
 }
 
 /// Everything a request handler reaches.

@@ -37,6 +37,7 @@ enum Route<'p> {
     /// `/api/accounts/ADDR/...`: the address as in the path, and what is asked.
     Account(&'p str, accounts::Action<'p>),
     Dashboard,
+    Health,
     Queue,
     QueueRetry(&'p str),
     QueueDelete(&'p str),
@@ -127,6 +128,7 @@ fn route<'p>(method: &Method, path: &'p str) -> Result<Route<'p>, Reply> {
             None => return Err(Reply::error(404, "no such page")),
         },
         ["api", "dashboard"] => (Some(Route::Dashboard), None),
+        ["api", "health"] => (Some(Route::Health), None),
         ["api", "queue"] => (Some(Route::Queue), None),
         ["api", "queue", id, "retry"] => (None, Some(Route::QueueRetry(id))),
         ["api", "queue", id, "delete"] => (None, Some(Route::QueueDelete(id))),
@@ -249,6 +251,7 @@ fn dispatch(
             accounts::handle(state, address, action, &body)
         }
         (Route::Dashboard, Some(_)) => dashboard::dashboard(state),
+        (Route::Health, Some(_)) => dashboard::health(state),
         (Route::Queue, Some(_)) => queue::list(state),
         (Route::QueueRetry(id), Some(_)) => queue::retry(state, id),
         (Route::QueueDelete(id), Some(_)) => queue::delete(state, id),

@@ -17,6 +17,7 @@ mod cmd;
 mod datadir;
 mod docs;
 mod serve;
+mod supervise;
 mod tls;
 
 use std::path::{Path, PathBuf};

@@ -287,6 +287,8 @@ async fn run(
         dns: config.dns.clone(),
         services,
         tls_cert: crate::tls::in_data(data, &config.tls.cert_file),
+        health: system.health(),
+        alerts: Some(system.alerts()),
     })
     .map_err(|e| e.to_string())?;
     // The queue worker, signing mail from local domains with their DKIM
@@ -322,25 +324,52 @@ async fn run(
     for addr in admin.tls_addrs() {
         tracing::info!(service = "admin-https", %addr, "listening");
     }
-    let mut tasks = Vec::new();
+    let mut listeners = Vec::new();
     for (proto, listener) in bound {
         let addr: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
         tracing::info!(service = proto.name(), %addr, "listening");
-        tasks.push(match proto {
+        let spawn: crate::supervise::Spawn = match proto {
             Proto::Smtp(service) => {
                 let server = smtp.clone();
-                tokio::spawn(async move { server.run(listener, service).await })
+                Arc::new(move |l| {
+                    let server = server.clone();
+                    tokio::spawn(async move { server.run(l, service).await })
+                })
             }
             Proto::Imap(service) => {
                 let server = imap.clone();
-                tokio::spawn(async move { server.run(listener, service).await })
+                Arc::new(move |l| {
+                    let server = server.clone();
+                    tokio::spawn(async move { server.run(l, service).await })
+                })
             }
             Proto::Pop3(service) => {
                 let server = pop3.clone();
-                tokio::spawn(async move { server.run(listener, service).await })
+                Arc::new(move |l| {
+                    let server = server.clone();
+                    tokio::spawn(async move { server.run(l, service).await })
+                })
             }
+        };
+        listeners.push(crate::supervise::Listener {
+            service: proto.name(),
+            addr,
+            task: spawn(listener),
+            spawn,
         });
     }
+    let mut stopping = shutdown.clone();
+    let supervisor = tokio::spawn(
+        crate::supervise::Supervisor {
+            listeners,
+            health: system.health(),
+            alerts: system.alerts(),
+            maillog: maillog.clone(),
+        }
+        .run(Box::pin(async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        })),
+    );
     let ready = ready_file(data);
     let announce = serde_json::to_string(&announce).map_err(|e| e.to_string())?;
     write_ready_file(&ready, &announce)
@@ -352,7 +381,7 @@ async fn run(
     let _ = stop.send(true);
     // Joining the admin threads blocks: off the runtime.
     let admin_stopped = tokio::task::spawn_blocking(move || admin.stop());
-    for t in tasks {
+    for t in supervisor.await.unwrap_or_default() {
         let _ = t.await;
     }
     if let Some(worker) = queue_worker {

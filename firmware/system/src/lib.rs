@@ -33,6 +33,7 @@ mod watchdog;
 
 pub use alerts::{Alert, Alerts};
 pub use health::{Change, Check, Finding, Health, Probe, Report, State};
+pub use probes::certificate_expiry;
 pub use round::{health_file, read_report};
 pub use watchdog::Liveness;
 

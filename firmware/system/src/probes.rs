@@ -13,6 +13,8 @@ use crate::{Liveness, Setup};
 mod certificate;
 mod service;
 
+pub use certificate::certificate_expiry;
+
 /// Every probe for a box set up as `setup` says.
 pub(crate) fn standard(setup: &Setup, liveness: Arc<Liveness>) -> Vec<Arc<dyn Probe>> {
     let mut probes: Vec<Arc<dyn Probe>> = Vec::new();

@@ -40,6 +40,44 @@ fn alerts(d: &Value) -> String {
     }
 }
 
+/// Every health check: its state, what is the case, and what to do.
+fn health(d: &Value) -> String {
+    let h = &d["health"];
+    let rows: String = h["checks"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|c| {
+                    let state = c["state"].as_str().unwrap_or("failing");
+                    let fix = c["fix"].as_str().unwrap_or("");
+                    let fix = if state == "ok" || fix.is_empty() {
+                        String::new()
+                    } else {
+                        format!("<br><small class=\"fix\">What to do: {}</small>", esc(fix))
+                    };
+                    format!(
+                        "<tr class=\"check {state}\" data-check=\"{}\"><td>{}</td>\
+                         <td><span class=\"state {state}\">{state}</span></td>\
+                         <td>{}{fix}</td></tr>",
+                        esc(c["id"].as_str().unwrap_or("")),
+                        esc(c["title"].as_str().unwrap_or("")),
+                        esc(c["reason"].as_str().unwrap_or("")),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if rows.is_empty() {
+        return "<section class=\"wide\"><h2>Health</h2><p>The first round of checks has not finished yet.</p></section>".into();
+    }
+    let every = h["interval_secs"].as_u64().unwrap_or(0);
+    format!(
+        "<section class=\"wide\"><h2>Health</h2><table class=\"health\"><tr><th>Check</th>\
+         <th>State</th><th>What is the case</th></tr>{rows}</table>\
+         <p><small>Checked every {every} s; <code>pochta health</code> shows the same.</small></p></section>"
+    )
+}
+
 fn services(d: &Value) -> String {
     let rows: String = d["services"]
         .as_array()
@@ -107,9 +145,10 @@ fn queue_and_storage(d: &Value) -> String {
     let disk = match (s["total_bytes"].as_u64(), s["free_bytes"].as_u64()) {
         (Some(total), Some(free)) => format!(
             "<tr><th>Disk</th><td><meter min=\"0\" max=\"{total}\" value=\"{used}\" \
-             high=\"{high}\">{pct}%</meter> {used_h} used, {free_h} free ({pct}%)</td></tr>",
+             high=\"{high}\">{used_pct}%</meter> {used_h} used, {free_h} free ({pct}%)</td></tr>",
             used = total.saturating_sub(free),
-            high = total / 10 * 9,
+            high = total / 10 * 8,
+            used_pct = s["used_percent"].as_u64().unwrap_or(0),
             pct = s["free_percent"].as_f64().unwrap_or(0.0),
             used_h = format_size(total.saturating_sub(free)),
             free_h = format_size(free),
@@ -157,8 +196,9 @@ pub(super) fn show(state: &State, s: &Session) -> Reply {
         "Dashboard",
         Some(s),
         &format!(
-            "{}<div class=\"grid\">{}{}{}</div>",
+            "{}{}<div class=\"grid\">{}{}{}</div>",
             alerts(&d),
+            health(&d),
             services(&d),
             today(&d),
             queue_and_storage(&d)
