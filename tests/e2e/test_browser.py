@@ -46,7 +46,39 @@ def browser_ready():
         pytest.skip(why)
 
 
+def install_expired_certificate(pochta) -> None:
+    """An owner's certificate (Pochta never replaces one) that expired
+    yesterday: the dashboard's certificate check is failing, so the tour
+    can look at a failing check. Mail clients in this test do not verify."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mx.test.local"),
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Owner's own CA")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=30))
+            .not_valid_after(now - datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("mx.test.local")]), critical=False)
+            .sign(key, hashes.SHA256()))
+    tls = pochta.data / "tls"
+    tls.mkdir(parents=True, exist_ok=True)
+    (tls / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tls / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                    serialization.PrivateFormat.PKCS8,
+                                                    serialization.NoEncryption()))
+    (tls / "key.pem").chmod(0o600)
+
+
 def test_admin_page_in_chromium(pochta, browser_ready):
+    install_expired_certificate(pochta)
+    pochta.configure(system={"health_interval_secs": 1})
     pochta.start()
     host, port = pochta.addr("admin")
     if SCREENSHOTS.exists():

@@ -5,10 +5,8 @@
 
 use serde_json::{json, Value};
 
-
 use crate::http::Reply;
 use crate::{health, State};
-
 
 /// What each service in `serve.json` is, for a person.
 fn label(service: &str) -> &'static str {
@@ -111,7 +109,12 @@ pub fn dashboard(state: &State) -> Reply {
     // Every check that is not ok, worst first, in the words of its check.
     let mut bad: Vec<&pochta_system::Check> = Vec::new();
     let report = state.ctx.health.report();
-    bad.extend(report.checks.iter().filter(|c| c.state != pochta_system::State::Ok));
+    bad.extend(
+        report
+            .checks
+            .iter()
+            .filter(|c| c.state != pochta_system::State::Ok),
+    );
     bad.sort_by(|a, b| b.state.cmp(&a.state));
     let mut alerts: Vec<Value> = bad
         .iter()
@@ -128,8 +131,16 @@ pub fn dashboard(state: &State) -> Reply {
         .collect();
     // One-off events (a watchdog reset) are alerts without a check.
     if let Some(raised) = &state.ctx.alerts {
-        for a in raised.active().iter().filter(|a| a.key.starts_with("event.")) {
-            alerts.push(alert("warning", format!("{}: {}", a.title, a.reason), &a.fix));
+        for a in raised
+            .active()
+            .iter()
+            .filter(|a| a.key.starts_with("event."))
+        {
+            alerts.push(alert(
+                "warning",
+                format!("{}: {}", a.title, a.reason),
+                &a.fix,
+            ));
         }
     }
     let oldest = queue.iter().map(|q| q.created).min();

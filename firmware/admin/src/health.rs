@@ -4,7 +4,6 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::time::Duration;
 
-
 /// How long a connect to a service of this box may take. Loopback and the
 /// LAN answer in well under a millisecond; a port that swallows the SYN is
 /// as good as down to a client.

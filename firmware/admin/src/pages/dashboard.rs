@@ -56,7 +56,7 @@ fn health(d: &Value) -> String {
                         format!("<br><small class=\"fix\">What to do: {}</small>", esc(fix))
                     };
                     format!(
-                        "<tr class=\"check {state}\" data-check=\"{}\"><td>{}</td>\
+                        "<tr class=\"check\" data-state=\"{state}\" data-check=\"{}\"><td>{}</td>\
                          <td><span class=\"state {state}\">{state}</span></td>\
                          <td>{}{fix}</td></tr>",
                         esc(c["id"].as_str().unwrap_or("")),

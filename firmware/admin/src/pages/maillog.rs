@@ -37,7 +37,19 @@ const EVENTS: &[(&str, &str)] = &[
     ("auth_ok", "Logged in"),
     ("admin_refused", "Admin page refused a visitor"),
     ("auto_reply_skipped", "Automatic answer not sent"),
+    ("alert", "Box alert (mailed to the postmaster)"),
+    ("watchdog_reset", "Restart forced by the watchdog"),
+    ("service_restarted", "Service restarted"),
 ];
+
+/// A time with its date and its clock each unbroken: a narrow column
+/// breaks it between the two, never at a date's hyphens.
+fn whole_parts(time: &str) -> String {
+    time.split(' ')
+        .map(|part| format!("<span class=\"nowrap\">{}</span>", esc(part)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 
 /// An event of the log in words. `delivered` with a `relay` field is a
 /// delivery to another server, not to a mailbox of this box.
@@ -112,7 +124,7 @@ pub(super) fn search(state: &State, s: &Session, params: &Body) -> Reply {
             let relayed = l["fields"].get("relay").is_some();
             format!(
                 "<tr><td class=\"data time\">{}</td><td>{}</td><td class=\"data\">{}</td></tr>",
-                esc(&local_time::log_time(l["time"].as_str().unwrap_or(""))),
+                whole_parts(&local_time::log_time(l["time"].as_str().unwrap_or(""))),
                 esc(event_words(l["event"].as_str().unwrap_or(""), relayed)),
                 esc(&details(l))
             )
