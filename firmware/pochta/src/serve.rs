@@ -260,19 +260,6 @@ async fn run(
         .into_iter()
         .map(|(name, addrs)| (name, addrs.to_vec()))
         .collect();
-    // The box looking after itself: health checks (and the watchdog, the
-    // clock, alerts, mDNS), beside the services.
-    store.set_disk_limit(config.system.disk_refuse_percent);
-    let system = pochta_system::System::start(pochta_system::Setup {
-        config: config.system.clone(),
-        dns: config.dns.clone(),
-        data: data.to_owned(),
-        store: store.clone(),
-        maillog: maillog.clone(),
-        hostname: hostname.clone(),
-        services: services.clone(),
-        tls_cert: crate::tls::in_data(data, &config.tls.cert_file),
-    })?;
     // The admin page runs on its own threads; its listeners are bound here,
     // with the others, so that a taken port stops the start.
     let admin = pochta_admin::start(pochta_admin::Context {
@@ -285,10 +272,26 @@ async fn run(
         tls: Some(tls.config().clone()),
         listen: listen.clone(),
         dns: config.dns.clone(),
-        services,
+        services: services.clone(),
         tls_cert: crate::tls::in_data(data, &config.tls.cert_file),
     })
     .map_err(|e| e.to_string())?;
+    // The box looking after itself: health checks (and the watchdog, the
+    // clock, alerts, mDNS), beside the services. After the admin page is
+    // bound: mDNS announces its ports.
+    store.set_disk_limit(config.system.disk_refuse_percent);
+    let system = pochta_system::System::start(pochta_system::Setup {
+        config: config.system.clone(),
+        dns: config.dns.clone(),
+        data: data.to_owned(),
+        store: store.clone(),
+        maillog: maillog.clone(),
+        hostname: hostname.clone(),
+        services,
+        tls_cert: crate::tls::in_data(data, &config.tls.cert_file),
+        admin_http: admin.addrs().to_vec(),
+        admin_https: admin.tls_addrs().to_vec(),
+    })?;
     // The queue worker, signing mail from local domains with their DKIM
     // keys. A resolver that cannot be set up must not stop the mail coming
     // in: queued mail waits, loudly.

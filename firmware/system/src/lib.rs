@@ -9,6 +9,8 @@
 //!   queue, DNS);
 //! - `round`: the thread that runs every probe each `health_interval_secs`,
 //!   writes `run/health.json` and feeds changes to the alerts;
+//! - `mdns`: `pochta.local` and the admin page announced on the LAN
+//!   (RFC 6762, RFC 6763), with its `mdns` check;
 //!
 //! This crate must not depend on any protocol crate (smtp, imap, pop3,
 //! admin).
@@ -21,6 +23,7 @@ use pochta_maillog::MailLog;
 use pochta_store::Store;
 
 pub mod health;
+mod mdns;
 mod probes;
 mod round;
 
@@ -45,6 +48,10 @@ pub struct Setup {
     pub services: Vec<(&'static str, Vec<SocketAddr>)>,
     /// The TLS certificate file the services present.
     pub tls_cert: PathBuf,
+    /// The admin page's bound HTTP addresses (mDNS announces the port).
+    pub admin_http: Vec<SocketAddr>,
+    /// The admin page's bound HTTPS addresses.
+    pub admin_https: Vec<SocketAddr>,
 }
 
 /// The running system part. Dropping it without [`System::stop`] (a crash
@@ -52,21 +59,45 @@ pub struct Setup {
 pub struct System {
     health: Arc<Health>,
     round: round::Round,
+    mdns: Option<mdns::Mdns>,
 }
 
 impl System {
     /// Starts the health round (and with it everything that watches).
     pub fn start(setup: Setup) -> Result<System, String> {
         let health = Arc::new(Health::new());
-        let probes = probes::standard(&setup);
-        let round = round::Round::start(
+        let mut probes = probes::standard(&setup);
+        let mdns = setup.config.mdns.as_deref().map(|label| {
+            mdns::Mdns::start(mdns::Plan::new(
+                label,
+                &setup.hostname,
+                &setup.admin_http,
+                &setup.admin_https,
+            ))
+        });
+        if let Some(mdns) = &mdns {
+            probes.push(mdns.probe());
+        }
+        let round = match round::Round::start(
             health.clone(),
             probes,
             Vec::new(),
             setup.data.clone(),
             std::time::Duration::from_secs(setup.config.health_interval_secs),
-        )?;
-        Ok(System { health, round })
+        ) {
+            Ok(round) => round,
+            Err(e) => {
+                if let Some(mdns) = mdns {
+                    mdns.stop();
+                }
+                return Err(e);
+            }
+        };
+        Ok(System {
+            health,
+            round,
+            mdns,
+        })
     }
 
     /// The shared health state (the admin page reads it).
@@ -74,9 +105,13 @@ impl System {
         self.health.clone()
     }
 
-    /// A clean stop: the round ends, `run/health.json` goes.
+    /// A clean stop: the round ends, `run/health.json` goes, mDNS says
+    /// goodbye.
     pub fn stop(self) {
         self.round.stop();
+        if let Some(mdns) = self.mdns {
+            mdns.stop();
+        }
     }
 }
 
