@@ -439,6 +439,9 @@ class Pochta:
         self.logs: list[Path] = []
         # Extra environment for the server process (e.g. SSL_CERT_FILE).
         self.env: dict[str, str] = {}
+        # A network namespace to run the server in (test_mdns.py); `ip netns
+        # exec` execs, so the process is still the one started.
+        self.netns: str | None = None
 
     # -- configuration ----------------------------------------------------
 
@@ -589,9 +592,10 @@ class Pochta:
         log_path = self.root / f"serve-{self.starts}.log"
         self.logs.append(log_path)
         env = dict(os.environ, RUST_BACKTRACE="1", **self.env)
+        prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
         with open(log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [str(self.bin), "serve", "--data", str(self.data), "--config", str(self.config_path)],
+                [*prefix, str(self.bin), "serve", "--data", str(self.data), "--config", str(self.config_path)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True, env=env,
             )

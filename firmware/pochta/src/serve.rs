@@ -263,7 +263,7 @@ async fn run(
     // The box looking after itself: health checks (and the watchdog, the
     // clock, alerts, mDNS), beside the services.
     store.set_disk_limit(config.system.disk_refuse_percent);
-    let system = pochta_system::System::start(pochta_system::Setup {
+    let mut system = pochta_system::System::start(pochta_system::Setup {
         config: config.system.clone(),
         dns: config.dns.clone(),
         data: data.to_owned(),
@@ -285,12 +285,14 @@ async fn run(
         tls: Some(tls.config().clone()),
         listen: listen.clone(),
         dns: config.dns.clone(),
-        services,
+        services: services.clone(),
         tls_cert: crate::tls::in_data(data, &config.tls.cert_file),
         health: system.health(),
         alerts: Some(system.alerts()),
     })
     .map_err(|e| e.to_string())?;
+    // mDNS announces the admin page's bound ports.
+    system.announce(admin.addrs(), admin.tls_addrs());
     // The queue worker, signing mail from local domains with their DKIM
     // keys. A resolver that cannot be set up must not stop the mail coming
     // in: queued mail waits, loudly.

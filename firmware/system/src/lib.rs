@@ -12,7 +12,9 @@
 //! - `watchdog`: the hardware watchdog, fed while [`Liveness`] says the
 //!   runtime and the store answer;
 //! - `alerts`: raise, repeat, clear; to the postmaster's mailbox, an
-//!   external address, the dashboard and the console.
+//!   external address, the dashboard and the console;
+//! - `mdns`: `pochta.local` and the admin page announced on the LAN
+//!   (RFC 6762, RFC 6763), with its `mdns` check.
 //!
 //! This crate must not depend on any protocol crate (smtp, imap, pop3,
 //! admin).
@@ -27,6 +29,7 @@ use pochta_store::Store;
 
 mod alerts;
 pub mod health;
+mod mdns;
 mod probes;
 mod round;
 mod watchdog;
@@ -66,6 +69,9 @@ pub struct System {
     round: round::Round,
     watchdog: watchdog::Watchdog,
     beat: Option<tokio::task::JoinHandle<()>>,
+    mdns: Option<mdns::Mdns>,
+    mdns_label: Option<String>,
+    hostname: String,
 }
 
 impl System {
@@ -137,7 +143,32 @@ impl System {
             round,
             watchdog,
             beat,
+            mdns: None,
+            mdns_label: setup.config.mdns.clone(),
+            hostname: setup.hostname.clone(),
         })
+    }
+
+    /// Announces `pochta.local` and the admin page over mDNS (when
+    /// `[system] mdns` is set), once the admin page's ports are bound.
+    pub fn announce(&mut self, admin_http: &[SocketAddr], admin_https: &[SocketAddr]) {
+        let Some(label) = &self.mdns_label else {
+            return;
+        };
+        let mdns = mdns::Mdns::start(mdns::Plan::new(
+            label,
+            &self.hostname,
+            admin_http,
+            admin_https,
+        ));
+        self.round.add(mdns.probe());
+        self.mdns = Some(mdns);
+    }
+
+    /// Adds a check to the rounds from now on: the slot for the later
+    /// areas (RAID, backups, updates).
+    pub fn add_probe(&self, probe: Arc<dyn Probe>) {
+        self.round.add(probe);
     }
 
     /// The shared health state (the admin page reads it).
@@ -156,10 +187,13 @@ impl System {
         self.liveness.clone()
     }
 
-    /// A clean stop: the round ends, `run/health.json` goes, and the
-    /// watchdog is disarmed with the magic close.
+    /// A clean stop: the round ends, `run/health.json` goes, mDNS says
+    /// goodbye, and the watchdog is disarmed with the magic close.
     pub fn stop(self) {
         self.round.stop();
+        if let Some(mdns) = self.mdns {
+            mdns.stop();
+        }
         self.watchdog.stop();
         if let Some(beat) = self.beat {
             beat.abort();

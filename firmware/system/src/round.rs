@@ -38,6 +38,8 @@ pub(crate) struct Round {
     stop: mpsc::Sender<()>,
     thread: JoinHandle<()>,
     file: PathBuf,
+    /// Probes added after the start, taken in at the next round.
+    added: Arc<std::sync::Mutex<Vec<Arc<dyn Probe>>>>,
 }
 
 impl Round {
@@ -48,7 +50,7 @@ impl Round {
         data: PathBuf,
         interval: Duration,
     ) -> Result<Round, String> {
-        let slots: Vec<Slot> = probes
+        let mut slots: Vec<Slot> = probes
             .into_iter()
             .map(|probe| Slot {
                 probe,
@@ -58,9 +60,17 @@ impl Round {
         let file = health_file(&data);
         let (stop, stopped) = mpsc::channel::<()>();
         let out = file.clone();
+        let added: Arc<std::sync::Mutex<Vec<Arc<dyn Probe>>>> = Arc::default();
+        let late = added.clone();
         let thread = std::thread::Builder::new()
             .name("health".into())
             .spawn(move || loop {
+                let new: Vec<Arc<dyn Probe>> =
+                    std::mem::take(&mut *late.lock().unwrap_or_else(|e| e.into_inner()));
+                slots.extend(new.into_iter().map(|probe| Slot {
+                    probe,
+                    busy: Arc::new(AtomicBool::new(false)),
+                }));
                 run_once(&health, &slots, &listeners, interval);
                 if let Err(e) = write_report(&out, &health.report()) {
                     tracing::warn!(file = %out.display(), error = %e, "cannot write the health report");
@@ -71,7 +81,20 @@ impl Round {
                 }
             })
             .map_err(|e| format!("cannot start the health checks: {e}"))?;
-        Ok(Round { stop, thread, file })
+        Ok(Round {
+            stop,
+            thread,
+            file,
+            added,
+        })
+    }
+
+    /// A probe for the rounds from the next one on.
+    pub(crate) fn add(&self, probe: Arc<dyn Probe>) {
+        self.added
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(probe);
     }
 
     pub(crate) fn stop(self) {
