@@ -4,6 +4,8 @@
 //! disk-space gate).
 //!
 //! Layout:
+//! - `clock`: the SNTP client that keeps the clock set, and the last good
+//!   time kept across power cuts;
 //! - `health`: the model ([`Health`], [`Check`], [`Probe`], [`Finding`]);
 //! - `probes`: the checks of this crate (services, store, disk, certificate,
 //!   queue, DNS);
@@ -20,6 +22,7 @@ use std::sync::Arc;
 use pochta_maillog::MailLog;
 use pochta_store::Store;
 
+pub mod clock;
 pub mod health;
 mod probes;
 mod round;
@@ -51,6 +54,7 @@ pub struct Setup {
 /// path) leaves the watchdog armed, on purpose.
 pub struct System {
     health: Arc<Health>,
+    clock: clock::Clock,
     round: round::Round,
 }
 
@@ -58,7 +62,8 @@ impl System {
     /// Starts the health round (and with it everything that watches).
     pub fn start(setup: Setup) -> Result<System, String> {
         let health = Arc::new(Health::new());
-        let probes = probes::standard(&setup);
+        let clock = clock::Clock::start(&setup.config, setup.store.clone(), setup.maillog.clone())?;
+        let probes = probes::standard(&setup, &clock);
         let round = round::Round::start(
             health.clone(),
             probes,
@@ -66,7 +71,11 @@ impl System {
             setup.data.clone(),
             std::time::Duration::from_secs(setup.config.health_interval_secs),
         )?;
-        Ok(System { health, round })
+        Ok(System {
+            health,
+            clock,
+            round,
+        })
     }
 
     /// The shared health state (the admin page reads it).
@@ -74,9 +83,17 @@ impl System {
         self.health.clone()
     }
 
-    /// A clean stop: the round ends, `run/health.json` goes.
+    /// The clock: its status (the skew for the dashboard) and whether it
+    /// can be trusted.
+    pub fn clock(&self) -> &clock::Clock {
+        &self.clock
+    }
+
+    /// A clean stop: the round ends, `run/health.json` goes, the time is
+    /// saved.
     pub fn stop(self) {
         self.round.stop();
+        self.clock.stop();
     }
 }
 

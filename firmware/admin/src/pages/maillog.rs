@@ -37,6 +37,7 @@ const EVENTS: &[(&str, &str)] = &[
     ("auth_ok", "Logged in"),
     ("admin_refused", "Admin page refused a visitor"),
     ("auto_reply_skipped", "Automatic answer not sent"),
+    ("clock_set", "The box's clock was set"),
 ];
 
 /// An event of the log in words. `delivered` with a `relay` field is a
