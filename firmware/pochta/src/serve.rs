@@ -290,6 +290,7 @@ async fn run(
         dns: config.dns.clone(),
         services,
         tls_cert: crate::tls::in_data(data, &config.tls.cert_file),
+        clock_trusted: system.clock().trusted_flag(),
     })
     .map_err(|e| e.to_string())?;
     // The queue worker, signing mail from local domains with their DKIM
