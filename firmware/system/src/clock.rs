@@ -185,7 +185,7 @@ impl Poller {
                     return true;
                 }
                 Err(e) => {
-                    tracing::info!(error = %e, "time server query failed");
+                    tracing::debug!(error = %e, "time server query failed");
                     if e.is_kiss() {
                         self.kissed.push((server.clone(), now + KISS_PAUSE));
                     }
@@ -280,7 +280,14 @@ impl crate::health::Probe for ClockProbe {
 /// power cut), set it forward to that time, when `set_clock` allows. Never
 /// backwards.
 pub fn restore_clock(store: &Store, maillog: &MailLog, set_clock: bool) {
-    let Some(saved) = saved_time(store) else {
+    // The health round's store check writes the time too (`heartbeat`,
+    // every `health_interval_secs`): the later of the two loses least.
+    let heartbeat = store
+        .value("heartbeat")
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse::<i64>().ok());
+    let Some(saved) = saved_time(store).max(heartbeat) else {
         return;
     };
     let now = crate::now();
