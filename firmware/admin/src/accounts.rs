@@ -357,7 +357,9 @@ fn confirm_totp(state: &State, address: &str, body: &Body) -> Reply {
     if !state.replay.check(&replay_key(address), &secret, code) {
         return Reply::error(
             400,
-            "wrong TOTP code: check the time on the phone and enter the current code",
+            state.totp_refused(
+                "wrong TOTP code: check the time on the phone and enter the current code",
+            ),
         );
     }
     match state.ctx.store.confirm_account_totp(address) {

@@ -133,6 +133,24 @@ pub struct Context {
     pub health: Arc<pochta_system::Health>,
     /// Alerts raised by the system part (mailed to the postmaster too).
     pub alerts: Option<Arc<pochta_system::Alerts>>,
+    /// Whether the box's clock can be believed (set from a time server
+    /// lately, or not pochta's job); a refused TOTP code says when not.
+    pub clock_trusted: Arc<AtomicBool>,
+}
+
+impl State {
+    /// The error for a refused TOTP code: `base`, and, while the box's
+    /// clock is not known to be right, that it may be the clock's fault
+    /// (TOTP codes are the time, RFC 6238 §4).
+    pub(crate) fn totp_refused(&self, base: &str) -> String {
+        if self.ctx.clock_trusted.load(Ordering::Acquire) {
+            base.to_owned()
+        } else {
+            format!(
+                "{base}. This box's clock has not been set from a time server yet and may be wrong, which makes every code look wrong (see the Clock check on the dashboard)"
+            )
+        }
+    }
 }
 
 /// Everything a request handler reaches.

@@ -202,7 +202,7 @@ pub fn login(state: &State, body: &Body, peer: SocketAddr) -> Reply {
             failed(state, peer, user);
             return Reply::json(
                 401,
-                &json!({"error": "wrong or already used TOTP code", "totp_required": true}),
+                &json!({"error": state.totp_refused("wrong or already used TOTP code"), "totp_required": true}),
             );
         }
     }
@@ -264,7 +264,9 @@ pub fn confirm_totp(state: &State, body: &Body, session: &Session) -> Reply {
     if !state.replay.check(&admin.name, &admin.totp_secret, code) {
         return Reply::error(
             400,
-            "wrong TOTP code: check the time on your phone and enter the current code",
+            state.totp_refused(
+                "wrong TOTP code: check the time on your phone and enter the current code",
+            ),
         );
     }
     if let Err(e) = state.ctx.store.enable_admin_totp(&admin.name) {

@@ -398,6 +398,22 @@ impl MailLog {
         );
     }
 
+    /// The system clock was set: from a time server (`source` its name) or
+    /// forward to the last time saved before a restart (`source` is
+    /// `saved`). `old` and `new` in seconds since the epoch.
+    pub fn clock_set(&self, source: &str, old: i64, new: i64) {
+        self.line(
+            "clock_set",
+            "system",
+            &[
+                ("source", source),
+                ("old", &stamp(old)),
+                ("new", &stamp(new)),
+                ("step", &format!("{:+}s", new - old)),
+            ],
+        );
+    }
+
     /// An alert was raised (or raised again) or cleared.
     pub fn alert(&self, key: &str, state: &str, title: &str) {
         self.line(
@@ -442,6 +458,20 @@ impl MailLog {
 }
 
 /// `YYYY-MM-DD` of a UTC time.
+/// A moment as `2026-12-03T11:40:53Z`; the bare number when out of range.
+fn stamp(secs: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(secs) {
+        Ok(t) => format!(
+            "{}T{:02}:{:02}:{:02}Z",
+            date(t),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        Err(_) => secs.to_string(),
+    }
+}
+
 fn date(t: time::OffsetDateTime) -> String {
     format!("{:04}-{:02}-{:02}", t.year(), t.month() as u8, t.day())
 }

@@ -78,6 +78,13 @@ pub fn serve(data: &Path, config_path: Option<&Path>) -> Result<(), String> {
     // Before anything is written: one server per data folder.
     let _lock = crate::datadir::lock_for_serving(data)?;
     let store = crate::datadir::open(data)?;
+    let maillog = Arc::new(
+        MailLog::open(&data.join("log").join("mail.log"))
+            .map_err(|e| format!("cannot open the mail log: {e}"))?,
+    );
+    // Before anything reads the time (certificates are made and checked
+    // below): a box without a clock battery wakes up in the past.
+    pochta_system::clock::restore_clock(&store, &maillog, config.system.set_clock);
     let hostname = config.hostname.clone().unwrap_or_else(system_hostname);
     if let Some(problem) = pochta_filter::records::host_problem(&hostname) {
         tracing::warn!("{problem}; mail from other servers cannot reach this one until then");
@@ -88,10 +95,6 @@ pub fn serve(data: &Path, config_path: Option<&Path>) -> Result<(), String> {
         &crate::tls::in_data(data, &config.tls.key_file),
         &hostname,
     )?;
-    let maillog = Arc::new(
-        MailLog::open(&data.join("log").join("mail.log"))
-            .map_err(|e| format!("cannot open the mail log: {e}"))?,
-    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -289,6 +292,7 @@ async fn run(
         tls_cert: crate::tls::in_data(data, &config.tls.cert_file),
         health: system.health(),
         alerts: Some(system.alerts()),
+        clock_trusted: system.clock().trusted_flag(),
     })
     .map_err(|e| e.to_string())?;
     // mDNS announces the admin page's bound ports.

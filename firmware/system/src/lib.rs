@@ -4,6 +4,8 @@
 //! disk-space gate).
 //!
 //! Layout:
+//! - `clock`: the SNTP client that keeps the clock set, and the last good
+//!   time kept across power cuts;
 //! - `health`: the model ([`Health`], [`Check`], [`Probe`], [`Finding`]);
 //! - `probes`: the checks of this crate (services, store, disk,
 //!   certificate, queue);
@@ -28,6 +30,7 @@ use pochta_maillog::MailLog;
 use pochta_store::Store;
 
 mod alerts;
+pub mod clock;
 pub mod health;
 mod mdns;
 mod probes;
@@ -66,6 +69,7 @@ pub struct System {
     health: Arc<Health>,
     alerts: Arc<Alerts>,
     liveness: Arc<Liveness>,
+    clock: clock::Clock,
     round: round::Round,
     watchdog: watchdog::Watchdog,
     beat: Option<tokio::task::JoinHandle<()>>,
@@ -81,6 +85,7 @@ impl System {
         let config = &setup.config;
         let interval = Duration::from_secs(config.health_interval_secs);
         let health = Arc::new(Health::new());
+        let clock = clock::Clock::start(&setup.config, setup.store.clone(), setup.maillog.clone())?;
         let alerts = Arc::new(Alerts::new(
             setup.store.clone(),
             setup.maillog.clone(),
@@ -123,7 +128,7 @@ impl System {
             }
             None => watchdog::Watchdog::off(),
         };
-        let mut probes = probes::standard(&setup, liveness.clone());
+        let mut probes = probes::standard(&setup, liveness.clone(), &clock);
         probes.push(Arc::new(watchdog.probe()));
         let reviewer = alerts.clone();
         let interval_secs = config.health_interval_secs as i64;
@@ -138,6 +143,7 @@ impl System {
         )?;
         Ok(System {
             health,
+            clock,
             alerts,
             liveness,
             round,
@@ -176,6 +182,12 @@ impl System {
         self.health.clone()
     }
 
+    /// The clock: its status (the skew for the dashboard) and whether it
+    /// can be trusted.
+    pub fn clock(&self) -> &clock::Clock {
+        &self.clock
+    }
+
     /// The alert pipeline (the dashboard lists active alerts; the services'
     /// supervisor raises restart alerts).
     pub fn alerts(&self) -> Arc<Alerts> {
@@ -188,12 +200,13 @@ impl System {
     }
 
     /// A clean stop: the round ends, `run/health.json` goes, mDNS says
-    /// goodbye, and the watchdog is disarmed with the magic close.
+    /// goodbye, the time is saved, and the watchdog is disarmed with the magic close.
     pub fn stop(self) {
         self.round.stop();
         if let Some(mdns) = self.mdns {
             mdns.stop();
         }
+        self.clock.stop();
         self.watchdog.stop();
         if let Some(beat) = self.beat {
             beat.abort();

@@ -1,6 +1,6 @@
 //! The checks this crate makes: the data folder's disk, the store's
-//! writes, the queue's oldest message, the TLS certificate's expiry, and
-//! each mail service answering its greeting.
+//! writes, the queue's oldest message, the clock (`crate::clock`), the TLS
+//! certificate's expiry, and each mail service answering its greeting.
 
 use std::sync::Arc;
 
@@ -16,7 +16,11 @@ mod service;
 pub use certificate::certificate_expiry;
 
 /// Every probe for a box set up as `setup` says.
-pub(crate) fn standard(setup: &Setup, liveness: Arc<Liveness>) -> Vec<Arc<dyn Probe>> {
+pub(crate) fn standard(
+    setup: &Setup,
+    liveness: Arc<Liveness>,
+    clock: &crate::clock::Clock,
+) -> Vec<Arc<dyn Probe>> {
     let mut probes: Vec<Arc<dyn Probe>> = Vec::new();
     for (name, addrs) in &setup.services {
         if !addrs.is_empty() {
@@ -30,7 +34,11 @@ pub(crate) fn standard(setup: &Setup, liveness: Arc<Liveness>) -> Vec<Arc<dyn Pr
         refuse_percent: setup.config.disk_refuse_percent,
     }));
     probes.push(Arc::new(Queue(setup.store.clone())));
-    probes.push(Arc::new(certificate::Certificate(setup.tls_cert.clone())));
+    probes.push(Arc::new(clock.probe()));
+    probes.push(Arc::new(certificate::Certificate {
+        file: setup.tls_cert.clone(),
+        clock_trusted: clock.trusted_flag(),
+    }));
     probes
 }
 

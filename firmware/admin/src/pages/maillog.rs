@@ -40,6 +40,7 @@ const EVENTS: &[(&str, &str)] = &[
     ("alert", "Box alert (mailed to the postmaster)"),
     ("watchdog_reset", "Restart forced by the watchdog"),
     ("service_restarted", "Service restarted"),
+    ("clock_set", "The box's clock was set"),
 ];
 
 /// A time with its date and its clock each unbroken: a narrow column

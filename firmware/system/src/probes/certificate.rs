@@ -1,6 +1,8 @@
 //! The TLS certificate the services present: days until it expires.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use base64::Engine;
 
@@ -10,7 +12,12 @@ use crate::health::{Finding, Probe};
 const WARNING_DAYS: i64 = 21;
 
 /// The certificate file the services present.
-pub(crate) struct Certificate(pub(crate) PathBuf);
+pub(crate) struct Certificate {
+    pub(crate) file: PathBuf,
+    /// The clock can be believed ([`crate::clock::Clock::trusted_flag`]):
+    /// until then, dates are a warning at most.
+    pub(crate) clock_trusted: Arc<AtomicBool>,
+}
 
 impl Probe for Certificate {
     fn id(&self) -> String {
@@ -20,15 +27,28 @@ impl Probe for Certificate {
         "TLS certificate".into()
     }
     fn check(&self) -> Finding {
-        let Some(not_after) = certificate_expiry(&self.0) else {
+        let Some(not_after) = certificate_expiry(&self.file) else {
             return Finding::failing(
-                format!("Cannot read the certificate in {}", self.0.display()),
+                format!("Cannot read the certificate in {}", self.file.display()),
                 "Put a PEM certificate there, or remove it and restart to get a new self-signed one",
             );
         };
         let left = not_after - crate::now();
         let days = left.div_euclid(86_400);
         let fix = "Renew the certificate: a self-signed one renews itself at restart; an installed one must be replaced";
+        if left < WARNING_DAYS * 86_400 && !self.clock_trusted.load(Ordering::Acquire) {
+            let seems = if left <= 0 {
+                "seems to have expired".to_owned()
+            } else {
+                format!("seems to expire in {days} days")
+            };
+            return Finding::warning(
+                format!(
+                    "The certificate {seems}, but the box's clock is not set yet, so this may be wrong"
+                ),
+                "Look at the Clock check first; if the clock is right, renew the certificate",
+            );
+        }
         if left <= 0 {
             Finding::failing("The certificate has expired: mail clients refuse it", fix)
         } else if days < WARNING_DAYS {
@@ -144,5 +164,31 @@ mod tests {
         assert_eq!(asn1_time(0x17, "491231235959Z"), Some(2_524_607_999));
         assert_eq!(asn1_time(0x17, "500101000000Z"), Some(-631_152_000));
         assert_eq!(asn1_time(0x18, "20311301000000Z"), None);
+    }
+
+    #[test]
+    fn an_expired_certificate_is_only_a_warning_while_the_clock_is_not_set() {
+        use crate::health::{Probe, State};
+        let dir = tempfile::tempdir().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["mx.test".into()]).unwrap();
+        params.not_before = rcgen::date_time_ymd(2019, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2020, 1, 1);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let path = dir.path().join("cert.pem");
+        std::fs::write(&path, params.self_signed(&key).unwrap().pem()).unwrap();
+        let trusted = Arc::new(AtomicBool::new(true));
+        let probe = Certificate {
+            file: path,
+            clock_trusted: trusted.clone(),
+        };
+        assert_eq!(probe.check().state, State::Failing);
+        trusted.store(false, Ordering::Release);
+        let finding = probe.check();
+        assert_eq!(finding.state, State::Warning);
+        assert!(
+            finding.reason.contains("clock is not set yet"),
+            "{}",
+            finding.reason
+        );
     }
 }
