@@ -26,7 +26,7 @@ ANSI = re.compile(rb"\x1b\[[0-9;]*[A-Za-z]")
 
 class VM:
     def __init__(self, disk: Path, workdir: Path, name: str, timeout: int = 900,
-                 allow_reset: bool = False):
+                 allow_reset: bool = False, rtc_base: str | None = None):
         self.ports_file = workdir / f"{name}-ports.json"
         self.log_path = workdir / f"{name}-console.log"
         self.started = time.monotonic()
@@ -36,7 +36,8 @@ class VM:
         self.proc = subprocess.Popen(
             [str(REPO_ROOT / "scripts" / "run-qemu"), "--image", str(disk),
              "--timeout", str(timeout), "--ports-file", str(self.ports_file),
-             *(["--allow-reset"] if allow_reset else [])],
+             *(["--allow-reset"] if allow_reset else []),
+             *(["--rtc-base", rtc_base] if rtc_base else [])],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
