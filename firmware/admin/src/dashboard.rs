@@ -115,7 +115,7 @@ pub fn dashboard(state: &State) -> Reply {
             .iter()
             .filter(|c| c.state != pochta_system::State::Ok),
     );
-    bad.sort_by(|a, b| b.state.cmp(&a.state));
+    bad.sort_by_key(|c| std::cmp::Reverse(c.state));
     let mut alerts: Vec<Value> = bad
         .iter()
         .map(|c| {
