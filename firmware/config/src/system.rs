@@ -38,6 +38,10 @@ pub struct System {
     pub weekly_summary: bool,
     /// Seconds between rounds of health checks.
     pub health_interval_secs: u64,
+    /// At start, grow the data folder's partition (the disk's last, MBR)
+    /// and its ext4 to the end of the disk: a card bigger than the image.
+    /// The appliance only: it repartitions the disk.
+    pub grow_data: bool,
 }
 
 impl Default for System {
@@ -53,6 +57,7 @@ impl Default for System {
             alert_email: None,
             weekly_summary: true,
             health_interval_secs: 15,
+            grow_data: false,
         }
     }
 }

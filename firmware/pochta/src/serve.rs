@@ -77,6 +77,21 @@ pub fn serve(data: &Path, config_path: Option<&Path>) -> Result<(), String> {
     };
     // Before anything is written: one server per data folder.
     let _lock = crate::datadir::lock_for_serving(data)?;
+    // First boot on a card bigger than the image: the data partition takes
+    // the rest of it, before the store is opened. A failure is only told:
+    // the box works on the partition it has.
+    if config.system.grow_data {
+        match pochta_system::grow_data(data) {
+            Ok(Some(g)) => tracing::info!(
+                partition = %g.partition.display(),
+                "the data partition grew from {} to {} (the rest of the disk)",
+                pochta_config::format_size(g.before),
+                pochta_config::format_size(g.after)
+            ),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("the data partition was not grown: {e}"),
+        }
+    }
     let store = crate::datadir::open(data)?;
     let maillog = Arc::new(
         MailLog::open(&data.join("log").join("mail.log"))

@@ -15,6 +15,8 @@
 //!   runtime and the store answer;
 //! - `alerts`: raise, repeat, clear; to the postmaster's mailbox, an
 //!   external address, the dashboard and the console;
+//! - `grow`: the data partition grown to the end of the disk on first
+//!   boot (`grow_data`);
 //! - `mdns`: `pochta.local` and the admin page announced on the LAN
 //!   (RFC 6762, RFC 6763), with its `mdns` check.
 //!
@@ -31,6 +33,7 @@ use pochta_store::Store;
 
 mod alerts;
 pub mod clock;
+mod grow;
 pub mod health;
 mod mdns;
 mod probes;
@@ -38,6 +41,7 @@ mod round;
 mod watchdog;
 
 pub use alerts::{Alert, Alerts};
+pub use grow::{grow_data, Grown};
 pub use health::{Change, Check, Finding, Health, Probe, Report, State};
 pub use probes::certificate_expiry;
 pub use round::{health_file, read_report};
