@@ -663,6 +663,30 @@ mod tests {
             ("[guard]\nmax_failures = 0", "guard.max_failures"),
             ("[guard]\nban = 1", "ban"),
             ("[dns]\ntimeout_secs = 0", "dns.timeout_secs"),
+            (
+                "[system]\nwatchdog_timeout_secs = 0",
+                "system.watchdog_timeout_secs`: must be 1 to 600",
+            ),
+            (
+                "[system]\ndisk_refuse_percent = 101",
+                "system.disk_refuse_percent`: must be 1 to 100",
+            ),
+            (
+                "[system]\ndisk_warning_percent = 96",
+                "system.disk_warning_percent`: must be 1 to disk_refuse_percent (95)",
+            ),
+            (
+                "[system]\nhealth_interval_secs = 0",
+                "system.health_interval_secs",
+            ),
+            (
+                "[system]\nmdns = \"pochta.local\"",
+                "system.mdns`: must be one DNS label",
+            ),
+            ("[system]\nntp = [\"\"]", "system.ntp"),
+            ("[system]\nalert_email = \"nobody\"", "system.alert_email"),
+            ("[system]\nwatchdog = 15", "watchdog"),
+            ("[system]\nreboot = true", "reboot"),
             ("[queue]\nretry_secs = []", "queue.retry_secs"),
             ("[queue]\nretry_secs = [60, 0]", "queue.retry_secs"),
             ("[queue]\nlifetime_secs = 0", "queue.lifetime_secs"),

@@ -394,3 +394,143 @@ fn compose(from: &str, to: &[String], hostname: &str, subject: &str, body: &str)
         to.join(", ")
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::{Finding, Health};
+
+    struct TestBox {
+        _dir: tempfile::TempDir,
+        store: Store,
+        alerts: Alerts,
+    }
+
+    fn a_box(config: pochta_config::System) -> TestBox {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.add_domain("a.test").unwrap();
+        store
+            .add_account("owner@a.test", "Long-enough-pass-1", 0)
+            .unwrap();
+        let alerts = Alerts::new(
+            store.clone(),
+            Arc::new(MailLog::discard()),
+            "mx.a.test".into(),
+            &config,
+        );
+        TestBox {
+            _dir: dir,
+            store,
+            alerts,
+        }
+    }
+
+    /// The subjects in the postmaster's INBOX, oldest first.
+    fn subjects(store: &Store) -> Vec<String> {
+        store
+            .messages("owner@a.test", "INBOX")
+            .unwrap()
+            .iter()
+            .map(|m| {
+                let text = std::fs::read_to_string(&m.path).unwrap();
+                let line = text.lines().find(|l| l.starts_with("Subject: ")).unwrap();
+                line["Subject: ".len()..].to_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_failing_check_is_mailed_once_after_its_grace_then_solved() {
+        let b = a_box(pochta_config::System::default());
+        let h = Health::new();
+        let disk = || Finding::failing("The data disk is 96 % full", "Delete old mail");
+        h.record("disk", "Disk space", disk(), 1000);
+        // Within the grace (3 rounds of 15 s): nothing yet.
+        b.alerts.review(&h.report(), 15, 1030);
+        assert!(subjects(&b.store).is_empty());
+        b.alerts.review(&h.report(), 15, 1045);
+        b.alerts.review(&h.report(), 15, 1060);
+        assert_eq!(
+            subjects(&b.store),
+            ["[Pochta mx.a.test] Problem: Disk space"]
+        );
+        assert_eq!(b.alerts.active().len(), 1);
+        // A day later, still failing: mailed again, once.
+        b.alerts.review(&h.report(), 15, 1045 + REPEAT_SECS);
+        b.alerts.review(&h.report(), 15, 1060 + REPEAT_SECS);
+        assert_eq!(subjects(&b.store).len(), 2);
+        assert!(subjects(&b.store)[1].ends_with("Still a problem: Disk space"));
+        // Well again: "Solved", and nothing raised any more.
+        h.record(
+            "disk",
+            "Disk space",
+            Finding::ok("The data disk is 40 % full"),
+            2000,
+        );
+        b.alerts.review(&h.report(), 15, 2000 + REPEAT_SECS);
+        assert!(subjects(&b.store)[2].ends_with("Solved: Disk space"));
+        assert!(b.alerts.active().is_empty());
+        let text =
+            std::fs::read_to_string(&b.store.messages("owner@a.test", "INBOX").unwrap()[0].path)
+                .unwrap();
+        assert!(
+            text.contains("Auto-Submitted: auto-generated\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("What to do: Delete old mail"), "{text}");
+    }
+
+    #[test]
+    fn raised_alerts_survive_a_restart_without_a_second_mail() {
+        let b = a_box(pochta_config::System::default());
+        let h = Health::new();
+        h.record(
+            "queue",
+            "Outgoing mail",
+            Finding::failing("stuck", "look"),
+            0,
+        );
+        b.alerts.review(&h.report(), 1, 10);
+        assert_eq!(subjects(&b.store).len(), 1);
+        let again = Alerts::new(
+            b.store.clone(),
+            Arc::new(MailLog::discard()),
+            "mx.a.test".into(),
+            &pochta_config::System::default(),
+        );
+        assert_eq!(again.active().len(), 1);
+        again.review(&h.report(), 1, 20);
+        assert_eq!(subjects(&b.store).len(), 1);
+    }
+
+    #[test]
+    fn events_and_the_weekly_summary() {
+        let b = a_box(pochta_config::System::default());
+        b.alerts.event(
+            "watchdog-reset",
+            "Restart forced by the watchdog",
+            "why",
+            "what",
+            100,
+        );
+        assert_eq!(
+            subjects(&b.store),
+            ["[Pochta mx.a.test] Problem: Restart forced by the watchdog"]
+        );
+        let h = Health::new();
+        h.record("disk", "Disk space", Finding::ok("fine"), 100);
+        // The first review starts the week; the event is shown for a day.
+        b.alerts.review(&h.report(), 15, 200);
+        assert_eq!(b.alerts.active().len(), 1);
+        b.alerts.review(&h.report(), 15, 200 + EVENT_SHOWN_SECS);
+        assert!(b.alerts.active().is_empty());
+        assert_eq!(subjects(&b.store).len(), 1);
+        b.alerts.review(&h.report(), 15, 200 + WEEK_SECS);
+        let all = subjects(&b.store);
+        assert_eq!(all.len(), 2, "{all:?}");
+        assert!(all[1].ends_with("Weekly summary: all well"), "{all:?}");
+        b.alerts.review(&h.report(), 15, 300 + WEEK_SECS);
+        assert_eq!(subjects(&b.store).len(), 2);
+    }
+}
