@@ -1,5 +1,5 @@
 //! The checks this crate makes: the data folder's disk, the store's
-//! writes, the queue's oldest message, the clock (`crate::clock`), the TLS
+//! writes, the queue's oldest message, DNS, the clock (`crate::clock`), the TLS
 //! certificate's expiry, and each mail service answering its greeting.
 
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use crate::health::{Finding, Probe};
 use crate::{Liveness, Setup};
 
 mod certificate;
+mod dns;
 mod service;
 
 pub use certificate::certificate_expiry;
@@ -34,6 +35,7 @@ pub(crate) fn standard(
         refuse_percent: setup.config.disk_refuse_percent,
     }));
     probes.push(Arc::new(Queue(setup.store.clone())));
+    probes.push(Arc::new(dns::Dns::new(&setup.dns, &setup.hostname)));
     probes.push(Arc::new(clock.probe()));
     probes.push(Arc::new(certificate::Certificate {
         file: setup.tls_cert.clone(),
