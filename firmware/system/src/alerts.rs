@@ -482,6 +482,28 @@ mod tests {
     }
 
     #[test]
+    fn alert_email_gets_a_copy_through_the_outbound_queue() {
+        let config = pochta_config::System {
+            alert_email: Some("it@partner.example".into()),
+            ..pochta_config::System::default()
+        };
+        let b = a_box(config);
+        b.alerts.event(
+            "restarts-imap",
+            "The imap service keeps stopping",
+            "why",
+            "what",
+            5,
+        );
+        assert_eq!(subjects(&b.store).len(), 1);
+        let queue = b.store.queue().unwrap();
+        assert_eq!(queue.len(), 1, "{queue:?}");
+        assert_eq!(queue[0].recipient, "it@partner.example");
+        // The null sender: a bounce of an alert goes nowhere.
+        assert_eq!(queue[0].sender, "");
+    }
+
+    #[test]
     fn raised_alerts_survive_a_restart_without_a_second_mail() {
         let b = a_box(pochta_config::System::default());
         let h = Health::new();
