@@ -1,7 +1,7 @@
 //! Whether each address of a service answers, for the dashboard's list of
 //! services (the health checks of `pochta-system` check each greeting).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 /// How long a connect to a service of this box may take. Loopback and the
@@ -13,15 +13,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// service sees a client that went away). A wildcard address is reached
 /// through loopback.
 pub fn answers(addr: SocketAddr) -> bool {
-    let target = match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => {
-            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
-        }
-        IpAddr::V6(ip) if ip.is_unspecified() => {
-            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port())
-        }
-        _ => addr,
-    };
+    let target = pochta_system::dial_address(addr);
     TcpStream::connect_timeout(&target, CONNECT_TIMEOUT).is_ok()
 }
 
@@ -44,6 +36,7 @@ pub fn answering(addrs: &[SocketAddr]) -> Vec<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn connect_check_tells_listening_from_closed() {

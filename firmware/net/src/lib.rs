@@ -5,12 +5,15 @@
 //!
 //! Layout: `conn` ([`Conn`], [`Stream`], [`Line`], [`ReadError`]); `deflate`
 //! (COMPRESS=DEFLATE, RFC 4978); `listen` ([`accept_loop`], [`open_stream`]:
-//! the accept loop with connection limit and graceful stop, implicit TLS).
+//! the accept loop with connection limit and graceful stop, implicit TLS);
+//! `dns` (the resolver `[dns]` describes, for every part that asks DNS).
 //!
-//! Knows no protocol; depends only on tokio, tokio-rustls and flate2.
+//! Knows no protocol; depends only on tokio, tokio-rustls, flate2,
+//! hickory-resolver and the config's `[dns]`.
 
 mod conn;
 mod deflate;
+pub mod dns;
 mod listen;
 
 pub use conn::{Conn, Line, ReadError, Stream};

@@ -17,6 +17,8 @@
 //!   external address, the dashboard and the console;
 //! - `grow`: the data partition grown to the end of the disk on first
 //!   boot (`grow_data`);
+//! - `lan`: the box's addresses and which are on the LAN (the admin
+//!   page's rule too);
 //! - `mdns`: `pochta.local` and the admin page announced on the LAN
 //!   (RFC 6762, RFC 6763), with its `mdns` check.
 //!
@@ -35,6 +37,7 @@ mod alerts;
 pub mod clock;
 mod grow;
 pub mod health;
+pub mod lan;
 mod mdns;
 mod probes;
 mod round;
@@ -43,7 +46,7 @@ mod watchdog;
 pub use alerts::{Alert, Alerts};
 pub use grow::{grow_data, Grown};
 pub use health::{Change, Check, Finding, Health, Probe, Report, State};
-pub use probes::certificate_expiry;
+pub use probes::{certificate_expiry, dial_address};
 pub use round::{health_file, read_report};
 pub use watchdog::Liveness;
 

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use mdns_sd::{DaemonEvent, IfKind, IfPredicate, RRType, ServiceDaemon, ServiceInfo};
 
 use crate::health::{Finding, Probe};
+use crate::lan::is_lan;
 
 /// DNS-SD service type of a web page (RFC 6763 §7; IANA service names).
 const HTTP: &str = "_http._tcp.local.";
@@ -133,43 +134,12 @@ fn reachable_port(addrs: &[SocketAddr]) -> Option<u16> {
         .map(|a| a.port())
 }
 
-/// Private and link-local ranges: RFC 1918, RFC 3927, RFC 4193 and
-/// RFC 4291 §2.5.6. The same rule as the admin page's access check
-/// (`pochta_admin::access`), which this crate must not import.
-fn is_lan(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_private() || v4.is_link_local(),
-        IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
-            (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
-        }
-    }
-}
-
-/// The box's LAN addresses now: interfaces that are up, not loopback.
+/// The box's LAN addresses now (see [`crate::lan`]).
 fn lan_addresses() -> Vec<IpAddr> {
-    use nix::net::if_::InterfaceFlags;
-    let Ok(ifaces) = nix::ifaddrs::getifaddrs() else {
-        return Vec::new();
-    };
-    let mut out: Vec<IpAddr> = ifaces
-        .filter(|i| {
-            i.flags.contains(InterfaceFlags::IFF_UP)
-                && !i.flags.contains(InterfaceFlags::IFF_LOOPBACK)
-        })
-        .filter_map(|i| {
-            let a = i.address?;
-            match (a.as_sockaddr_in(), a.as_sockaddr_in6()) {
-                (Some(v4), _) => Some(IpAddr::V4(v4.ip())),
-                (_, Some(v6)) => Some(IpAddr::V6(v6.ip())),
-                _ => None,
-            }
-        })
+    crate::lan::addresses()
+        .into_iter()
         .filter(|ip| is_lan(*ip))
-        .collect();
-    out.sort_by_key(|ip| ip.is_ipv6());
-    out.dedup();
-    out
+        .collect()
 }
 
 /// What the responder has said since it started; the `mdns` check reads it.

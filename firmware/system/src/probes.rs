@@ -15,6 +15,7 @@ mod dns;
 mod service;
 
 pub use certificate::certificate_expiry;
+pub use service::dial_address;
 
 /// Every probe for a box set up as `setup` says.
 pub(crate) fn standard(

@@ -18,8 +18,6 @@ use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
-use hickory_resolver::config::{NameServerConfig, ResolverConfig};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use hickory_resolver::TokioResolver;
 use serde_json::json;
@@ -406,26 +404,7 @@ fn rdata(data: &RData, asked: RecordType) -> Option<Rdata> {
 /// The resolver `[dns]` describes (as the queue and the inbound checks
 /// build theirs), without a cache worth the name: it lives for one check.
 fn resolver(dns: &pochta_config::Dns) -> Result<TokioResolver, String> {
-    let mut builder = if dns.servers.is_empty() {
-        TokioResolver::builder_tokio()
-            .map_err(|e| format!("cannot read the system resolver configuration: {e}"))?
-    } else {
-        let servers = dns
-            .servers
-            .iter()
-            .map(|addr| {
-                let mut server = NameServerConfig::udp_and_tcp(addr.ip());
-                for c in &mut server.connections {
-                    c.port = addr.port();
-                }
-                server
-            })
-            .collect();
-        TokioResolver::builder_with_config(
-            ResolverConfig::from_parts(None, Vec::new(), servers),
-            TokioRuntimeProvider::default(),
-        )
-    };
+    let mut builder = pochta_net::dns::resolver_builder(dns)?;
     let opts = builder.options_mut();
     opts.timeout = Duration::from_secs(dns.timeout_secs.max(1));
     opts.attempts = 1;

@@ -5,8 +5,6 @@
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use hickory_resolver::config::{NameServerConfig, ResolverConfig};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::{Name, RData};
 use hickory_resolver::TokioResolver;
 use pochta_config::Dns;
@@ -17,26 +15,7 @@ use super::Failure;
 /// (`/etc/resolv.conf`) when none are listed. Answers are cached for their
 /// TTL. Shared by the queue and mail authentication.
 pub fn resolver(dns: &Dns) -> Result<TokioResolver, String> {
-    let mut builder = if dns.servers.is_empty() {
-        TokioResolver::builder_tokio()
-            .map_err(|e| format!("cannot read the system resolver configuration: {e}"))?
-    } else {
-        let servers = dns
-            .servers
-            .iter()
-            .map(|addr| {
-                let mut server = NameServerConfig::udp_and_tcp(addr.ip());
-                for c in &mut server.connections {
-                    c.port = addr.port();
-                }
-                server
-            })
-            .collect();
-        TokioResolver::builder_with_config(
-            ResolverConfig::from_parts(None, Vec::new(), servers),
-            TokioRuntimeProvider::default(),
-        )
-    };
+    let mut builder = pochta_net::dns::resolver_builder(dns)?;
     let opts = builder.options_mut();
     opts.timeout = std::time::Duration::from_secs(dns.timeout_secs);
     opts.attempts = 2;

@@ -5,8 +5,6 @@
 
 use std::time::Duration;
 
-use hickory_resolver::config::{NameServerConfig, ResolverConfig};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RecordType;
 use hickory_resolver::TokioResolver;
 
@@ -33,27 +31,7 @@ impl Dns {
 
     /// A resolver without a cache worth the name: each round asks afresh.
     fn resolver(&self) -> Result<TokioResolver, String> {
-        let mut builder = if self.dns.servers.is_empty() {
-            TokioResolver::builder_tokio()
-                .map_err(|e| format!("cannot read /etc/resolv.conf: {e}"))?
-        } else {
-            let servers = self
-                .dns
-                .servers
-                .iter()
-                .map(|addr| {
-                    let mut server = NameServerConfig::udp_and_tcp(addr.ip());
-                    for c in &mut server.connections {
-                        c.port = addr.port();
-                    }
-                    server
-                })
-                .collect();
-            TokioResolver::builder_with_config(
-                ResolverConfig::from_parts(None, Vec::new(), servers),
-                TokioRuntimeProvider::default(),
-            )
-        };
+        let mut builder = pochta_net::dns::resolver_builder(&self.dns)?;
         let opts = builder.options_mut();
         opts.timeout = TIMEOUT;
         opts.attempts = 1;

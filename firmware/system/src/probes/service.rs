@@ -88,10 +88,10 @@ fn label(name: &str) -> &'static str {
     }
 }
 
-/// Connects to `addr` (a wildcard address through loopback) and reads the
-/// first line.
-fn greets(addr: SocketAddr, expect: &str, tls: bool) -> Result<(), String> {
-    let target = match addr.ip() {
+/// Where to connect to reach a listener bound at `addr`: a wildcard
+/// address through loopback.
+pub fn dial_address(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => {
             SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
         }
@@ -99,7 +99,12 @@ fn greets(addr: SocketAddr, expect: &str, tls: bool) -> Result<(), String> {
             SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port())
         }
         _ => addr,
-    };
+    }
+}
+
+/// Connects to `addr` (see [`dial_address`]) and reads the first line.
+fn greets(addr: SocketAddr, expect: &str, tls: bool) -> Result<(), String> {
+    let target = dial_address(addr);
     let tcp = TcpStream::connect_timeout(&target, TIMEOUT).map_err(|e| e.to_string())?;
     tcp.set_read_timeout(Some(TIMEOUT))
         .map_err(|e| e.to_string())?;
