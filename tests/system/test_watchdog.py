@@ -40,9 +40,10 @@ def boot(vms, disk, tmp_path, name, **kw) -> VM:
 
 
 def health(vm: VM) -> dict:
-    out = vm.shell("pochta health --json 2>/dev/null; true")
-    start = out.index("{")
-    return json.loads(out[start:out.rindex("}") + 1])
+    # pochta's log shares the console: the JSON on one line of its own.
+    out = vm.shell("pochta health --json 2>/dev/null | tr -d '\\n'; echo")
+    line = next(l for l in out.splitlines() if l.startswith("{") and '"checks"' in l)
+    return json.loads(line)
 
 
 def check(vm: VM, id: str) -> dict:
@@ -61,7 +62,9 @@ def wait_check(vm: VM, id: str, pred, timeout: float, what: str) -> dict:
 
 
 def uptime(vm: VM) -> float:
-    return float(vm.shell("cut -d' ' -f1 /proc/uptime").strip().splitlines()[-1])
+    # pochta's log shares the console: the number on a line of its own.
+    out = vm.shell("cut -d' ' -f1 /proc/uptime")
+    return float(re.findall(r"^(\d+\.\d+)\s*$", out, re.M)[-1])
 
 
 def inbox_subjects(vm: VM) -> list[str]:
@@ -147,7 +150,8 @@ def test_a_frozen_pochta_is_reset_by_the_watchdog_and_a_clean_stop_is_not(vms, d
 
 
 def vm_time(vm: VM) -> int:
-    return int(vm.shell("date +%s").strip().splitlines()[-1])
+    out = vm.shell("date +%s")
+    return int(re.findall(r"^(\d{9,})\s*$", out, re.M)[-1])
 
 
 def test_the_clock_is_set_from_a_time_server_and_never_goes_back_after_a_power_cut(vms, disk, tmp_path):
