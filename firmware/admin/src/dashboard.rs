@@ -73,14 +73,7 @@ fn services(state: &State) -> Vec<Value> {
 
 /// The health report with the alerts raised now, as `/api/health` and the
 /// dashboard give it.
-fn health_json(state: &State) -> Value {
-    let report = state.ctx.health.report();
-    let raised = state
-        .ctx
-        .alerts
-        .as_ref()
-        .map(|a| a.active())
-        .unwrap_or_default();
+fn health_json(report: &pochta_system::Report, raised: &[pochta_system::Alert]) -> Value {
     json!({
         "state": report.worst(),
         "checked_at": report.checked_at,
@@ -91,9 +84,22 @@ fn health_json(state: &State) -> Value {
     })
 }
 
+/// The alerts raised now (none without the system part).
+fn raised(state: &State) -> Vec<pochta_system::Alert> {
+    state
+        .ctx
+        .alerts
+        .as_ref()
+        .map(|a| a.active())
+        .unwrap_or_default()
+}
+
 /// `GET /api/health`.
 pub fn health(state: &State) -> Reply {
-    Reply::json(200, &health_json(state))
+    Reply::json(
+        200,
+        &health_json(&state.ctx.health.report(), &raised(state)),
+    )
 }
 
 /// `GET /api/dashboard`.
@@ -105,16 +111,15 @@ pub fn dashboard(state: &State) -> Reply {
     };
     let now = now();
     let services = services(state);
-    let health = health_json(state);
-    // Every check that is not ok, worst first, in the words of its check.
-    let mut bad: Vec<&pochta_system::Check> = Vec::new();
     let report = state.ctx.health.report();
-    bad.extend(
-        report
-            .checks
-            .iter()
-            .filter(|c| c.state != pochta_system::State::Ok),
-    );
+    let raised = raised(state);
+    let health = health_json(&report, &raised);
+    // Every check that is not ok, worst first, in the words of its check.
+    let mut bad: Vec<&pochta_system::Check> = report
+        .checks
+        .iter()
+        .filter(|c| c.state != pochta_system::State::Ok)
+        .collect();
     bad.sort_by_key(|c| std::cmp::Reverse(c.state));
     let mut alerts: Vec<Value> = bad
         .iter()
@@ -130,18 +135,12 @@ pub fn dashboard(state: &State) -> Reply {
         })
         .collect();
     // One-off events (a watchdog reset) are alerts without a check.
-    if let Some(raised) = &state.ctx.alerts {
-        for a in raised
-            .active()
-            .iter()
-            .filter(|a| a.key.starts_with("event."))
-        {
-            alerts.push(alert(
-                "warning",
-                format!("{}: {}", a.title, a.reason),
-                &a.fix,
-            ));
-        }
+    for a in raised.iter().filter(|a| a.key.starts_with("event.")) {
+        alerts.push(alert(
+            "warning",
+            format!("{}: {}", a.title, a.reason),
+            &a.fix,
+        ));
     }
     let oldest = queue.iter().map(|q| q.created).min();
     let oldest_age = oldest.map(|t| now - t);
@@ -166,8 +165,8 @@ pub fn dashboard(state: &State) -> Reply {
         .sum();
     let storage = match store.disk_space() {
         Ok(d) => {
-            let used = d.total.saturating_sub(d.free);
-            let usable = used + d.available;
+            let usable = d.usable();
+            let used = usable - d.available;
             let free_percent = if usable == 0 {
                 0.0
             } else {

@@ -168,6 +168,9 @@ struct Inner {
     last_delivery: Arc<AtomicU64>,
     /// New mail is refused at this percent of the disk in use (`system`).
     disk_limit: std::sync::atomic::AtomicU8,
+    /// The last disk reading of the gate: percent used, and when (ms).
+    disk_used: std::sync::atomic::AtomicU8,
+    disk_checked_ms: AtomicU64,
 }
 
 /// Milliseconds since the epoch.
@@ -250,6 +253,8 @@ impl Store {
                 hook,
                 last_delivery,
                 disk_limit: std::sync::atomic::AtomicU8::new(95),
+                disk_used: std::sync::atomic::AtomicU8::new(0),
+                disk_checked_ms: AtomicU64::new(0),
             }),
         })
     }

@@ -10,6 +10,9 @@ use rusqlite::{params, OptionalExtension};
 use crate::directory::{AccountId, CatchAll, Resolution};
 use crate::{Store, StoreError};
 
+/// How long a disk reading answers [`Store::disk_room`].
+const DISK_RECHECK_MS: u64 = 1000;
+
 /// Space on the data folder's filesystem.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DiskSpace {
@@ -26,12 +29,18 @@ impl DiskSpace {
     /// writers could use (the root reserve left out), rounded up — a 94.2 %
     /// full disk is 95 %, so the gate shuts early rather than late.
     pub fn used_percent(&self) -> u8 {
-        let used = self.total.saturating_sub(self.free) as u128;
-        let usable = used + self.available as u128;
+        let usable = self.usable() as u128;
         if usable == 0 {
             return 100;
         }
+        let used = usable - self.available as u128;
         (used * 100).div_ceil(usable).min(100) as u8
+    }
+
+    /// What unprivileged writers could ever use: what is used plus what is
+    /// available to them (the root reserve left out, as `df` counts).
+    pub fn usable(&self) -> u64 {
+        self.total.saturating_sub(self.free) + self.available
     }
 }
 
@@ -93,10 +102,19 @@ impl Store {
     /// `452 4.3.1` and IMAP APPEND `NO [LIMIT]`, and both work again by
     /// themselves once space returns.
     pub fn disk_room(&self) -> Result<(), StoreError> {
-        let space = self.disk_space()?;
-        let used = space.used_percent();
-        let limit = self.inner.disk_limit.load(Ordering::Relaxed);
-        if used >= limit || space.available == 0 {
+        // Every MAIL FROM and APPEND asks: one statvfs per second serves
+        // them all, so the question is cheap enough for the async runtime.
+        let now = crate::now_ms();
+        let checked = self.inner.disk_checked_ms.load(Ordering::Relaxed);
+        let used = if now.saturating_sub(checked) < DISK_RECHECK_MS {
+            self.inner.disk_used.load(Ordering::Relaxed)
+        } else {
+            let used = self.disk_space()?.used_percent();
+            self.inner.disk_used.store(used, Ordering::Relaxed);
+            self.inner.disk_checked_ms.store(now, Ordering::Relaxed);
+            used
+        };
+        if used >= self.inner.disk_limit.load(Ordering::Relaxed) {
             return Err(StoreError::DiskFull { used_percent: used });
         }
         Ok(())

@@ -98,12 +98,10 @@ impl Probe for Disk {
             }
         };
         let used = space.used_percent();
-        // Of what Pochta can use: the root reserve left out, as df counts.
-        let usable = space.total.saturating_sub(space.free) + space.available;
         let reason = format!(
             "The data disk is {used} % full: {} free of {}",
             format_size(space.available),
-            format_size(usable)
+            format_size(space.usable())
         );
         if used >= self.refuse_percent {
             Finding::failing(
