@@ -163,9 +163,13 @@ pub struct Limits {
     pub max_line_bytes: usize,
     /// A command line, or a line of message data, must arrive within this.
     pub command_timeout_secs: u64,
-    /// Most simultaneous connections per protocol (SMTP, IMAP, POP3), over
-    /// all of that protocol's listeners.
+    /// Most simultaneous connections per service (port 25, 587, 465, 143,
+    /// 993, 110, 995 each have their own), so that a flood of one service
+    /// leaves the others free.
     pub max_connections: usize,
+    /// Most simultaneous connections one client address (an IPv4 address,
+    /// an IPv6 /64) may hold to one service.
+    pub max_connections_per_address: usize,
     /// Failed AUTH attempts allowed in one session before it is closed.
     pub max_auth_failures: u32,
     /// Recipients an account may submit in a rolling 24 hours, unless the
@@ -297,6 +301,9 @@ impl Default for Limits {
             // RFC 5321 §4.5.3.2 suggests 5 minutes for most commands.
             command_timeout_secs: 300,
             max_connections: 500,
+            // Postfix's smtpd_client_connection_count_limit; a mail client
+            // opens at most a handful per account.
+            max_connections_per_address: 50,
             max_auth_failures: 3,
             recipients_per_day: 500,
         }
@@ -444,6 +451,12 @@ impl Config {
         }
         if l.max_connections == 0 {
             return Err(invalid("limits.max_connections", "must be at least 1"));
+        }
+        if l.max_connections_per_address == 0 {
+            return Err(invalid(
+                "limits.max_connections_per_address",
+                "must be at least 1",
+            ));
         }
         if l.max_auth_failures == 0 {
             return Err(invalid("limits.max_auth_failures", "must be at least 1"));
@@ -650,6 +663,10 @@ mod tests {
                 "limits.command_timeout_secs",
             ),
             ("[limits]\nmax_connections = 0", "limits.max_connections"),
+            (
+                "[limits]\nmax_connections_per_address = 0",
+                "limits.max_connections_per_address",
+            ),
             ("[limits]\nspeed = 3", "speed"),
             ("[listen]\nsmtp = [\"nowhere\"]", "smtp"),
             (

@@ -47,7 +47,7 @@ use pochta_maillog::MailLog;
 use pochta_net::Conn;
 use pochta_store::{AccountId, Store};
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, mpsc, watch, Semaphore};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
 /// Which listener a connection came in on.
@@ -85,7 +85,7 @@ pub struct Context {
     pub auth: Arc<Authenticator>,
     /// Tells sessions which account's folders changed.
     changes: broadcast::Sender<AccountId>,
-    connections: Arc<Semaphore>,
+    budgets: pochta_net::Budgets,
     session_ids: pochta_net::SessionIds,
 }
 
@@ -116,7 +116,7 @@ impl Context {
         }));
         Context {
             hostname,
-            connections: Arc::new(Semaphore::new(limits.max_connections)),
+            budgets: pochta_net::Budgets::default(),
             limits,
             store,
             maillog,
@@ -160,9 +160,16 @@ impl Server {
             name: service.name(),
             shutdown: self.shutdown.clone(),
             alive: self.alive.clone(),
-            connections: self.ctx.connections.clone(),
+            budget: self.ctx.budgets.of(
+                service.name(),
+                self.ctx.limits.max_connections,
+                self.ctx.limits.max_connections_per_address,
+            ),
             busy_reply: (service == Service::Imap).then(|| {
                 "* BYE [UNAVAILABLE] Too many connections, try again later\r\n".to_string()
+            }),
+            address_busy_reply: (service == Service::Imap).then(|| {
+                "* BYE [UNAVAILABLE] Too many connections from your address\r\n".to_string()
             }),
         };
         let (ctx, shutdown) = (self.ctx.clone(), self.shutdown.clone());
@@ -182,7 +189,9 @@ async fn serve_connection(
 ) {
     let timeout = Duration::from_secs(ctx.limits.command_timeout_secs);
     let implicit = service == Service::Imaps;
-    let Some(stream) = pochta_net::open_stream(tcp, peer, implicit, &ctx.tls, timeout).await else {
+    let Some(stream) =
+        pochta_net::open_stream(service.name(), tcp, peer, implicit, &ctx.tls, timeout).await
+    else {
         return;
     };
     let conn = Conn::new(stream, timeout);

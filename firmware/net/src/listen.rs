@@ -1,5 +1,5 @@
 //! What every protocol's listener does the same way: the accept loop with
-//! its connection limit and graceful stop, and the TLS handshake of the
+//! its connection budget and graceful stop, and the TLS handshake of the
 //! implicit-TLS ports.
 
 use std::future::Future;
@@ -8,9 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
+use crate::budget::{Budget, Refusal};
+use crate::throttle::Verdict;
 use crate::{Conn, Stream};
 
 /// How a listener behaves.
@@ -22,15 +24,20 @@ pub struct Listening {
     /// Cloned into every connection; the caller waits for all clones to
     /// drop to know that sessions have drained.
     pub alive: mpsc::Sender<()>,
-    /// Connection limit, shared by the protocol's listeners.
-    pub connections: Arc<Semaphore>,
-    /// Said to a client refused for the limit, on plain-text ports only
-    /// (on an implicit-TLS port the client expects a handshake).
+    /// The service's connection budget (its own, not shared with the
+    /// protocol's other services).
+    pub budget: Arc<Budget>,
+    /// Said to a client refused for the service's limit, on plain-text
+    /// ports only (on an implicit-TLS port the client expects a handshake).
     pub busy_reply: Option<String>,
+    /// Said to a client refused because its address holds too many
+    /// connections (plain-text ports only).
+    pub address_busy_reply: Option<String>,
 }
 
 /// Accepts connections until shutdown and runs `serve` for each one that
-/// fits under the connection limit.
+/// fits in the service's budget. Refusals are logged once a minute with a
+/// count, so that a flood cannot fill the log.
 pub async fn accept_loop<F, Fut>(listener: TcpListener, mut l: Listening, serve: F)
 where
     F: Fn(TcpStream, SocketAddr) -> Fut,
@@ -52,18 +59,31 @@ where
         };
         let _ = tcp.set_nodelay(true);
         let alive = l.alive.clone();
-        match l.connections.clone().try_acquire_owned() {
-            Ok(permit) => {
+        match l.budget.take(peer.ip()) {
+            Ok(slot) => {
                 let session = serve(tcp, peer);
                 tokio::spawn(async move {
                     let _alive = alive;
-                    let _permit = permit;
+                    let _slot = slot;
                     session.await;
                 });
             }
-            Err(_) => {
-                tracing::warn!(%peer, service = l.name, "connection limit reached");
-                let reply = l.busy_reply.clone();
+            Err(refusal) => {
+                if let Verdict::Log { unlogged } = l.budget.refused.event() {
+                    tracing::warn!(
+                        %peer,
+                        service = l.name,
+                        held = l.budget.held(),
+                        unlogged,
+                        "{}: connection refused (logged once a minute; `unlogged` counts \
+                         the refusals since the last line)",
+                        refusal.reason()
+                    );
+                }
+                let reply = match refusal {
+                    Refusal::Service => l.busy_reply.clone(),
+                    Refusal::Address => l.address_busy_reply.clone(),
+                };
                 tokio::spawn(async move {
                     let _alive = alive;
                     let mut conn = Conn::new(Stream::Plain(tcp), Duration::from_secs(5));
@@ -81,6 +101,7 @@ where
 /// implicit-TLS port (RFC 8314), plain otherwise. `None` when the handshake
 /// fails or takes longer than `timeout`.
 pub async fn open_stream(
+    service: &str,
     tcp: TcpStream,
     peer: SocketAddr,
     implicit_tls: bool,
@@ -93,11 +114,11 @@ pub async fn open_stream(
     match tokio::time::timeout(timeout, tls.accept(tcp)).await {
         Ok(Ok(s)) => Some(Stream::Tls(Box::new(s))),
         Ok(Err(e)) => {
-            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            crate::throttle::tls_failed(service, peer, &e);
             None
         }
         Err(_) => {
-            tracing::debug!(%peer, "TLS handshake timed out");
+            crate::throttle::tls_failed(service, peer, &"timed out");
             None
         }
     }

@@ -35,7 +35,7 @@ use pochta_maillog::MailLog;
 use pochta_net::Conn;
 use pochta_store::{AccountId, Store};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
 /// Which service a listener provides.
@@ -73,7 +73,7 @@ pub struct Context {
     pub auth: Arc<Authenticator>,
     session_ids: pochta_net::SessionIds,
     /// POP3 connections, bounded by `limits.max_connections`.
-    connections: Arc<Semaphore>,
+    budgets: pochta_net::Budgets,
     /// Accounts whose maildrop a POP3 session holds (RFC 1939 §4).
     locked: Arc<Mutex<HashSet<AccountId>>>,
 }
@@ -90,7 +90,7 @@ impl Context {
     ) -> Context {
         Context {
             hostname,
-            connections: Arc::new(Semaphore::new(limits.max_connections)),
+            budgets: pochta_net::Budgets::default(),
             limits,
             store,
             maillog,
@@ -158,11 +158,22 @@ impl Server {
             name: service.name(),
             shutdown: self.shutdown.clone(),
             alive: self.alive.clone(),
-            connections: self.ctx.connections.clone(),
+            budget: self.ctx.budgets.of(
+                service.name(),
+                self.ctx.limits.max_connections,
+                self.ctx.limits.max_connections_per_address,
+            ),
             busy_reply: (service == Service::Pop3).then(|| {
                 reply::Reply::err_code(
                     reply::Code::SysTemp,
                     "Too many connections, try again later",
+                )
+                .to_wire()
+            }),
+            address_busy_reply: (service == Service::Pop3).then(|| {
+                reply::Reply::err_code(
+                    reply::Code::SysTemp,
+                    "Too many connections from your address",
                 )
                 .to_wire()
             }),
@@ -184,7 +195,9 @@ async fn serve_connection(
 ) {
     let timeout = Duration::from_secs(ctx.limits.command_timeout_secs);
     let implicit = service == Service::Pop3s;
-    let Some(stream) = pochta_net::open_stream(tcp, peer, implicit, &ctx.tls, timeout).await else {
+    let Some(stream) =
+        pochta_net::open_stream(service.name(), tcp, peer, implicit, &ctx.tls, timeout).await
+    else {
         return;
     };
     let conn = Conn::new(stream, timeout);

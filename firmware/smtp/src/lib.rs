@@ -39,7 +39,7 @@ use pochta_config::Limits;
 use pochta_maillog::MailLog;
 use pochta_store::Store;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
 use pochta_net::Conn;
@@ -87,7 +87,7 @@ pub struct Context {
     /// SPF/DKIM/ARC/DMARC checks of MX mail; none when not configured.
     pub inbound: Option<Arc<pochta_filter::Inbound>>,
     session_ids: pochta_net::SessionIds,
-    connections: Arc<Semaphore>,
+    budgets: pochta_net::Budgets,
 }
 
 impl Context {
@@ -102,7 +102,7 @@ impl Context {
     ) -> Context {
         Context {
             hostname,
-            connections: Arc::new(Semaphore::new(limits.max_connections)),
+            budgets: pochta_net::Budgets::default(),
             limits,
             store,
             maillog,
@@ -158,13 +158,28 @@ impl Server {
             name: service.name(),
             shutdown: self.shutdown.clone(),
             alive: self.alive.clone(),
-            connections: self.ctx.connections.clone(),
+            budget: self.ctx.budgets.of(
+                service.name(),
+                self.ctx.limits.max_connections,
+                self.ctx.limits.max_connections_per_address,
+            ),
             busy_reply: (service != Service::Submissions).then(|| {
                 reply::Reply::new(
                     421,
                     "4.7.0",
                     format!(
                         "{} Too many connections, try again later",
+                        self.ctx.hostname
+                    ),
+                )
+                .to_wire()
+            }),
+            address_busy_reply: (service != Service::Submissions).then(|| {
+                reply::Reply::new(
+                    421,
+                    "4.7.0",
+                    format!(
+                        "{} Too many connections from your address",
                         self.ctx.hostname
                     ),
                 )
@@ -188,7 +203,9 @@ async fn serve_connection(
 ) {
     let timeout = Duration::from_secs(ctx.limits.command_timeout_secs);
     let implicit = service == Service::Submissions;
-    let Some(stream) = pochta_net::open_stream(tcp, peer, implicit, &ctx.tls, timeout).await else {
+    let Some(stream) =
+        pochta_net::open_stream(service.name(), tcp, peer, implicit, &ctx.tls, timeout).await
+    else {
         return;
     };
     let conn = Conn::new(stream, timeout);
