@@ -478,9 +478,15 @@ fn write_ready_file(path: &Path, content: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// The log's filter when `POCHTA_LOG` does not set one. rustls logs what
+/// any client can provoke (an odd SNI, an alert) as warnings, one line per
+/// connection; the services count failed handshakes and log them once a
+/// minute instead (`pochta_net::throttle`).
+const DEFAULT_LOG: &str = "info,rustls=error";
+
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("POCHTA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

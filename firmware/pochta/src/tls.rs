@@ -113,11 +113,14 @@ pub fn acceptor(
         loaded: Mutex::new(mtime),
     });
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| format!("TLS setup: {e}"))?
         .with_no_client_auth()
         .with_cert_resolver(server_cert.clone());
+    // The server's order of suites (ring's: AES-256-GCM, AES-128-GCM,
+    // ChaCha20-Poly1305, all with forward secrecy), not the client's.
+    config.ignore_client_order = true;
     Ok((TlsAcceptor::from(Arc::new(config)), server_cert))
 }
 

@@ -125,7 +125,7 @@ pub(crate) async fn starttls(s: &mut Session, tag: &str) -> Flow {
     s.ok(tag, None, "Begin TLS negotiation now");
     let acceptor = s.ctx.tls.clone();
     if let Err(e) = s.conn.start_tls(&acceptor).await {
-        tracing::debug!(session = %s.id, error = %e, "STARTTLS failed");
+        pochta_net::throttle::tls_failed(s.service.name(), s.peer, &e);
         return Flow::Close;
     }
     // RFC 3207-style injection defence: bytes sent before the handshake are
@@ -181,6 +181,10 @@ pub(crate) async fn authenticate(
                 Wait::Timeout => {
                     s.conn
                         .push("* BYE Timeout waiting for authentication data\r\n");
+                    return Flow::Close;
+                }
+                Wait::TooLong => {
+                    s.conn.push(crate::session::TOO_LONG_BEFORE_LOGIN);
                     return Flow::Close;
                 }
             }

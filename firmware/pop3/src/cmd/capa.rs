@@ -40,7 +40,7 @@ pub(crate) async fn stls(s: &mut Session) -> Flow {
     // Conn::start_tls drops whatever the client pipelined after STLS: it
     // was sent in the clear (RFC 2595 §4, CVE-2011-0411).
     if let Err(e) = s.conn.start_tls(&acceptor).await {
-        tracing::debug!(session = %s.id, error = %e, "STLS handshake failed");
+        pochta_net::throttle::tls_failed(s.service.name(), s.peer, &e);
         return Flow::Close;
     }
     Flow::Continue

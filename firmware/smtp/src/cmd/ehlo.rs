@@ -51,7 +51,7 @@ pub(crate) async fn starttls(s: &mut Session) -> Flow {
     s.reply(Reply::new(220, "2.0.0", "Ready to start TLS"));
     let acceptor = s.ctx.tls.clone();
     if let Err(e) = s.conn.start_tls(&acceptor).await {
-        tracing::debug!(session = %s.id, error = %e, "STARTTLS handshake failed");
+        pochta_net::throttle::tls_failed(s.service.name(), s.peer, &e);
         return Flow::Close;
     }
     // RFC 3207 §4.2: forget everything learnt before TLS.
