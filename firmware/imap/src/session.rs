@@ -30,8 +30,17 @@ const MAX_BAD_COMMANDS: u32 = 20;
 const AUTOLOGOUT: Duration = Duration::from_secs(30 * 60);
 /// Largest literal accepted before login.
 const PRE_LOGIN_LITERAL: u64 = 8 * 1024;
+/// Largest command (literals included) buffered before login: a user name,
+/// a password or an AUTHENTICATE response, with room to spare. Above it the
+/// connection is closed, so that nobody unauthenticated holds more than
+/// this much memory per connection.
+const PRE_LOGIN_MESSAGE: usize = 2 * PRE_LOGIN_LITERAL as usize;
 /// Bytes of a command that must arrive within the command timeout.
 const PROGRESS_CHUNK: usize = 64 * 1024;
+
+/// Said before closing a connection whose command outgrew
+/// `PRE_LOGIN_MESSAGE`.
+pub(crate) const TOO_LONG_BEFORE_LOGIN: &str = "* BYE [TOOBIG] Command too long before login\r\n";
 
 /// A framer for commands: a command may carry a message (APPEND) up to
 /// the size limit, plus room for the command around it.
@@ -75,6 +84,8 @@ pub(crate) enum Wait {
     Closed,
     Timeout,
     Shutdown,
+    /// Before login, a command outgrew `PRE_LOGIN_MESSAGE`.
+    TooLong,
 }
 
 pub(crate) struct Session {
@@ -172,7 +183,13 @@ impl Session {
             if matches!(self.state, State::Logout) {
                 break;
             }
-            match self.next_message(AUTOLOGOUT).await {
+            // RFC 9051 §5.4's 30 minutes are for a logged-in user; before
+            // login a silent client is given the command timeout.
+            let idle = match self.login() {
+                Some(_) => AUTOLOGOUT,
+                None => Duration::from_secs(self.ctx.limits.command_timeout_secs),
+            };
+            match self.next_message(idle).await {
                 Wait::Message => {}
                 Wait::Closed => break,
                 Wait::Timeout => {
@@ -182,6 +199,10 @@ impl Session {
                 Wait::Shutdown => {
                     self.conn
                         .push("* BYE [UNAVAILABLE] Server shutting down\r\n");
+                    break;
+                }
+                Wait::TooLong => {
+                    self.conn.push(TOO_LONG_BEFORE_LOGIN);
                     break;
                 }
             }
@@ -217,6 +238,11 @@ impl Session {
                     continue;
                 }
                 None => {
+                    if self.login().is_none() && self.frag.message_bytes().len() > PRE_LOGIN_MESSAGE
+                    {
+                        tracing::info!(session = %self.id, peer = %self.peer, "command too long before login; closing");
+                        return Wait::TooLong;
+                    }
                     let mut shutdown = self.shutdown.clone();
                     if *shutdown.borrow() && !started {
                         return Wait::Shutdown;

@@ -37,7 +37,8 @@ pub(crate) async fn idle(s: &mut Session, tag: &str) -> Flow {
                             Flow::Continue
                         }
                     },
-                    Wait::Closed => Flow::Close,
+                    // Only before login; IDLE comes after it.
+                    Wait::Closed | Wait::TooLong => Flow::Close,
                     Wait::Timeout => {
                         s.conn.push("* BYE IDLE too long\r\n");
                         Flow::Close
