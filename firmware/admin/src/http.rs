@@ -6,8 +6,15 @@ use std::io::Read;
 
 use tiny_http::{Header, Request, Response};
 
-/// Largest request body read.
-const MAX_BODY: u64 = 64 * 1024;
+/// Largest request body read (the front refuses larger ones before they
+/// reach a handler).
+pub(crate) const MAX_BODY: u64 = 64 * 1024;
+
+/// Over HTTPS: browsers that trust the certificate keep to HTTPS for a
+/// year (RFC 6797). A browser ignores it while the certificate is the box's
+/// own self-signed one (RFC 6797 §8.1), so it never locks anyone out. Not
+/// `includeSubDomains`: the box's name may sit under the company's domain.
+const HSTS: (&str, &str) = ("Strict-Transport-Security", "max-age=31536000");
 
 /// Headers on every response: no framing, no inline script, no sniffing,
 /// no referrer to other sites, no caching of what an administrator sees.
@@ -135,7 +142,10 @@ impl Reply {
     /// `Secure` (a browser then never sends them over plain HTTP).
     pub fn send(self, request: Request, https: bool) {
         let mut response = Response::from_data(self.body).with_status_code(self.status);
-        let fixed = SECURITY_HEADERS.iter().map(|(n, v)| (*n, v.to_string()));
+        let fixed = SECURITY_HEADERS
+            .iter()
+            .chain(https.then_some(&HSTS))
+            .map(|(n, v)| (*n, v.to_string()));
         let all = std::iter::once(("Content-Type", self.content_type.to_string()))
             .chain(fixed)
             .chain(self.headers);

@@ -20,8 +20,9 @@
 //! - `http`: replies with the security headers, cookies, JSON bodies;
 //! - `sentence`: a handler's or the store's message as a sentence for a
 //!   page;
-//! - `tls_front`: HTTPS, terminated with the workspace's rustls in front of
-//!   a loopback tiny-http listener;
+//! - `front`: every connection's first stop: HTTPS terminated with the
+//!   workspace's rustls, request heads, bodies and idle times bounded,
+//!   connections per address limited, then a loopback tiny-http listener;
 //! - `clientsetup`: Thunderbird autoconfig, Outlook autodiscover (the only
 //!   paths answered beyond the LAN), Apple `.mobileconfig`, per-account
 //!   settings;
@@ -39,6 +40,7 @@ mod clientsetup;
 mod dashboard;
 mod directory;
 mod dnscheck;
+mod front;
 mod health;
 mod http;
 mod keys;
@@ -51,7 +53,6 @@ mod security;
 mod sentence;
 mod session;
 mod setup_code;
-mod tls_front;
 mod totp;
 mod trace;
 
@@ -162,7 +163,7 @@ pub(crate) struct State {
     setup_code: Mutex<Option<String>>,
     replay: totp::Replay,
     /// Who is behind each connection the HTTPS front forwards.
-    peers: Arc<tls_front::Peers>,
+    peers: Arc<front::Peers>,
     /// Where the admin page itself listens, for the dashboard's check.
     admin_addrs: Vec<SocketAddr>,
     /// Where it listens for HTTPS (empty when it does not).
@@ -176,32 +177,31 @@ pub struct AdminServer {
     stopping: Arc<AtomicBool>,
     addrs: Vec<SocketAddr>,
     tls_addrs: Vec<SocketAddr>,
-    front: Option<tls_front::TlsFront>,
+    front: Option<front::Front>,
 }
 
-/// Binds a plain HTTP listener, with `TCP_NODELAY` (Linux hands it on to
-/// every accepted connection). tiny-http writes a reply through a 1 KiB
-/// buffer, so any page over 1 KiB leaves in two writes; with Nagle's
-/// algorithm the second waited for the client's delayed ACK, and every
-/// such page took 40 ms longer than it needed.
-fn bind_http(addr: SocketAddr) -> Result<tiny_http::Server, AdminError> {
-    let bind_error = |e: &dyn std::fmt::Display, denied: bool| AdminError::Bind {
+/// Binds the loopback listener that tiny-http answers on, with
+/// `TCP_NODELAY` (Linux hands it on to every accepted connection).
+/// tiny-http writes a reply through a 1 KiB buffer, so any page over 1 KiB
+/// leaves in two writes; with Nagle's algorithm the second waited for the
+/// client's delayed ACK, and every such page took 40 ms longer than it
+/// needed. Only the front connects to it (see [`front`]).
+fn bind_backend() -> Result<tiny_http::Server, AdminError> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    let error = |e: &dyn std::fmt::Display| AdminError::Bind {
         addr,
-        message: format!("{e}{}", if denied { PRIVILEGED_HINT } else { "" }),
+        message: e.to_string(),
     };
-    let listener = std::net::TcpListener::bind(addr)
-        .map_err(|e| bind_error(&e, e.kind() == std::io::ErrorKind::PermissionDenied))?;
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| error(&e))?;
     nix::sys::socket::setsockopt(&listener, nix::sys::socket::sockopt::TcpNoDelay, &true)
-        .map_err(|e| bind_error(&e, false))?;
-    tiny_http::Server::from_listener(listener, None).map_err(|e| bind_error(&e, false))
+        .map_err(|e| error(&e))?;
+    tiny_http::Server::from_listener(listener, None).map_err(|e| error(&e))
 }
 
 const PRIVILEGED_HINT: &str = " (ports below 1024 need root; set admin.listen in the config)";
 
-/// Binds the HTTPS listeners and the loopback backend they forward to.
-fn bind_https(
-    addrs: &[SocketAddr],
-) -> Result<(Vec<std::net::TcpListener>, tiny_http::Server), AdminError> {
+/// Binds the page's listeners (the front serves them).
+fn bind_public(addrs: &[SocketAddr]) -> Result<Vec<std::net::TcpListener>, AdminError> {
     let mut listeners = Vec::new();
     for &addr in addrs {
         let l = std::net::TcpListener::bind(addr).map_err(|e| AdminError::Bind {
@@ -217,35 +217,62 @@ fn bind_https(
         })?;
         listeners.push(l);
     }
-    let backend_addr = SocketAddr::from(([127, 0, 0, 1], 0));
-    let backend = bind_http(backend_addr)?;
-    Ok((listeners, backend))
+    Ok(listeners)
 }
 
-/// Binds `ctx.config.listen` and starts serving. When no administrator
-/// exists, a fresh setup code is made, logged and written to the data
-/// folder.
+/// The bound addresses (port 0 resolved).
+fn bound(listeners: &[std::net::TcpListener]) -> Vec<SocketAddr> {
+    listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .collect()
+}
+
+/// Binds `ctx.config.listen` and `listen_tls` and starts serving. When no
+/// administrator exists, a fresh setup code is made, logged and written to
+/// the data folder.
 pub fn start(ctx: Context) -> Result<AdminServer, AdminError> {
-    // (server, whether it is the HTTPS front's backend)
+    // (tiny-http backend, whether it answers HTTPS)
     let mut servers = Vec::new();
-    let mut addrs = Vec::new();
-    for &addr in &ctx.config.listen {
-        let server = bind_http(addr)?;
-        addrs.push(server.server_addr().to_ip().unwrap_or(addr));
-        servers.push((Arc::new(server), false));
+    let mut entries = Vec::new();
+    let plain = bind_public(&ctx.config.listen)?;
+    let addrs = bound(&plain);
+    if !plain.is_empty() {
+        let backend = bind_backend()?;
+        let backend_addr = backend
+            .server_addr()
+            .to_ip()
+            .ok_or_else(|| AdminError::Bind {
+                addr: addrs[0],
+                message: "the backend listener has no address".into(),
+            })?;
+        entries.extend(plain.into_iter().map(|listener| front::Entry {
+            listener,
+            tls: None,
+            backend: backend_addr,
+        }));
+        servers.push((Arc::new(backend), false));
     }
-    let mut tls_listeners = Vec::new();
     let mut tls_addrs = Vec::new();
-    let mut backend_addr = None;
-    if let (Some(_), false) = (&ctx.tls, ctx.config.listen_tls.is_empty()) {
-        let (listeners, backend) = bind_https(&ctx.config.listen_tls)?;
-        for l in &listeners {
-            if let Ok(a) = l.local_addr() {
-                tls_addrs.push(a);
-            }
-        }
-        backend_addr = backend.server_addr().to_ip();
-        tls_listeners = listeners;
+    if let (Some(config), false) = (&ctx.tls, ctx.config.listen_tls.is_empty()) {
+        let listeners = bind_public(&ctx.config.listen_tls)?;
+        tls_addrs = bound(&listeners);
+        let backend = bind_backend()?;
+        let backend_addr = backend
+            .server_addr()
+            .to_ip()
+            .ok_or_else(|| AdminError::Bind {
+                addr: tls_addrs[0],
+                message: "the backend listener has no address".into(),
+            })?;
+        let mut config = (**config).clone();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let config = Arc::new(config);
+        entries.extend(listeners.into_iter().map(|listener| front::Entry {
+            listener,
+            tls: Some(config.clone()),
+            backend: backend_addr,
+        }));
         servers.push((Arc::new(backend), true));
     }
     let setup_code = if ctx.store.has_admin()? {
@@ -279,29 +306,20 @@ pub fn start(ctx: Context) -> Result<AdminServer, AdminError> {
         sessions: session::Sessions::new(Duration::from_secs(ctx.config.session_idle_minutes * 60)),
         setup_code: Mutex::new(setup_code),
         replay: totp::Replay::default(),
-        peers: Arc::new(tls_front::Peers::default()),
+        peers: Arc::new(front::Peers::default()),
         admin_addrs: addrs.clone(),
         admin_tls_addrs: tls_addrs.clone(),
         ctx,
     });
-    let front = match (&state.ctx.tls, backend_addr) {
-        (Some(config), Some(backend)) => {
-            let mut config = (**config).clone();
-            config.alpn_protocols = vec![b"http/1.1".to_vec()];
-            let front = tls_front::TlsFront::start(
-                tls_listeners,
-                backend,
-                Arc::new(config),
-                state.peers.clone(),
-            )
-            .map_err(|e| AdminError::Bind {
-                addr: tls_addrs.first().copied().unwrap_or(backend),
-                message: format!("cannot start the HTTPS front: {e}"),
-            })?;
-            Some(front)
-        }
-        _ => None,
-    };
+    let front =
+        front::Front::start(entries, state.peers.clone()).map_err(|e| AdminError::Bind {
+            addr: addrs
+                .first()
+                .or(tls_addrs.first())
+                .copied()
+                .unwrap_or(([0, 0, 0, 0], 0).into()),
+            message: format!("cannot start the page's front: {e}"),
+        })?;
     let stopping = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
     for (server, https) in &servers {
@@ -328,7 +346,7 @@ pub fn start(ctx: Context) -> Result<AdminServer, AdminError> {
         stopping,
         addrs,
         tls_addrs,
-        front,
+        front: Some(front),
     })
 }
 

@@ -155,17 +155,12 @@ fn route<'p>(method: &Method, path: &'p str) -> Result<Route<'p>, Reply> {
     })
 }
 
-/// Answers one request; `https` when it came through the HTTPS front
-/// ([`crate::tls_front`]), whose record names the real client.
+/// Answers one request that came through the front ([`crate::front`]),
+/// whose record names the real client; `https` when it came over HTTPS.
 pub fn handle(state: &State, mut request: Request, https: bool) {
     let remote = request.remote_addr().copied();
-    let peer = if https {
-        remote.and_then(|r| state.peers.client(r.port()))
-    } else {
-        remote
-    };
-    let Some(peer) = peer else {
-        // Over HTTPS: a connection to the backend that the front did not make.
+    let Some(peer) = remote.and_then(|r| state.peers.client(r.port())) else {
+        // A connection to the backend that the front did not make.
         return Reply::error(403, "forbidden").send(request, https);
     };
     let path = request.url().split('?').next().unwrap_or("").to_owned();
