@@ -66,6 +66,7 @@ impl ServeInfo {
 
 pub fn serve(data: &Path, config_path: Option<&Path>) -> Result<(), String> {
     init_tracing();
+    raise_open_files_limit();
     let ports = if nix::unistd::Uid::effective().is_root() {
         PortSet::Standard
     } else {
@@ -466,6 +467,22 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = term.recv() => {},
         _ = int.recv() => {},
+    }
+}
+
+/// Every connection is a descriptor: the soft limit (1024 on most systems)
+/// would run out long before the services' budgets, and an accept that
+/// fails with EMFILE fails for every service at once. The soft limit goes
+/// up to the hard one, which an unprivileged process may always do.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::debug!(from = soft, to = hard, "open files limit raised"),
+            Err(e) => tracing::warn!(error = %e, soft, hard, "cannot raise the open files limit"),
+        },
+        Ok((soft, _)) => tracing::debug!(limit = soft, "open files limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot read the open files limit"),
     }
 }
 
