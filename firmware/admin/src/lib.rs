@@ -303,7 +303,10 @@ pub fn start(ctx: Context) -> Result<AdminServer, AdminError> {
     };
     let state = Arc::new(State {
         access: Access::new(&ctx.config),
-        sessions: session::Sessions::new(Duration::from_secs(ctx.config.session_idle_minutes * 60)),
+        sessions: session::Sessions::new(
+            Duration::from_secs(ctx.config.session_idle_minutes * 60),
+            ctx.store.clone(),
+        ),
         setup_code: Mutex::new(setup_code),
         replay: totp::Replay::default(),
         peers: Arc::new(front::Peers::default()),

@@ -41,6 +41,7 @@
 //! backend can take its place. This crate knows nothing of the network.
 
 mod admin_keys;
+mod admin_sessions;
 mod admins;
 mod alias_targets;
 mod blob;
@@ -69,6 +70,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 pub use admin_keys::ApiToken;
+pub use admin_sessions::AdminSession;
 pub use admins::AdminUser;
 pub use alias_targets::alias_kind;
 pub use blob::{BlobId, BlobWriter, StagedBlob};

@@ -213,6 +213,17 @@ const MIGRATIONS: &[&str] = &[
         last_used INTEGER
     );
     "#,
+    // 12: the admin page's login sessions, so that a restart logs nobody
+    // out (admin_sessions.rs). The cookie's token is stored as SHA-256
+    // only: a copy of the card cannot be replayed as a cookie.
+    r#"
+    CREATE TABLE admin_sessions(
+        hash TEXT PRIMARY KEY,
+        admin TEXT NOT NULL REFERENCES admins(name) ON DELETE CASCADE,
+        totp_enabled INTEGER NOT NULL,
+        last_used INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// Brings the database up to the newest schema.
