@@ -216,3 +216,31 @@ def test_endless_lines_before_login_keep_memory_flat(server, service, tls, prefi
         f"{CLIENTS} clients sending endless lines to {service} grew pochta by {grown_mib:.1f} MiB"
     )
     server.assert_still_serves()
+
+
+def test_odd_sni_and_broken_handshakes_cannot_fill_the_log(server):
+    """A client can provoke a TLS failure per connection (an SNI rustls calls
+    illegal, garbage instead of a ClientHello): the log gets a line a minute
+    with a count, not a line per connection."""
+    ctx = tls_context()
+    ctx.check_hostname = False
+    host, port = server.addr("imaps")
+    before = len(server.log_tail(100000).splitlines())
+    for i in range(150):
+        sock = socket.create_connection((host, port), timeout=10)
+        try:
+            if i % 2:
+                sock.sendall(b"\x16\x03\x01\x00\x05garbage, not a ClientHello\r\n")
+                sock.recv(100)
+            else:
+                ctx.wrap_socket(sock, server_hostname="-bad-.example").close()
+        except (ssl.SSLError, OSError):
+            pass
+        finally:
+            sock.close()
+    time.sleep(0.5)
+    new = "\n".join(server.log_tail(100000).splitlines()[before:])
+    assert "Illegal SNI" not in new, "rustls logs each odd SNI"
+    failures = new.count("TLS handshake failed")
+    assert 1 <= failures <= 2, f"{failures} log lines for 150 failed handshakes:\n{new[-2000:]}"
+    server.assert_still_serves()

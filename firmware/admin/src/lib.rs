@@ -186,7 +186,7 @@ pub struct AdminServer {
 /// leaves in two writes; with Nagle's algorithm the second waited for the
 /// client's delayed ACK, and every such page took 40 ms longer than it
 /// needed. Only the front connects to it (see [`front`]).
-fn bind_backend() -> Result<tiny_http::Server, AdminError> {
+fn bind_backend() -> Result<(tiny_http::Server, SocketAddr), AdminError> {
     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
     let error = |e: &dyn std::fmt::Display| AdminError::Bind {
         addr,
@@ -195,7 +195,9 @@ fn bind_backend() -> Result<tiny_http::Server, AdminError> {
     let listener = std::net::TcpListener::bind(addr).map_err(|e| error(&e))?;
     nix::sys::socket::setsockopt(&listener, nix::sys::socket::sockopt::TcpNoDelay, &true)
         .map_err(|e| error(&e))?;
-    tiny_http::Server::from_listener(listener, None).map_err(|e| error(&e))
+    let bound = listener.local_addr().map_err(|e| error(&e))?;
+    let server = tiny_http::Server::from_listener(listener, None).map_err(|e| error(&e))?;
+    Ok((server, bound))
 }
 
 const PRIVILEGED_HINT: &str = " (ports below 1024 need root; set admin.listen in the config)";
@@ -238,14 +240,7 @@ pub fn start(ctx: Context) -> Result<AdminServer, AdminError> {
     let plain = bind_public(&ctx.config.listen)?;
     let addrs = bound(&plain);
     if !plain.is_empty() {
-        let backend = bind_backend()?;
-        let backend_addr = backend
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| AdminError::Bind {
-                addr: addrs[0],
-                message: "the backend listener has no address".into(),
-            })?;
+        let (backend, backend_addr) = bind_backend()?;
         entries.extend(plain.into_iter().map(|listener| front::Entry {
             listener,
             tls: None,
@@ -257,14 +252,7 @@ pub fn start(ctx: Context) -> Result<AdminServer, AdminError> {
     if let (Some(config), false) = (&ctx.tls, ctx.config.listen_tls.is_empty()) {
         let listeners = bind_public(&ctx.config.listen_tls)?;
         tls_addrs = bound(&listeners);
-        let backend = bind_backend()?;
-        let backend_addr = backend
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| AdminError::Bind {
-                addr: tls_addrs[0],
-                message: "the backend listener has no address".into(),
-            })?;
+        let (backend, backend_addr) = bind_backend()?;
         let mut config = (**config).clone();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let config = Arc::new(config);
