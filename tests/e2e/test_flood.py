@@ -244,3 +244,38 @@ def test_odd_sni_and_broken_handshakes_cannot_fill_the_log(server):
     failures = new.count("TLS handshake failed")
     assert 1 <= failures <= 2, f"{failures} log lines for 150 failed handshakes:\n{new[-2000:]}"
     server.assert_still_serves()
+
+
+@pytest.mark.parametrize("service", ["admin", "admin_tls"])
+def test_a_slow_admin_client_is_cut_off(server, service):
+    """A request head dribbled a byte at a time (slowloris) gets 408 and the
+    connection closes within the front's 10 s, not whenever the client
+    finishes; the page answers others meanwhile."""
+    sock = socket.create_connection(server.addr(service), timeout=30)
+    if service == "admin_tls":
+        sock = tls_context().wrap_socket(sock, server_hostname="localhost")
+    start = time.monotonic()
+    reply = b""
+    try:
+        for byte in b"GET / HTTP/1.1\r\nHost: pochta\r\nX-Slow: " + b"a" * 100:
+            sock.sendall(bytes([byte]))
+            time.sleep(0.5)
+            if time.monotonic() - start > 25:
+                break
+    except OSError:
+        pass
+    sock.settimeout(5)
+    try:
+        while chunk := sock.recv(4096):
+            reply += chunk
+    except (OSError, ssl.SSLError):
+        pass
+    sock.close()
+    elapsed = time.monotonic() - start
+    assert reply.startswith(b"HTTP/1.1 408"), f"after {elapsed:.0f} s the slow client got {reply[:80]!r}"
+    assert elapsed < 20, f"the slow client held its connection for {elapsed:.0f} s"
+    import http.client
+    conn = http.client.HTTPConnection(*server.addr("admin"), timeout=10)
+    conn.request("GET", "/")
+    assert conn.getresponse().status in (200, 302, 303)
+    conn.close()
