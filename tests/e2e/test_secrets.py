@@ -83,6 +83,16 @@ def test_no_password_or_token_in_the_logs(pochta):
     imap.shutdown()
     r = c.post("/api/login", {"user": "root", "password": wrong, "totp": "000000"})
     assert r.status in (400, 401, 403, 429), r
+    # Nor in any page the administrator sees.
+    pages = ["/", "/domains", "/domains/example.test", "/accounts", f"/accounts/{ALICE}",
+             "/aliases", "/queue", "/log", "/security", "/settings"]
+    for path in pages:
+        r = c.get(path)
+        assert r.status == 200, (path, r)
+        html = r.body.decode()
+        for name, secret in [("alice's password", ALICE_PW), ("the admin's password", ADMIN_PW),
+                             ("the session token", session), ("the API token", api_token)]:
+            assert secret not in html, f"{name} is in the HTML of {path}"
     pochta.stop()
     logs = pochta.mail_log_text() + "".join(p.read_text(errors="replace") for p in pochta.logs)
     assert "(API token)" in logs or "login" in logs.lower(), "the logs recorded none of it"
