@@ -9,9 +9,16 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+
+/// A temporary body untouched for this long belongs to no live transfer: a
+/// writer flushes every 64 KiB and a transfer times out long before.
+/// Younger ones may be another process's message in flight (the CLI opens
+/// the store while `pochta serve` receives mail).
+const STALE_TMP: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Content hash of a message body, lower-case hex SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -132,7 +139,8 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Creates the blob folders (once) and empties the temporary folder of
-/// transfers that a crash interrupted.
+/// transfers that a crash interrupted: those untouched for [`STALE_TMP`],
+/// never one that a running server is still writing or about to commit.
 pub(crate) fn prepare(blob_dir: &Path, tmp_dir: &Path) -> io::Result<()> {
     fs::create_dir_all(blob_dir)?;
     fs::create_dir_all(tmp_dir)?;
@@ -147,11 +155,49 @@ pub(crate) fn prepare(blob_dir: &Path, tmp_dir: &Path) -> io::Result<()> {
     if created {
         sync_dir(blob_dir)?;
     }
+    let now = SystemTime::now();
     for entry in fs::read_dir(tmp_dir)? {
         let entry = entry?;
-        if entry.file_name().to_string_lossy().ends_with(".tmp") {
-            fs::remove_file(entry.path())?;
+        if !entry.file_name().to_string_lossy().ends_with(".tmp") {
+            continue;
+        }
+        let Ok(modified) = entry.metadata().and_then(|m| m.modified()) else {
+            continue; // gone already (committed or dropped meanwhile)
+        };
+        if now.duration_since(modified).unwrap_or_default() >= STALE_TMP {
+            match fs::remove_file(entry.path()) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prepare_removes_only_stale_temporary_bodies() {
+        let dir = tempfile::tempdir().unwrap();
+        let (blobs, tmp) = (dir.path().join("blobs"), dir.path().join("tmp"));
+        prepare(&blobs, &tmp).unwrap();
+        let mut live = BlobWriter::create(&tmp).unwrap();
+        live.write(b"in flight").unwrap();
+        let stale = tmp.join("0123.tmp");
+        File::create(&stale)
+            .unwrap()
+            .set_modified(SystemTime::now() - STALE_TMP - Duration::from_secs(60))
+            .unwrap();
+        // Another process opening the store meanwhile.
+        prepare(&blobs, &tmp).unwrap();
+        assert!(!stale.exists(), "a crash's leftover is kept");
+        let staged = live.finish().unwrap();
+        assert!(
+            staged.path().exists(),
+            "a body still being written was removed"
+        );
+        place(&blobs, &staged).unwrap();
+    }
 }
