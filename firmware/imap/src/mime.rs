@@ -21,7 +21,7 @@ const MAX_DEPTH: usize = 32;
 /// (and remakes) those of another version: change it whenever their output
 /// changes for any message, or clients get the old forms from the cache.
 /// The test `structure_output_is_pinned` fails as a reminder.
-pub const STRUCTURE_VERSION: u32 = 1;
+pub const STRUCTURE_VERSION: u32 = 2;
 
 /// What FETCH sends for a message that mail-parser cannot parse (or whose
 /// file cannot be read).
@@ -563,6 +563,18 @@ Content-Disposition: attachment; filename=\"x.pdf\"\r\n\r\nAAAA\r\n--b--\r\n";
 ((\"Amy\" NIL \"amy\" \"example.com\")) ((\"Amy\" NIL \"amy\" \"example.com\")) \
 ((NIL NIL \"bob\" \"example.com\")(\"C, D\" NIL \"cd\" \"example.org\")) NIL NIL NIL \"<1@x>\")"
         );
+    }
+
+    #[test]
+    fn envelope_never_holds_a_literal8() {
+        // Found by fuzz/imap_mime: NUL in the Date field (a literal8 in
+        // ENVELOPE, which clients cannot parse).
+        let raw = b"From: Amy <amy@example.com>\nDate: Fri, 27 Nov 2026 10:0\0\0\0\0\0\0\0\n\
+Subject: S\0\n\nbody\n";
+        let m = parse(raw).unwrap();
+        let e = text(|o| envelope(o, &m));
+        assert!(e.starts_with("(\"Fri, 27 Nov 2026 10:0\" \"S\" "), "{e}");
+        assert!(!e.contains('~') && !e.contains('\0'), "{e}");
     }
 
     #[test]
