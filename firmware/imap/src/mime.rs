@@ -256,6 +256,9 @@ fn structure(out: &mut Vec<u8>, msg: &Message<'_>, id: usize, extended: bool, de
         ),
         None => ("TEXT".into(), "PLAIN".into()),
     };
+    // RFC 9051 §7.5.2: MESSAGE/RFC822 and MESSAGE/GLOBAL must be followed
+    // by the enclosed message's envelope, body and lines.
+    let message_type = mtype == "MESSAGE" && matches!(subtype.as_str(), "RFC822" | "GLOBAL");
     let (mtype, subtype) = if matches!(part.body, PartType::Multipart(_)) {
         // A multipart too deep or without parts: described as opaque data.
         ("APPLICATION".to_string(), "OCTET-STREAM".to_string())
@@ -291,11 +294,21 @@ fn structure(out: &mut Vec<u8>, msg: &Message<'_>, id: usize, extended: bool, de
     let lines = body.iter().filter(|&&b| b == b'\n').count()
         + usize::from(body.last().is_some_and(|&b| b != b'\n'));
     match &part.body {
-        PartType::Message(inner) if depth < MAX_DEPTH => {
+        PartType::Message(inner) if message_type && depth < MAX_DEPTH => {
             out.push(b' ');
             envelope(out, inner);
             out.push(b' ');
             body_structure_at(out, inner, extended, depth + 1);
+            out.extend_from_slice(format!(" {lines}").as_bytes());
+        }
+        _ if message_type => {
+            // An enclosed message too deep, empty, or that the parser gave
+            // up on (found by fuzz/imap_mime: the three fields went
+            // missing): described like an unparseable message.
+            out.push(b' ');
+            out.extend_from_slice(NIL_ENVELOPE);
+            out.push(b' ');
+            out.extend_from_slice(DEFAULT_BODY);
             out.extend_from_slice(format!(" {lines}").as_bytes());
         }
         _ if mtype == "TEXT" => out.extend_from_slice(format!(" {lines}").as_bytes()),
@@ -575,6 +588,71 @@ Subject: S\0\n\nbody\n";
         let e = text(|o| envelope(o, &m));
         assert!(e.starts_with("(\"Fri, 27 Nov 2026 10:0\" \"S\" "), "{e}");
         assert!(!e.contains('~') && !e.contains('\0'), "{e}");
+    }
+
+    #[test]
+    fn an_enclosed_message_the_parser_gave_up_on_keeps_its_fields() {
+        // Found by fuzz/imap_mime: message/rfc822 nested deeper than
+        // mail-parser follows; the innermost came out as MESSAGE/RFC822
+        // without the envelope, body and lines that must follow its size.
+        let raw: &[u8] = b"Fr: Amy <amyouter\n\
+Content-Type: message/rfc822\n\n\
+From: Carl <carl@example.o\xc4\xc4E\xc4\xc4\xc4\xc4et\n\
+Dazxampleata: Thu, 26 Novlain; charset=utf\xc4\xc4\xc4\xc4\xc4\xc4\xc4E\xc4\xc4\xc4\xc4et\n\
+Date: Wed,d, 15 A&pr 2026\n\
+le.com\n\
+Su\x00\x00\x00\x00\x00\x00\x01deport with attachments\n\
+Da*e:Kc3RyZWFtCg==\n\
+--outer\n\
+Content-Type: message/rfc822\n\n\
+FrFtCg==\n\
+--outer\n\
+ContenZWFtCg==\n\
+--outer\n\
+Content-Type: message/rfc822\n\n\
+FrFtCg==\n\
+--outer\n\
+Content-Type: @example.com>\n\
+To: bob@example.com\n\
+Su\x00\x00\x00\x00\x00\x00\x01deport with attachments\n\
+Da*e:Kc3RyZWFtCg==\n\
+--uoter\n\
+Content-Type: message/rfc822\n\n\
+FrFtCg==\n\
+--outer\n\
+Content-Type: message/rfc822\n\n\
+From: Carl <carl@example.o\xc4\xc4E\xc4\xc4\xc4\xc4et\n\
+Dazxampleata: Thu, 26 Novlain; charset=utf\xc4\xc4\xc4\xc4\xc4\xc4\xc4E\xc4\xc4\xc4\xc4et\n\
+Date: Wed,d, 15 A&pr 2026\n\
+le.com\n\
+Su\x00\x00\x00\x00\x00\x00\x01deport with attachments\n\
+Da*e:Kc3RyZWFtCg==\n\
+--outer\n\
+Content-Type: message/rfc822\n\n\
+FrFtCg==\n\
+--outer\n\
+ContenZWFtCg==\n\
+--outer\n\
+Content-Type: message/rfc822\n\n\
+FrFtCg==\n\
+--outer\n\
+Content-Type: message/rfc822\n\n\
+From: Carl <carl@example.o\xc4\xc4E\xc4\xc4\xc4\xc4et\n\
+Dazxampleata: Thu, 26 Novlain; charset=u\n";
+        let m = parse(raw).unwrap();
+        for extended in [false, true] {
+            let b = text(|o| body_structure(o, &m, extended));
+            for (i, _) in b.match_indices("(\"MESSAGE\" \"RFC822\" ") {
+                // type subtype params id description encoding size, then
+                // the envelope's parenthesis.
+                let after_size = b[i..].split(' ').nth(7).expect("a complete MESSAGE part");
+                assert!(after_size.starts_with('('), "{}", &b[i..]);
+            }
+            assert!(
+                b.contains(" (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) (\"TEXT\" "),
+                "{b}"
+            );
+        }
     }
 
     #[test]
