@@ -19,19 +19,28 @@ use libfuzzer_sys::fuzz_target;
 use pochta_imap::parsers;
 
 /// Parentheses imap-codec's response parser follows: it reads body
-/// structures nested eight deep (RFC 9051 sets no limit; Pochta describes
-/// 32), so deeper ones are not checked.
-const CODEC_DEPTH: usize = 8;
+/// structures nested seven deep (`body(8)`; RFC 9051 sets no limit, and
+/// Pochta describes 32), so deeper ones are not checked.
+const CODEC_DEPTH: usize = 7;
 
-/// How deep parentheses nest, outside quoted strings (literals, rare
-/// here, are counted as they come).
+/// How deep parentheses nest outside quoted strings and literals.
 fn depth(value: &[u8]) -> usize {
-    let (mut depth, mut max, mut quoted, mut escaped) = (0usize, 0, false, false);
-    for &b in value {
-        match b {
-            _ if escaped => escaped = false,
-            b'\\' if quoted => escaped = true,
+    let (mut depth, mut max, mut quoted, mut i) = (0usize, 0, false, 0);
+    while i < value.len() {
+        match value[i] {
+            b'\\' if quoted => i += 1,
             b'"' => quoted = !quoted,
+            b'{' if !quoted => {
+                // `{n}CRLF` then n bytes.
+                let rest = &value[i + 1..];
+                let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+                let n: usize = std::str::from_utf8(&rest[..digits])
+                    .ok()
+                    .and_then(|d| d.parse().ok())
+                    .unwrap_or(0);
+                i += 1 + digits + 3 + n;
+                continue;
+            }
             b'(' if !quoted => {
                 depth += 1;
                 max = max.max(depth);
@@ -39,6 +48,7 @@ fn depth(value: &[u8]) -> usize {
             b')' if !quoted => depth = depth.saturating_sub(1),
             _ => {}
         }
+        i += 1;
     }
     max
 }
