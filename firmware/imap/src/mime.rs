@@ -256,15 +256,17 @@ fn structure(out: &mut Vec<u8>, msg: &Message<'_>, id: usize, extended: bool, de
         ),
         None => ("TEXT".into(), "PLAIN".into()),
     };
-    // RFC 9051 §7.5.2: MESSAGE/RFC822 and MESSAGE/GLOBAL must be followed
-    // by the enclosed message's envelope, body and lines.
-    let message_type = mtype == "MESSAGE" && matches!(subtype.as_str(), "RFC822" | "GLOBAL");
     let (mtype, subtype) = if matches!(part.body, PartType::Multipart(_)) {
         // A multipart too deep or without parts: described as opaque data.
         ("APPLICATION".to_string(), "OCTET-STREAM".to_string())
     } else {
         (mtype, subtype)
     };
+    // RFC 9051 §7.5.2: MESSAGE/RFC822 and MESSAGE/GLOBAL, as described, must
+    // be followed by the enclosed message's envelope, body and lines, and
+    // nothing else may be (found by fuzz/imap_mime: a message/rfc822 part
+    // that mail-parser read as a multipart got them after its opaque type).
+    let message_type = mtype == "MESSAGE" && matches!(subtype.as_str(), "RFC822" | "GLOBAL");
     out.push(b'(');
     wire::string(out, mtype.as_bytes());
     out.push(b' ');
@@ -652,6 +654,67 @@ Dazxampleata: Thu, 26 Novlain; charset=u\n";
                 b.contains(" (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) (\"TEXT\" "),
                 "{b}"
             );
+        }
+    }
+
+    /// Each part's fields as RFC 9051 §7.5.2 wants them: an envelope (a
+    /// parenthesis after the size) for MESSAGE/RFC822, and for nothing else.
+    fn fields_follow_the_type(b: &str) {
+        for (i, _) in b.match_indices("(\"") {
+            let mut tokens = b[i..].split(' ');
+            let is_message =
+                tokens.next() == Some("(\"MESSAGE\"") && tokens.next() == Some("\"RFC822\"");
+            // type subtype params id description encoding size, then:
+            let Some(after_size) = b[i..].split(' ').nth(7) else {
+                continue;
+            };
+            if b[i..].split(' ').nth(5).is_some_and(|e| e.starts_with('"'))
+                && b[i..]
+                    .split(' ')
+                    .nth(6)
+                    .is_some_and(|n| n.parse::<u32>().is_ok())
+            {
+                assert_eq!(after_size.starts_with('('), is_message, "{}", &b[i..]);
+            }
+        }
+    }
+
+    #[test]
+    fn a_message_part_read_as_a_multipart_has_no_envelope() {
+        // Found by fuzz/imap_mime.
+        let raw: &[u8] = b"From: Amy <amy@examplexample.com>8\x00IME-Vers\xd9\x07#ion: 0.0\n\
+Content-Type: multipart/mixed; boundary=\"outer\"\n\n\
+This is a multi-part message in MIME format.\n\
+--outer\n\
+ContetCg==\n\
+--outer\n\
+Content-Type: message/rfc822\n\n\
+Fr:uter-rlContetCg==\n\
+--outer\n\
+Content-Type: message/rfc822\n\n\
+Fr:uter-rl <caanj\x09\x00\x00\x00\x00\x00\x00\x00sage in MIME format.\n\
+--outer\n\
+ContetCg==\n\
+--outer\n\
+Content-Type: message/rfc821\n\n\
+Fr:uter-rlContetCg==\n\
+--outer\n\
+Content-Type: message/rfc822\n\n\
+Fr:uter-rl <caanj\x09\x00\x00\x00\x00\x00\x00\x00\x00ner\n\
+\xdf\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xffy@\\exomple.coutf-7\n\n\
+P.com>-inner\n\
+Content-Type:ltiparouter+t/alterjative; boundampl\xa4.com\n\
+S0:00 +000sga0seM\n\
+\x9b\x00ner\n\
+\xdf\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xffy@\\exomple.coutf-7\n\n\
+P.com>-inner\n\
+Content-Type:ltipar\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xffouter+t/alterjative; boundampl\xa4.com\n\
+S0:00 +000sga0seM\n\
+\x9b\xd2\xd2\xd5\n\
+--outer--\n";
+        let m = parse(raw).unwrap();
+        for extended in [false, true] {
+            fields_follow_the_type(&text(|o| body_structure(o, &m, extended)));
         }
     }
 
