@@ -26,7 +26,9 @@ class SmtpPeer:
         # Seconds to wait before answering the final dot (first N messages).
         self.stall_before_data_reply = 0.0
         self.stall_count = 0
-        self.messages: list[dict] = []  # {"from", "to", "data"}
+        self.messages: list[dict] = []  # {"from", "to", "data", "raw"}
+        # Every command line received, as sent (DATA content excluded).
+        self.commands: list[bytes] = []
         self.data_started = threading.Event()
         # Offer STARTTLS, then answer the handshake with bytes that are not TLS.
         self.broken_starttls = False
@@ -88,6 +90,8 @@ class SmtpPeer:
                 line = f.readline(4096)
                 if not line:
                     return
+                with self._lock:
+                    self.commands.append(line)
                 cmd = line.decode(errors="replace").strip()
                 verb = cmd.split(" ", 1)[0].upper()
                 if verb in ("EHLO", "HELO"):
@@ -112,11 +116,12 @@ class SmtpPeer:
                         send("554 5.5.1 no valid recipients")
                         continue
                     send("354 go ahead")
-                    data = b""
+                    data, raw = b"", b""
                     while True:
                         l = f.readline(1 << 20)
                         if not l:
                             return
+                        raw += l
                         if l == b".\r\n":
                             break
                         data += l[1:] if l.startswith(b"..") else l
@@ -128,7 +133,7 @@ class SmtpPeer:
                     if stall:
                         time.sleep(self.stall_before_data_reply)
                     with self._lock:
-                        self.messages.append({"from": sender, "to": list(rcpts), "data": data})
+                        self.messages.append({"from": sender, "to": list(rcpts), "data": data, "raw": raw})
                         n = len(self.messages)
                     send(self.data_end_reply.format(n=n))
                 elif verb == "RSET":

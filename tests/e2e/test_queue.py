@@ -465,3 +465,58 @@ def test_domain_smarthost_wins_over_mx(tmp_path, world):
     assert marker.encode() in m["data"]
     line = wait_log(a, "delivered", 1, 10)[0]
     assert "relay=127.0.0.1" in line and "tls=no" in line, line
+
+
+SMUGGLE_ENDINGS = {
+    "lf-dot-lf": b"\n.\n",
+    "lf-dot-crlf": b"\n.\r\n",
+    "crlf-dot-lf": b"\r\n.\n",
+    "cr-dot-cr": b"\r.\r",
+    "cr-dot-crlf": b"\r.\r\n",
+}
+
+
+def bare_line_endings(raw: bytes) -> list[int]:
+    """Offsets of each CR not followed by LF and each LF not after a CR."""
+    return [i for i, b in enumerate(raw)
+            if (b == 13 and raw[i + 1:i + 2] != b"\n") or (b == 10 and (i == 0 or raw[i - 1] != 13))]
+
+
+@pytest.mark.parametrize("ending", SMUGGLE_ENDINGS.values(), ids=SMUGGLE_ENDINGS.keys())
+def test_smuggling_endings_never_reach_the_smarthost(tmp_path, world, ending):
+    """A body holding a fake end-of-data and a second transaction: DATA
+    refuses it (bare CR or LF), BDAT takes it with the line endings made
+    CRLF, and the smarthost gets one message with CRLF line endings only.
+    The peer ends DATA at any "." line that ends in LF, as lax servers do,
+    so a bare LF or CR sent on would show as smuggled commands."""
+    dns, made = world
+    dns.start()  # the smarthost needs no MX
+    port = free_port("127.0.0.4")
+    peer = SmtpPeer("127.0.0.4", port)
+    made.append(peer)
+    peer.start()
+    queue = dict(FAST_QUEUE, smarthost={"host": "127.0.0.4", "port": port, "tls": "none_loopback_only"})
+    a = box_a(tmp_path, dns, queue, made)
+    a.start()
+    marker = unique_id("smuggle")
+    smuggled = (b"MAIL FROM:<ceo@b.test>\r\nRCPT TO:<carol@b.test>\r\nDATA\r\n"
+                b"Subject: smuggled\r\n\r\nevil\r\n")
+    msg = (f"From: <{ALICE}>\r\nTo: <{BOB}>\r\nSubject: {marker}\r\n"
+           f"Message-ID: <{marker}@a.test>\r\n\r\nhello").encode() + ending + smuggled
+    with a.submit_client(ALICE, ALICE_PW) as s:
+        assert s.mail(ALICE)[0] == 250 and s.rcpt(BOB)[0] == 250
+        assert s.docmd("DATA")[0] == 354
+        s.send(msg + b".\r\n")
+        code, text = s.getreply()
+        assert code == 550, f"DATA with {ending!r}: {code} {text!r}"
+        assert s.mail(ALICE)[0] == 250 and s.rcpt(BOB)[0] == 250
+        s.send(f"BDAT {len(msg)} LAST\r\n".encode() + msg)
+        code, text = s.getreply()
+        assert code == 250, f"BDAT with {ending!r}: {code} {text!r}"
+    wait_log(a, "delivered", 1, 20)
+    (m,) = peer.wait_messages(1, 10)
+    assert len(peer.messages) == 1, peer.messages
+    assert m["from"] == ALICE and m["to"] == [BOB]
+    assert bare_line_endings(m["raw"]) == [], f"bare CR/LF sent to the next hop: {m['raw']!r}"
+    assert marker.encode() in m["data"] and b"\r\nSubject: smuggled\r\n" in m["data"]
+    assert not any(b"ceo@b.test" in c or b"carol@b.test" in c for c in peer.commands), peer.commands

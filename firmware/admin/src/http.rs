@@ -194,11 +194,18 @@ pub fn header<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
 
 /// The value of a cookie sent with the request.
 pub fn cookie<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
-    request
+    let headers = request
         .headers()
         .iter()
         .filter(|h| h.field.as_str().as_str().eq_ignore_ascii_case("Cookie"))
-        .flat_map(|h| h.value.as_str().split(';'))
+        .map(|h| h.value.as_str());
+    cookie_in(headers, name)
+}
+
+/// The value of cookie `name` in the values of `Cookie` headers.
+pub fn cookie_in<'r>(headers: impl Iterator<Item = &'r str>, name: &str) -> Option<&'r str> {
+    headers
+        .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(n, _)| *n == name)
         .map(|(_, v)| v)
@@ -233,7 +240,12 @@ pub fn read_json(
     if body.len() as u64 > MAX_BODY {
         return Err(Reply::error(413, "request body too large"));
     }
-    match serde_json::from_slice(&body) {
+    parse_json(&body)
+}
+
+/// A JSON body's fields; the body must be one object.
+pub fn parse_json(body: &[u8]) -> Result<Body, Reply> {
+    match serde_json::from_slice(body) {
         Ok(serde_json::Value::Object(map)) => Ok(map),
         Ok(_) => Err(Reply::error(400, "the body must be a JSON object")),
         Err(e) => Err(Reply::error(

@@ -31,6 +31,9 @@
 //!   `aliases`: the operational pages' handlers; `health` checks services,
 //!   disk space and the certificate.
 //!
+//! - [`parsers`]: what reads request bytes (forms, cookies, JSON bodies,
+//!   routes, autodiscover XML) as plain functions, for the fuzz targets.
+//!
 //! Knows nothing of the mail protocols.
 
 mod access;
@@ -47,6 +50,7 @@ mod keys;
 mod login;
 mod logsearch;
 mod pages;
+pub mod parsers;
 mod queue;
 mod routes;
 mod security;

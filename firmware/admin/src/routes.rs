@@ -12,7 +12,7 @@ use crate::{
 };
 
 /// What a request asks for.
-enum Route<'p> {
+pub(crate) enum Route<'p> {
     SetupState,
     Setup,
     Login,
@@ -101,7 +101,7 @@ impl Route<'_> {
 }
 
 /// The route of a method and path; `Err` is the reply (404, 405).
-fn route<'p>(method: &Method, path: &'p str) -> Result<Route<'p>, Reply> {
+pub(crate) fn route<'p>(method: &Method, path: &'p str) -> Result<Route<'p>, Reply> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (get, post) = match segments.as_slice() {
         ["api", "setup"] => (Some(Route::SetupState), Some(Route::Setup)),
@@ -267,7 +267,7 @@ fn dispatch(
 /// cross-site form, or a login forged from another site (which SameSite
 /// cookies do not cover), is refused. Clients without `Origin` (scripts)
 /// pass; they carry no ambient cookies.
-fn same_origin(origin: Option<&str>, host: Option<&str>) -> bool {
+pub(crate) fn same_origin(origin: Option<&str>, host: Option<&str>) -> bool {
     let Some(origin) = origin else {
         return true;
     };

@@ -19,7 +19,8 @@
 //!   those structures, which FETCH then takes from the store);
 //! - `thread`: RFC 5256 base subjects and threading, free of I/O;
 //! - `utf7`: modified UTF-7 mailbox names for IMAP4rev1 sessions;
-//! - `wire`: quoting strings and literals on the wire.
+//! - `wire`: quoting strings and literals on the wire;
+//! - [`parsers`]: the parsers above as plain functions, for the fuzz targets.
 //!
 //! Commands are framed by imap-codec's `Fragmentizer` (bounded message size,
 //! literals) and parsed by its `CommandCodec`; responses are written by
@@ -31,6 +32,7 @@ mod extended;
 mod lex;
 mod mime;
 mod nesting;
+pub mod parsers;
 mod searchres;
 mod selected;
 mod session;

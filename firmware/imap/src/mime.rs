@@ -21,7 +21,7 @@ const MAX_DEPTH: usize = 32;
 /// (and remakes) those of another version: change it whenever their output
 /// changes for any message, or clients get the old forms from the cache.
 /// The test `structure_output_is_pinned` fails as a reminder.
-pub const STRUCTURE_VERSION: u32 = 1;
+pub const STRUCTURE_VERSION: u32 = 2;
 
 /// What FETCH sends for a message that mail-parser cannot parse (or whose
 /// file cannot be read).
@@ -262,6 +262,11 @@ fn structure(out: &mut Vec<u8>, msg: &Message<'_>, id: usize, extended: bool, de
     } else {
         (mtype, subtype)
     };
+    // RFC 9051 §7.5.2: MESSAGE/RFC822 and MESSAGE/GLOBAL, as described, must
+    // be followed by the enclosed message's envelope, body and lines, and
+    // nothing else may be (found by fuzz/imap_mime: a message/rfc822 part
+    // that mail-parser read as a multipart got them after its opaque type).
+    let message_type = mtype == "MESSAGE" && matches!(subtype.as_str(), "RFC822" | "GLOBAL");
     out.push(b'(');
     wire::string(out, mtype.as_bytes());
     out.push(b' ');
@@ -291,11 +296,21 @@ fn structure(out: &mut Vec<u8>, msg: &Message<'_>, id: usize, extended: bool, de
     let lines = body.iter().filter(|&&b| b == b'\n').count()
         + usize::from(body.last().is_some_and(|&b| b != b'\n'));
     match &part.body {
-        PartType::Message(inner) if depth < MAX_DEPTH => {
+        PartType::Message(inner) if message_type && depth < MAX_DEPTH => {
             out.push(b' ');
             envelope(out, inner);
             out.push(b' ');
             body_structure_at(out, inner, extended, depth + 1);
+            out.extend_from_slice(format!(" {lines}").as_bytes());
+        }
+        _ if message_type => {
+            // An enclosed message too deep, empty, or that the parser gave
+            // up on (found by fuzz/imap_mime: the three fields went
+            // missing): described like an unparseable message.
+            out.push(b' ');
+            out.extend_from_slice(NIL_ENVELOPE);
+            out.push(b' ');
+            out.extend_from_slice(DEFAULT_BODY);
             out.extend_from_slice(format!(" {lines}").as_bytes());
         }
         _ if mtype == "TEXT" => out.extend_from_slice(format!(" {lines}").as_bytes()),
@@ -563,6 +578,144 @@ Content-Disposition: attachment; filename=\"x.pdf\"\r\n\r\nAAAA\r\n--b--\r\n";
 ((\"Amy\" NIL \"amy\" \"example.com\")) ((\"Amy\" NIL \"amy\" \"example.com\")) \
 ((NIL NIL \"bob\" \"example.com\")(\"C, D\" NIL \"cd\" \"example.org\")) NIL NIL NIL \"<1@x>\")"
         );
+    }
+
+    #[test]
+    fn envelope_never_holds_a_literal8() {
+        // Found by fuzz/imap_mime: NUL in the Date field (a literal8 in
+        // ENVELOPE, which clients cannot parse).
+        let raw = b"From: Amy <amy@example.com>\nDate: Fri, 27 Nov 2026 10:0\0\0\0\0\0\0\0\n\
+Subject: S\0\n\nbody\n";
+        let m = parse(raw).unwrap();
+        let e = text(|o| envelope(o, &m));
+        assert!(e.starts_with("(\"Fri, 27 Nov 2026 10:0\" \"S\" "), "{e}");
+        assert!(!e.contains('~') && !e.contains('\0'), "{e}");
+    }
+
+    #[test]
+    fn an_enclosed_message_the_parser_gave_up_on_keeps_its_fields() {
+        // Found by fuzz/imap_mime: message/rfc822 nested deeper than
+        // mail-parser follows; the innermost came out as MESSAGE/RFC822
+        // without the envelope, body and lines that must follow its size.
+        let raw: &[u8] = b"Fr: Amy <amyouter\n\
+Content-Type: message/rfc822\n\n\
+From: Carl <carl@example.o\xc4\xc4E\xc4\xc4\xc4\xc4et\n\
+Dazxampleata: Thu, 26 Novlain; charset=utf\xc4\xc4\xc4\xc4\xc4\xc4\xc4E\xc4\xc4\xc4\xc4et\n\
+Date: Wed,d, 15 A&pr 2026\n\
+le.com\n\
+Su\x00\x00\x00\x00\x00\x00\x01deport with attachments\n\
+Da*e:Kc3RyZWFtCg==\n\
+--outer\n\
+Content-Type: message/rfc822\n\n\
+FrFtCg==\n\
+--outer\n\
+ContenZWFtCg==\n\
+--outer\n\
+Content-Type: message/rfc822\n\n\
+FrFtCg==\n\
+--outer\n\
+Content-Type: @example.com>\n\
+To: bob@example.com\n\
+Su\x00\x00\x00\x00\x00\x00\x01deport with attachments\n\
+Da*e:Kc3RyZWFtCg==\n\
+--uoter\n\
+Content-Type: message/rfc822\n\n\
+FrFtCg==\n\
+--outer\n\
+Content-Type: message/rfc822\n\n\
+From: Carl <carl@example.o\xc4\xc4E\xc4\xc4\xc4\xc4et\n\
+Dazxampleata: Thu, 26 Novlain; charset=utf\xc4\xc4\xc4\xc4\xc4\xc4\xc4E\xc4\xc4\xc4\xc4et\n\
+Date: Wed,d, 15 A&pr 2026\n\
+le.com\n\
+Su\x00\x00\x00\x00\x00\x00\x01deport with attachments\n\
+Da*e:Kc3RyZWFtCg==\n\
+--outer\n\
+Content-Type: message/rfc822\n\n\
+FrFtCg==\n\
+--outer\n\
+ContenZWFtCg==\n\
+--outer\n\
+Content-Type: message/rfc822\n\n\
+FrFtCg==\n\
+--outer\n\
+Content-Type: message/rfc822\n\n\
+From: Carl <carl@example.o\xc4\xc4E\xc4\xc4\xc4\xc4et\n\
+Dazxampleata: Thu, 26 Novlain; charset=u\n";
+        let m = parse(raw).unwrap();
+        for extended in [false, true] {
+            let b = text(|o| body_structure(o, &m, extended));
+            for (i, _) in b.match_indices("(\"MESSAGE\" \"RFC822\" ") {
+                // type subtype params id description encoding size, then
+                // the envelope's parenthesis.
+                let after_size = b[i..].split(' ').nth(7).expect("a complete MESSAGE part");
+                assert!(after_size.starts_with('('), "{}", &b[i..]);
+            }
+            assert!(
+                b.contains(" (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) (\"TEXT\" "),
+                "{b}"
+            );
+        }
+    }
+
+    /// Each part's fields as RFC 9051 §7.5.2 wants them: an envelope (a
+    /// parenthesis after the size) for MESSAGE/RFC822, and for nothing else.
+    fn fields_follow_the_type(b: &str) {
+        for (i, _) in b.match_indices("(\"") {
+            let mut tokens = b[i..].split(' ');
+            let is_message =
+                tokens.next() == Some("(\"MESSAGE\"") && tokens.next() == Some("\"RFC822\"");
+            // type subtype params id description encoding size, then:
+            let Some(after_size) = b[i..].split(' ').nth(7) else {
+                continue;
+            };
+            if b[i..].split(' ').nth(5).is_some_and(|e| e.starts_with('"'))
+                && b[i..]
+                    .split(' ')
+                    .nth(6)
+                    .is_some_and(|n| n.parse::<u32>().is_ok())
+            {
+                assert_eq!(after_size.starts_with('('), is_message, "{}", &b[i..]);
+            }
+        }
+    }
+
+    #[test]
+    fn a_message_part_read_as_a_multipart_has_no_envelope() {
+        // Found by fuzz/imap_mime.
+        let raw: &[u8] = b"From: Amy <amy@examplexample.com>8\x00IME-Vers\xd9\x07#ion: 0.0\n\
+Content-Type: multipart/mixed; boundary=\"outer\"\n\n\
+This is a multi-part message in MIME format.\n\
+--outer\n\
+ContetCg==\n\
+--outer\n\
+Content-Type: message/rfc822\n\n\
+Fr:uter-rlContetCg==\n\
+--outer\n\
+Content-Type: message/rfc822\n\n\
+Fr:uter-rl <caanj\x09\x00\x00\x00\x00\x00\x00\x00sage in MIME format.\n\
+--outer\n\
+ContetCg==\n\
+--outer\n\
+Content-Type: message/rfc821\n\n\
+Fr:uter-rlContetCg==\n\
+--outer\n\
+Content-Type: message/rfc822\n\n\
+Fr:uter-rl <caanj\x09\x00\x00\x00\x00\x00\x00\x00\x00ner\n\
+\xdf\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xffy@\\exomple.coutf-7\n\n\
+P.com>-inner\n\
+Content-Type:ltiparouter+t/alterjative; boundampl\xa4.com\n\
+S0:00 +000sga0seM\n\
+\x9b\x00ner\n\
+\xdf\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xffy@\\exomple.coutf-7\n\n\
+P.com>-inner\n\
+Content-Type:ltipar\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xffouter+t/alterjative; boundampl\xa4.com\n\
+S0:00 +000sga0seM\n\
+\x9b\xd2\xd2\xd5\n\
+--outer--\n";
+        let m = parse(raw).unwrap();
+        for extended in [false, true] {
+            fields_follow_the_type(&text(|o| body_structure(o, &m, extended)));
+        }
     }
 
     #[test]

@@ -4,7 +4,14 @@
 use std::fmt::Write;
 
 /// Appends `s` as a quoted string when that is safe, else as a literal.
+/// A string cannot carry NUL (RFC 9051 §4.3: CHAR8 excludes it; only a
+/// literal8, which ENVELOPE and BODYSTRUCTURE may not hold, can): NULs,
+/// which only a broken header field brings, are dropped.
 pub fn string(out: &mut Vec<u8>, s: &[u8]) {
+    if s.contains(&0) {
+        let without: Vec<u8> = s.iter().copied().filter(|&b| b != 0).collect();
+        return string(out, &without);
+    }
     let quotable = s.len() < 1024
         && s.iter()
             .all(|&b| b != b'\r' && b != b'\n' && b != 0 && b < 0x80);
@@ -107,5 +114,9 @@ mod tests {
         assert_eq!(enc(astring, b"My Folder"), "\"My Folder\"");
         assert_eq!(enc(astring, b"a*b"), "\"a*b\"");
         assert_eq!(enc(astring, b""), "\"\"");
+        // Found by fuzz/imap_mime: a NUL in a header field made ENVELOPE
+        // carry a literal8, which no client parses there.
+        assert_eq!(enc(string, b"a\0b"), "\"ab\"");
+        assert_eq!(enc(string, b"two\r\n\0lines"), "{10}\r\ntwo\r\nlines");
     }
 }

@@ -5,6 +5,8 @@
 //! Layout:
 //! - `reply`: reply codes with enhanced status codes;
 //! - `session`: one connection's state and the dispatch of each command;
+//! - [`data`]: the DATA and BDAT decoders and the DATA encoder (sans-I/O,
+//!   fuzzed);
 //! - `cmd/`: one file per verb group (`ehlo`, `auth`, `envelope` for MAIL and
 //!   RCPT, `data` for DATA and BDAT);
 //! - [`Server`]: accept loops, the connection limit, graceful shutdown.
@@ -24,6 +26,7 @@
 
 mod autoreply;
 mod cmd;
+pub mod data;
 mod from_null;
 pub mod mta_sts;
 pub mod outbound;

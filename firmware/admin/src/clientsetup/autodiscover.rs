@@ -26,9 +26,9 @@ const RESPONSE_SCHEMA: &str =
 
 /// What the client asked.
 #[derive(Debug, PartialEq, Eq)]
-struct AutodiscoverRequest {
-    email: String,
-    schema: Option<String>,
+pub(crate) struct AutodiscoverRequest {
+    pub(crate) email: String,
+    pub(crate) schema: Option<String>,
 }
 
 /// Answers a POSTed autodiscover request.
@@ -69,7 +69,7 @@ pub fn reply(state: &State, request: &mut Request) -> Reply {
 /// Reads `EMailAddress` and `AcceptableResponseSchema` out of a request
 /// (MS-OXDSCLI §2.2.3), whatever namespace prefixes it uses. The document
 /// must be well-formed and its root `Autodiscover`.
-fn parse(body: &[u8]) -> Result<AutodiscoverRequest, String> {
+pub(crate) fn parse(body: &[u8]) -> Result<AutodiscoverRequest, String> {
     let text = std::str::from_utf8(body).map_err(|_| "the body is not UTF-8".to_owned())?;
     let mut reader = Reader::from_str(text);
     let mut path: Vec<String> = Vec::new();

@@ -19,7 +19,7 @@
 //! LAN-only.
 
 mod autoconfig;
-mod autodiscover;
+pub(crate) mod autodiscover;
 mod mobileconfig;
 
 use std::net::SocketAddr;

@@ -4,6 +4,7 @@
 
 use pochta_store::{BlobWriter, Delivery, DeliveryError, StagedBlob, StoreError};
 
+use crate::data::{BdatDecoder, DataError, DataLimits, DotDecoder, Status};
 use crate::reply::{common, Reply};
 use crate::session::{Flow, Session};
 use pochta_net::ReadError;
@@ -16,16 +17,18 @@ const CHUNK: usize = 64 * 1024;
 /// A BDAT transfer between its first and its LAST chunk.
 pub(crate) struct Chunks {
     body: Body,
+    decoder: BdatDecoder,
+    /// Chunk bytes announced so far, for the size check before reading.
+    announced: u64,
 }
 
 /// A body being received.
 struct Body {
     writer: BlobWriter,
-    /// Bytes the client sent (the `Received:` header not counted).
+    /// Message bytes written (the `Received:` header not counted).
     received: u64,
-    limit: u64,
-    too_big: bool,
-    bare_lf: bool,
+    /// What the decoder found wrong, once the data has ended.
+    problem: Option<DataError>,
     failure: Option<std::io::Error>,
 }
 
@@ -38,25 +41,31 @@ impl Body {
         Ok(Body {
             writer,
             received: 0,
-            limit: s.ctx.limits.max_message_bytes,
-            too_big: false,
-            bare_lf: false,
+            problem: None,
             failure: None,
         })
     }
 
+    /// Writes decoded message bytes (the decoders stop giving any once the
+    /// message is too big).
     fn write(&mut self, bytes: &[u8]) {
         self.received += bytes.len() as u64;
-        if self.received > self.limit {
-            // Keep reading to the end, keep nothing.
-            self.too_big = true;
-        }
-        if self.too_big || self.failure.is_some() {
+        if bytes.is_empty() || self.failure.is_some() {
             return;
         }
         if let Err(e) = self.writer.write(bytes) {
             self.failure = Some(e);
         }
+    }
+}
+
+/// The decoders' limits for this session.
+fn limits(s: &Session) -> DataLimits {
+    DataLimits {
+        max_message_bytes: s.ctx.limits.max_message_bytes,
+        // RFC 5321 §4.5.3.1.6's 1000 octets is broken by real senders; the
+        // decoders hold no line, so only the message size is bounded.
+        max_line_bytes: None,
     }
 }
 
@@ -104,64 +113,36 @@ pub(crate) async fn data(s: &mut Session) -> Flow {
     finish(s, body).await
 }
 
-/// Reads dot-stuffed lines up to `CRLF.CRLF` (RFC 5321 §4.5.2), unstuffing
-/// them into the body. Only CRLF.CRLF ends the data: a line after a bare LF
-/// is not a line start, so neither `LF.CRLF` nor `LF.LF` ends anything, and
-/// the bare LF marks the message for refusal (SMTP smuggling).
+/// Reads DATA up to `CRLF.CRLF` through the decoder ([`DotDecoder`]: only
+/// CRLF.CRLF ends the data; bare line endings are reported, SMTP smuggling),
+/// writing the message into the body.
 ///
 /// Each line (or each `CHUNK` of a longer one) must arrive within the
 /// command timeout.
 async fn receive_dot_stuffed(s: &mut Session, body: &mut Body) -> Result<(), ReadError> {
-    let mut at_line_start = true;
-    // Last byte taken from the stream, to see a CR split from its LF.
-    let mut last = b'\n';
+    let mut decoder = DotDecoder::new(limits(s));
     let mut deadline = s.conn.deadline();
     let mut line_bytes = 0usize;
+    let mut out = Vec::with_capacity(CHUNK);
     loop {
         let buf = s.conn.peek();
         if buf.is_empty() {
             s.conn.read_more(deadline).await?;
             continue;
         }
-        if at_line_start && buf[0] == b'.' {
-            if buf.starts_with(b".\r\n") {
-                s.conn.consume(3);
-                return Ok(());
-            }
-            if buf.len() < 3 && b".\r\n".starts_with(buf) {
-                s.conn.read_more(deadline).await?;
-                continue;
-            }
-            s.conn.consume(1);
-            last = b'.';
-            at_line_start = false;
-            continue;
-        }
         let window = &buf[..buf.len().min(CHUNK)];
-        match window.iter().position(|&b| b == b'\n') {
-            Some(i) => {
-                let before = if i > 0 { window[i - 1] } else { last };
-                let crlf = before == b'\r';
-                body.bare_lf |= !crlf;
-                body.write(&window[..=i]);
-                last = b'\n';
-                at_line_start = crlf;
-                s.conn.consume(i + 1);
-                deadline = s.conn.deadline();
-                line_bytes = 0;
-            }
-            None => {
-                let n = window.len();
-                last = window[n - 1];
-                body.write(window);
-                at_line_start = false;
-                s.conn.consume(n);
-                line_bytes += n;
-                if line_bytes >= CHUNK {
-                    deadline = s.conn.deadline();
-                    line_bytes = 0;
-                }
-            }
+        out.clear();
+        let progress = decoder.decode(window, &mut out);
+        s.conn.consume(progress.consumed);
+        body.write(&out);
+        if progress.status == Status::End {
+            body.problem = decoder.error();
+            return Ok(());
+        }
+        line_bytes += progress.consumed;
+        if progress.lines > 0 || line_bytes >= CHUNK {
+            deadline = s.conn.deadline();
+            line_bytes = 0;
         }
     }
 }
@@ -173,7 +154,7 @@ pub(crate) async fn bdat(s: &mut Session, size: usize, last: bool) -> Flow {
         .envelope
         .as_ref()
         .and_then(|e| e.chunks.as_ref())
-        .map_or(0, |c| c.body.received);
+        .map_or(0, |c| c.announced);
     if size as u64 > limit {
         // Reading gigabytes to stay in step is worse than hanging up.
         s.envelope = None;
@@ -188,7 +169,11 @@ pub(crate) async fn bdat(s: &mut Session, size: usize, last: bool) -> Flow {
     let mut chunks = match s.envelope.as_mut().and_then(|e| e.chunks.take()) {
         Some(c) => Some(c),
         None if ready => match Body::start(s) {
-            Ok(body) => Some(Chunks { body }),
+            Ok(body) => Some(Chunks {
+                body,
+                decoder: BdatDecoder::new(limits(s)),
+                announced: 0,
+            }),
             Err(e) => {
                 tracing::error!(session = %s.id, error = %e, "cannot start a message file");
                 None
@@ -201,6 +186,7 @@ pub(crate) async fn bdat(s: &mut Session, size: usize, last: bool) -> Flow {
     let mut left = size;
     let mut deadline = s.conn.deadline();
     let mut progress = 0usize;
+    let mut out = Vec::new();
     while left > 0 {
         if progress >= CHUNK {
             deadline = s.conn.deadline();
@@ -217,7 +203,9 @@ pub(crate) async fn bdat(s: &mut Session, size: usize, last: bool) -> Flow {
         left -= bytes.len();
         progress += bytes.len();
         if let Some(c) = chunks.as_mut() {
-            c.body.write(bytes);
+            out.clear();
+            c.decoder.decode(bytes, &mut out);
+            c.body.write(&out);
         }
     }
     if too_big {
@@ -225,7 +213,7 @@ pub(crate) async fn bdat(s: &mut Session, size: usize, last: bool) -> Flow {
         s.reject("bdat", "size", common::too_big());
         return Flow::Continue;
     }
-    let Some(chunks) = chunks else {
+    let Some(mut chunks) = chunks else {
         if ready {
             s.envelope = None;
             s.reply(common::local_error());
@@ -234,7 +222,12 @@ pub(crate) async fn bdat(s: &mut Session, size: usize, last: bool) -> Flow {
         }
         return Flow::Continue;
     };
+    chunks.announced += size as u64;
     if last {
+        out.clear();
+        chunks.decoder.finish(&mut out);
+        chunks.body.write(&out);
+        chunks.body.problem = chunks.decoder.error();
         return finish(s, chunks.body).await;
     }
     if let Some(e) = s.envelope.as_mut() {
@@ -251,17 +244,8 @@ async fn finish(s: &mut Session, body: Body) -> Flow {
         .take()
         .expect("DATA and BDAT only run inside a transaction");
     let subject = format!("<{}>", envelope.from);
-    if body.too_big {
-        s.reject("data", &subject, common::too_big());
-        return Flow::Continue;
-    }
-    if body.bare_lf {
-        let reply = Reply::new(
-            550,
-            "5.5.2",
-            "Bare LF line endings are not allowed (RFC 5321 §2.3.8)",
-        );
-        s.reject("data", &subject, reply);
+    if let Some(problem) = body.problem {
+        s.reject("data", &subject, refusal(problem));
         return Flow::Continue;
     }
     if let Some(e) = body.failure {
@@ -384,6 +368,27 @@ async fn finish(s: &mut Session, body: Body) -> Flow {
         None => s.reject("data", &subject, common::local_error()),
     }
     Flow::Continue
+}
+
+/// The reply to a message body the decoder found wrong.
+fn refusal(problem: DataError) -> Reply {
+    match problem {
+        DataError::TooBig { .. } => common::too_big(),
+        DataError::LineTooLong { limit } => {
+            Reply::new(500, "5.5.6", format!("Line longer than {limit} bytes"))
+        }
+        // RFC 5321 §2.3.8; SMTP smuggling relies on such line endings.
+        DataError::BareLf => Reply::new(
+            550,
+            "5.5.2",
+            "Bare LF line endings are not allowed (RFC 5321 §2.3.8)",
+        ),
+        DataError::BareCr => Reply::new(
+            550,
+            "5.5.2",
+            "Bare CR line endings are not allowed (RFC 5321 §2.3.8)",
+        ),
+    }
 }
 
 /// What the inbound checks let through.

@@ -18,6 +18,7 @@ use tokio_rustls::client::TlsStream;
 use super::reply::{self, Reply, ReplyError};
 use super::tls::{ClientTls, TlsInfo};
 use super::Failure;
+use crate::data::DotEncoder;
 
 /// The connection, plain until STARTTLS or implicit TLS.
 enum Stream {
@@ -473,11 +474,13 @@ impl Client {
             .collect())
     }
 
-    /// The body, dot-stuffed (RFC 5321 §4.5.2), streamed from its file.
+    /// The body, dot-stuffed (RFC 5321 §4.5.2) with every line ending made
+    /// CRLF (a stored bare CR or LF never reaches the next hop), streamed
+    /// from its file.
     async fn send_body(&mut self, msg: &Outgoing<'_>) -> Result<(), Failure> {
         let io_err = |e: std::io::Error| Failure::local(format!("reading the queued message: {e}"));
         let mut file = tokio::fs::File::open(msg.body).await.map_err(io_err)?;
-        let mut stuffer = DotStuffer::default();
+        let mut stuffer = DotEncoder::default();
         let mut out = Vec::with_capacity(70 * 1024);
         stuffer.push(msg.prefix, &mut out);
         let mut chunk = vec![0u8; 64 * 1024];
@@ -560,59 +563,9 @@ fn xtext(s: &str) -> String {
     out
 }
 
-/// Dot-stuffing across chunk boundaries, with CRLF line ends.
-#[derive(Default)]
-struct DotStuffer {
-    /// The last byte written, to know whether a line starts.
-    last: Option<u8>,
-}
-
-impl DotStuffer {
-    fn push(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
-        for &b in bytes {
-            let line_start = matches!(self.last, None | Some(b'\n'));
-            if line_start && b == b'.' {
-                out.push(b'.');
-            }
-            if b == b'\n' && self.last != Some(b'\r') {
-                out.push(b'\r');
-            }
-            out.push(b);
-            self.last = Some(b);
-        }
-    }
-
-    fn finish(&mut self, out: &mut Vec<u8>) {
-        if !matches!(self.last, None | Some(b'\n')) {
-            out.extend_from_slice(b"\r\n");
-        }
-        out.extend_from_slice(b".\r\n");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn stuff(chunks: &[&[u8]]) -> Vec<u8> {
-        let mut s = DotStuffer::default();
-        let mut out = Vec::new();
-        for c in chunks {
-            s.push(c, &mut out);
-        }
-        s.finish(&mut out);
-        out
-    }
-
-    #[test]
-    fn dots_are_stuffed_across_chunks() {
-        assert_eq!(stuff(&[b"a\r\n.b\r\n"]), b"a\r\n..b\r\n.\r\n");
-        assert_eq!(stuff(&[b"a\r\n", b".\r\n"]), b"a\r\n..\r\n.\r\n");
-        assert_eq!(stuff(&[b".x"]), b"..x\r\n.\r\n");
-        assert_eq!(stuff(&[b"a\nb"]), b"a\r\nb\r\n.\r\n");
-        assert_eq!(stuff(&[b"a\r", b"\nb\r\n"]), b"a\r\nb\r\n.\r\n");
-        assert_eq!(stuff(&[]), b".\r\n");
-    }
 
     #[test]
     fn xtext_encoding() {
