@@ -39,7 +39,7 @@ pub fn cookie<'r>(headers: &[&'r str], name: &str) -> Option<&'r str> {
 /// when `with_own`. Returns the login's token and the token of the session
 /// found.
 pub fn session_from_cookies(headers: &[&str], with_own: bool) -> (String, Option<String>) {
-    let sessions = Sessions::new(Duration::from_secs(60));
+    let sessions = Sessions::in_memory(Duration::from_secs(60));
     let login = sessions.create("admin", true);
     let set_cookie = Sessions::cookie(&login);
     // `name=value` before the attributes.

@@ -59,7 +59,8 @@ impl Session {
 pub struct Sessions {
     idle: Duration,
     by_token: Mutex<HashMap<String, Session>>,
-    store: Store,
+    /// Where sessions outlive a restart; none in [`Sessions::in_memory`].
+    store: Option<Store>,
 }
 
 /// 256 random bits from the OS, hex.
@@ -93,24 +94,32 @@ impl Sessions {
         Sessions {
             idle,
             by_token: Mutex::new(HashMap::new()),
-            store,
+            store: Some(store),
+        }
+    }
+
+    /// Sessions kept in memory only (the fuzz targets' parsers).
+    pub fn in_memory(idle: Duration) -> Sessions {
+        Sessions {
+            idle,
+            by_token: Mutex::new(HashMap::new()),
+            store: None,
         }
     }
 
     /// Writes a session to the store; a failure is logged, and the session
     /// lives on in memory until the next restart.
     fn save(&self, s: &Session) {
-        if let Err(e) =
-            self.store
-                .save_admin_session(&s.token, &s.admin, s.totp_enabled, unix_now())
-        {
+        let Some(store) = &self.store else { return };
+        if let Err(e) = store.save_admin_session(&s.token, &s.admin, s.totp_enabled, unix_now()) {
             tracing::warn!(error = %e, "admin page: cannot store a session (it ends at the next restart)");
         }
     }
 
     /// A session of the store (made before a restart), if still live.
     fn load(&self, token: &str) -> Option<Session> {
-        let stored = match self.store.admin_session(token) {
+        let store = self.store.as_ref()?;
+        let stored = match store.admin_session(token) {
             Ok(s) => s?,
             Err(e) => {
                 tracing::warn!(error = %e, "admin page: cannot read a stored session");
@@ -119,7 +128,7 @@ impl Sessions {
         };
         let idle_secs = (unix_now() - stored.last_used).max(0) as u64;
         if idle_secs >= self.idle.as_secs() {
-            let _ = self.store.remove_admin_session(token);
+            let _ = store.remove_admin_session(token);
             return None;
         }
         let now = Instant::now();
@@ -184,7 +193,7 @@ impl Sessions {
         if now.duration_since(s.last_used) >= self.idle {
             map.remove(token);
             drop(map);
-            let _ = self.store.remove_admin_session(token);
+            self.forget(token);
             return None;
         }
         s.last_used = now;
@@ -214,7 +223,12 @@ impl Sessions {
     /// Ends a session.
     pub fn remove(&self, token: &str) {
         self.map().remove(token);
-        if let Err(e) = self.store.remove_admin_session(token) {
+        self.forget(token);
+    }
+
+    /// Removes a session from the store.
+    fn forget(&self, token: &str) {
+        if let Some(Err(e)) = self.store.as_ref().map(|s| s.remove_admin_session(token)) {
             tracing::warn!(error = %e, "admin page: cannot remove a stored session");
         }
     }
