@@ -230,14 +230,40 @@ fn bound(listeners: &[std::net::TcpListener]) -> Vec<SocketAddr> {
         .collect()
 }
 
+/// The admin page's public sockets, bound (as root, on the appliance)
+/// before anything else of it starts: `admin.listen` and, with a
+/// certificate, `admin.listen_tls`.
+pub struct Bound {
+    plain: Vec<std::net::TcpListener>,
+    tls: Vec<std::net::TcpListener>,
+}
+
+/// Binds the admin page's addresses; `tls` says whether HTTPS is served.
+pub fn bind(config: &pochta_config::Admin, tls: bool) -> Result<Bound, AdminError> {
+    Ok(Bound {
+        plain: bind_public(&config.listen)?,
+        tls: if tls {
+            bind_public(&config.listen_tls)?
+        } else {
+            Vec::new()
+        },
+    })
+}
+
 /// Binds `ctx.config.listen` and `listen_tls` and starts serving. When no
 /// administrator exists, a fresh setup code is made, logged and written to
 /// the data folder.
 pub fn start(ctx: Context) -> Result<AdminServer, AdminError> {
+    let bound = bind(&ctx.config, ctx.tls.is_some())?;
+    start_bound(ctx, bound)
+}
+
+/// Starts serving on sockets [`bind`] bound.
+pub fn start_bound(ctx: Context, sockets: Bound) -> Result<AdminServer, AdminError> {
     // (tiny-http backend, whether it answers HTTPS)
     let mut servers = Vec::new();
     let mut entries = Vec::new();
-    let plain = bind_public(&ctx.config.listen)?;
+    let plain = sockets.plain;
     let addrs = bound(&plain);
     if !plain.is_empty() {
         let (backend, backend_addr) = bind_backend()?;
@@ -249,8 +275,8 @@ pub fn start(ctx: Context) -> Result<AdminServer, AdminError> {
         servers.push((Arc::new(backend), false));
     }
     let mut tls_addrs = Vec::new();
-    if let (Some(config), false) = (&ctx.tls, ctx.config.listen_tls.is_empty()) {
-        let listeners = bind_public(&ctx.config.listen_tls)?;
+    if let (Some(config), false) = (&ctx.tls, sockets.tls.is_empty()) {
+        let listeners = sockets.tls;
         tls_addrs = bound(&listeners);
         let (backend, backend_addr) = bind_backend()?;
         let mut config = (**config).clone();

@@ -175,6 +175,40 @@ impl Device {
     }
 }
 
+/// A watchdog device opened (and so armed) but not yet fed: opened while
+/// `pochta serve` is still root, fed once the services start. Dropped
+/// before that (a start that failed), it is disarmed with the magic close.
+pub struct Armed {
+    path: PathBuf,
+    asked_secs: u32,
+    opened: Option<Result<(Device, u32, bool), String>>,
+}
+
+impl Armed {
+    /// Opens `path` and sets its timeout; an error is kept for the health
+    /// check.
+    pub fn open(path: &Path, timeout_secs: u32) -> Armed {
+        Armed {
+            path: path.to_owned(),
+            asked_secs: timeout_secs,
+            opened: Some(Device::open(path, timeout_secs)),
+        }
+    }
+
+    /// The device.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Armed {
+    fn drop(&mut self) {
+        if let Some(Ok((device, _, _))) = self.opened.take() {
+            device.close_cleanly();
+        }
+    }
+}
+
 impl Watchdog {
     /// No watchdog configured.
     pub fn off() -> Watchdog {
@@ -184,16 +218,22 @@ impl Watchdog {
         }
     }
 
-    /// Opens and arms `path`, and starts feeding it while `liveness` says
-    /// Pochta is alive. Returns the watchdog part and whether the last
-    /// restart was forced by the watchdog. A device that cannot be opened
-    /// is a health warning, not a failed start: mail goes on.
-    pub fn start(path: &Path, timeout_secs: u32, liveness: Arc<Liveness>) -> (Watchdog, bool) {
+    /// Starts feeding a watchdog [`Armed::open`] opened, while `liveness`
+    /// says Pochta is alive. Returns the watchdog part and whether the last
+    /// restart was forced by the watchdog. A device that could not be
+    /// opened is a health warning, not a failed start: mail goes on.
+    pub fn start(mut armed: Armed, liveness: Arc<Liveness>) -> (Watchdog, bool) {
+        let path = armed.path.clone();
+        let timeout_secs = armed.asked_secs;
         let status = Arc::new(Mutex::new(Status {
-            device: Some(path.to_owned()),
+            device: Some(path.clone()),
             ..Status::default()
         }));
-        let (device, took, forced) = match Device::open(path, timeout_secs) {
+        let opened = armed
+            .opened
+            .take()
+            .unwrap_or_else(|| Err("the watchdog was already started".into()));
+        let (device, took, forced) = match opened {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!(error = %e, "the hardware watchdog is NOT armed");
@@ -207,6 +247,7 @@ impl Watchdog {
                 );
             }
         };
+        let path = path.as_path();
         if took != timeout_secs {
             tracing::warn!(device = %path.display(), asked = timeout_secs, took, "the watchdog took another timeout");
         }
@@ -362,7 +403,8 @@ mod tests {
     #[test]
     fn a_missing_device_is_a_warning_not_a_failed_start() {
         let liveness = Arc::new(Liveness::new(Duration::from_secs(60)));
-        let (wd, forced) = Watchdog::start(Path::new("/no/such/watchdog"), 15, liveness);
+        let (wd, forced) =
+            Watchdog::start(Armed::open(Path::new("/no/such/watchdog"), 15), liveness);
         assert!(!forced);
         let f = wd.probe().check();
         assert_eq!(f.state, State::Warning);
@@ -378,7 +420,7 @@ mod tests {
         let path = dir.path().join("watchdog");
         std::fs::write(&path, "").unwrap();
         let liveness = Arc::new(Liveness::new(Duration::from_secs(60)));
-        let (wd, _) = Watchdog::start(&path, 15, liveness);
+        let (wd, _) = Watchdog::start(Armed::open(&path, 15), liveness);
         let f = wd.probe().check();
         assert_eq!(f.state, State::Warning, "{f:?}");
         assert!(f.reason.contains("timeout"), "{}", f.reason);
