@@ -419,6 +419,21 @@ def default_config() -> dict:
     }
 
 
+def traversable(path: Path) -> None:
+    """Lets other users pass through `path` and the folders above it.
+
+    Run as root, pochta serves as the `pochta` user, which must reach its
+    data folder; pytest makes its temporary folders (/tmp/pytest-of-root/...)
+    private to root. Only the search bit is added: nothing becomes listable.
+    """
+    if os.geteuid() != 0:
+        return
+    for p in [path, *path.parents]:
+        mode = p.stat().st_mode
+        if mode & 0o011 != 0o011:
+            os.chmod(p, (mode & 0o7777) | 0o011)
+
+
 class Pochta:
     """One pochta installation: a data folder, a config file, a server process."""
 
@@ -427,6 +442,7 @@ class Pochta:
         self.root = root
         self.data = root / "data"
         root.mkdir(parents=True, exist_ok=True)
+        traversable(root)
         self.config_path = root / "pochta.toml"
         self.config = default_config()
         self.write_config()
