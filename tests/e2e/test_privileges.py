@@ -220,6 +220,9 @@ def test_the_helper_refuses_what_is_not_in_its_set(pochta_binary):
             (b'{"request":"set_clock","unix_secs":1000,"nanos":0}', "before this build"),
             (b'{"request":"set_clock","unix_secs":99999999999,"nanos":0}', "not a plausible time"),
             (b'{"request":"set_clock","unix_secs":1900000000,"nanos":1000000000}', "not below one second"),
+            # In the set, but not given to this helper (no setup copy file).
+            (b'{"request":"write_setup_copy","text":"x"}', "no setup copy file"),
+            (b'{"request":"remove_setup_copy"}', "no setup copy file"),
             # Out of the set.
             (b'{"request":"mount","device":"/dev/sda1","on":"/mnt"}', "not a request this helper knows"),
             (b'{"request":"run","argv":["/bin/sh","-c","id"]}', "not a request this helper knows"),

@@ -134,6 +134,10 @@ pub struct Context {
     pub health: Arc<pochta_system::Health>,
     /// Alerts raised by the system part (mailed to the postmaster too).
     pub alerts: Option<Arc<pochta_system::Alerts>>,
+    /// The privileged helper, which writes `admin.setup_code_copy` for a
+    /// server that is not root (the boot partition is root's); `None`:
+    /// written directly.
+    pub helper: Option<Arc<pochta_privileged::Helper>>,
     /// Whether the box's clock can be believed (set from a time server
     /// lately, or not pochta's job); a refused TOTP code says when not.
     pub clock_trusted: Arc<AtomicBool>,
@@ -303,7 +307,11 @@ pub fn start_bound(ctx: Context, sockets: Bound) -> Result<AdminServer, AdminErr
         if let Some(copy) = &ctx.config.setup_code_copy {
             // A read-only or missing boot partition must not keep the box
             // from starting: the console and the data folder have the code.
-            if let Err(e) = setup_code::write_copy(copy, &code) {
+            let written = match &ctx.helper {
+                Some(helper) => helper.write_setup_copy(&setup_code::copy_text(&code)),
+                None => setup_code::write_copy(copy, &code).map_err(|e| e.to_string()),
+            };
+            if let Err(e) = written {
                 tracing::warn!(file = %copy.display(), error = %e, "cannot write the setup code's copy");
             }
         }
@@ -393,7 +401,14 @@ fn setup_invitation(http: &[SocketAddr], https: &[SocketAddr]) -> String {
 pub(crate) fn remove_setup_code(ctx: &Context) {
     setup_code::remove(&setup_code::file(&ctx.data));
     if let Some(copy) = &ctx.config.setup_code_copy {
-        setup_code::remove(copy);
+        match &ctx.helper {
+            Some(helper) => {
+                if let Err(e) = helper.remove_setup_copy() {
+                    tracing::warn!(file = %copy.display(), error = %e, "cannot remove the used setup code");
+                }
+            }
+            None => setup_code::remove(copy),
+        }
     }
 }
 

@@ -107,7 +107,11 @@ enum Command {
     /// The privileged helper `serve` starts as root, with a socket as its
     /// standard input (never run by hand).
     #[command(name = "privileged-helper", hide = true)]
-    PrivilegedHelper,
+    PrivilegedHelper {
+        /// The one file it may write for the server: the setup code's copy.
+        #[arg(long)]
+        setup_copy: Option<PathBuf>,
+    },
 }
 
 /// glibc raises its mmap threshold after a large block is freed, so the
@@ -153,7 +157,7 @@ fn main() -> ExitCode {
         Command::Serve { .. }
             | Command::Completions { .. }
             | Command::Man { .. }
-            | Command::PrivilegedHelper
+            | Command::PrivilegedHelper { .. }
     ) {
         if let Err(message) = pochta_privileged::become_owner_of(data) {
             eprintln!("pochta: {message}");
@@ -177,9 +181,9 @@ fn main() -> ExitCode {
         Command::Completions { shell } => docs::completions(shell),
         Command::Man { dir } => docs::man(dir.as_deref()),
         Command::Dkim(c) => cmd::domain::dkim(data, c),
-        Command::PrivilegedHelper => {
+        Command::PrivilegedHelper { setup_copy } => {
             serve::init_tracing();
-            return ExitCode::from(pochta_privileged::helper::run() as u8);
+            return ExitCode::from(pochta_privileged::helper::run(setup_copy) as u8);
         }
     };
     match result {

@@ -65,7 +65,9 @@ pub fn acquire(config: &Config, root: bool) -> Result<Privileged, String> {
         .as_ref()
         .map(|device| pochta_system::Armed::open(device, config.system.watchdog_timeout_secs));
     let helper = if root {
-        Some(Arc::new(Helper::start()?))
+        Some(Arc::new(Helper::start(
+            config.admin.setup_code_copy.as_deref(),
+        )?))
     } else {
         None
     };

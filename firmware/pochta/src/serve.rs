@@ -349,6 +349,7 @@ async fn run(
             health: system.health(),
             alerts: Some(system.alerts()),
             clock_trusted: system.clock().trusted_flag(),
+            helper: helper.clone(),
         },
         admin_bound,
     )

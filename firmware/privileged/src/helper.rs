@@ -7,8 +7,10 @@
 
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -17,6 +19,9 @@ use crate::request::{self, Action, Answer, Bounds, Request};
 
 /// The hidden subcommand that runs the helper.
 pub const HELPER_COMMAND: &str = "privileged-helper";
+
+/// Its option naming the setup code's copy.
+pub const SETUP_COPY_ARG: &str = "--setup-copy";
 
 /// How long the server waits for the helper's answer.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,13 +37,17 @@ pub struct Helper {
 
 impl Helper {
     /// Starts the helper from this process's own binary and waits for it to
-    /// say it is ready (hardened).
-    pub fn start() -> Result<Helper, String> {
+    /// say it is ready (hardened). `setup_copy` is the one file it may
+    /// write for the server (`admin.setup_code_copy`).
+    pub fn start(setup_copy: Option<&Path>) -> Result<Helper, String> {
         let (ours, theirs) =
             UnixStream::pair().map_err(|e| format!("cannot make the helper's socket: {e}"))?;
-        let child = Command::new("/proc/self/exe")
-            .arg0("pochta")
-            .arg(HELPER_COMMAND)
+        let mut command = Command::new("/proc/self/exe");
+        command.arg0("pochta").arg(HELPER_COMMAND);
+        if let Some(path) = setup_copy {
+            command.arg(SETUP_COPY_ARG).arg(path);
+        }
+        let child = command
             .stdin(Stdio::from(OwnedFd::from(theirs)))
             .spawn()
             .map_err(|e| format!("cannot start the privileged helper: {e}"))?;
@@ -84,11 +93,25 @@ impl Helper {
             unix_secs: since_epoch.as_secs() as i64,
             nanos: since_epoch.subsec_nanos(),
         };
-        match self.ask(&request)? {
-            Answer::Done => Ok(()),
-            Answer::Refused { reason } => Err(format!("the privileged helper refused: {reason}")),
-            Answer::Failed { error } => Err(error),
-        }
+        done(self.ask(&request)?)
+    }
+
+    /// Writes the setup code's copy (the file the helper was started with).
+    pub fn write_setup_copy(&self, text: &str) -> Result<(), String> {
+        done(self.ask(&Request::WriteSetupCopy { text: text.into() })?)
+    }
+
+    /// Removes the setup code's copy.
+    pub fn remove_setup_copy(&self) -> Result<(), String> {
+        done(self.ask(&Request::RemoveSetupCopy)?)
+    }
+}
+
+fn done(answer: Answer) -> Result<(), String> {
+    match answer {
+        Answer::Done => Ok(()),
+        Answer::Refused { reason } => Err(format!("the privileged helper refused: {reason}")),
+        Answer::Failed { error } => Err(error),
     }
 }
 
@@ -132,9 +155,9 @@ fn read_answer(stream: &mut UnixStream) -> Result<Answer, String> {
         .map_err(|e| format!("a bad answer from the privileged helper: {e}"))
 }
 
-/// The helper process (`pochta privileged-helper`): its standard input is
-/// the socket to the server. Returns the exit status.
-pub fn run() -> i32 {
+/// The helper process (`pochta privileged-helper [--setup-copy FILE]`): its
+/// standard input is the socket to the server. Returns the exit status.
+pub fn run(setup_copy: Option<PathBuf>) -> i32 {
     // SAFETY: fd 0 is this process's standard input; it is owned here
     // and by nothing else in this process.
     let fd = unsafe { OwnedFd::from_raw_fd(0) };
@@ -147,7 +170,7 @@ pub fn run() -> i32 {
         return 2;
     }
     let mut stream = UnixStream::from(fd);
-    if let Err(e) = harden() {
+    if let Err(e) = harden(setup_copy.as_deref()) {
         tracing::error!("privileged helper: {e}");
         let _ = send(&mut stream, &Answer::Refused { reason: e });
         return 1;
@@ -155,17 +178,26 @@ pub fn run() -> i32 {
     if send(&mut stream, &Answer::Done).is_err() {
         return 1;
     }
-    serve(&mut stream, &Bounds::default())
+    let bounds = Bounds {
+        setup_copy: setup_copy.is_some(),
+        ..Bounds::default()
+    };
+    serve(&mut stream, &bounds, setup_copy.as_deref())
 }
 
-/// Everything but the clock given up; nothing may be written or run.
-fn harden() -> Result<(), String> {
+/// Everything but the clock given up; nothing may be run, and nothing
+/// written but in the setup copy's folder.
+fn harden(setup_copy: Option<&Path>) -> Result<(), String> {
     if nix::unistd::Uid::effective().is_root() {
         crate::caps::limit_bounding_set(HELPER_CAPS)?;
         crate::caps::keep_only(HELPER_CAPS)?;
     }
     let confinement = crate::sandbox::confine(&crate::sandbox::Policy {
-        writable: Vec::new(),
+        writable: setup_copy
+            .and_then(Path::parent)
+            .map(Path::to_owned)
+            .into_iter()
+            .collect(),
         execute: false,
     })?;
     if let crate::sandbox::Confinement::None(why) = confinement {
@@ -180,7 +212,7 @@ fn send(stream: &mut UnixStream, answer: &Answer) -> Result<(), String> {
 }
 
 /// Answers requests until the server closes the socket.
-fn serve(stream: &mut UnixStream, bounds: &Bounds) -> i32 {
+fn serve(stream: &mut UnixStream, bounds: &Bounds, setup_copy: Option<&Path>) -> i32 {
     loop {
         let frame = match read_frame(stream) {
             Ok(Some(frame)) => frame,
@@ -194,7 +226,7 @@ fn serve(stream: &mut UnixStream, bounds: &Bounds) -> i32 {
             }
         };
         let answer = match request::decide(&frame, bounds) {
-            Ok(action) => act(action),
+            Ok(action) => act(action, setup_copy),
             Err(reason) => {
                 tracing::warn!("privileged helper: refused: {reason}");
                 Answer::Refused { reason }
@@ -206,7 +238,10 @@ fn serve(stream: &mut UnixStream, bounds: &Bounds) -> i32 {
     }
 }
 
-fn act(action: Action) -> Answer {
+fn act(action: Action, setup_copy: Option<&Path>) -> Answer {
+    let failed = |what: &str, e: std::io::Error| Answer::Failed {
+        error: format!("cannot {what}: {e}"),
+    };
     match action {
         Action::SetClock { unix_secs, nanos } => {
             use nix::sys::time::TimeSpec;
@@ -222,5 +257,38 @@ fn act(action: Action) -> Answer {
                 },
             }
         }
+        // `check` allows these only when the helper has the file.
+        Action::WriteSetupCopy { text } => match setup_copy {
+            Some(path) => match write_file(path, &text) {
+                Ok(()) => Answer::Done,
+                Err(e) => failed(&format!("write {}", path.display()), e),
+            },
+            None => Answer::Refused {
+                reason: "no setup copy file".into(),
+            },
+        },
+        Action::RemoveSetupCopy => match setup_copy.map(std::fs::remove_file) {
+            Some(Ok(())) => Answer::Done,
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Answer::Done,
+            Some(Err(e)) => failed("remove the setup copy", e),
+            None => Answer::Refused {
+                reason: "no setup copy file".into(),
+            },
+        },
     }
+}
+
+/// Written to a temporary name, synced, renamed: a power cut leaves the old
+/// file or the new one (the boot partition is FAT, mounted with `flush`).
+fn write_file(path: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }

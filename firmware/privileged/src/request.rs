@@ -39,7 +39,20 @@ pub enum Request {
         /// Nanoseconds past `unix_secs`.
         nanos: u32,
     },
+    /// Write the setup code's copy for people (`admin.setup_code_copy`,
+    /// SETUP.TXT on the boot partition) with this text. The file is the one
+    /// the helper was started with; the request cannot name another.
+    WriteSetupCopy {
+        /// The file's text: printable ASCII and line ends, at most
+        /// [`MAX_SETUP_TEXT`] bytes.
+        text: String,
+    },
+    /// Remove that copy (setup is done).
+    RemoveSetupCopy,
 }
+
+/// The longest setup copy text the helper writes.
+pub const MAX_SETUP_TEXT: usize = 1024;
 
 /// The helper's answer to one frame.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,10 +67,14 @@ pub enum Answer {
 }
 
 /// What a checked request asks the helper to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// `clock_settime(CLOCK_REALTIME)` to this many seconds and nanoseconds.
     SetClock { unix_secs: i64, nanos: u32 },
+    /// Write this text to the setup code's copy.
+    WriteSetupCopy { text: String },
+    /// Remove the setup code's copy.
+    RemoveSetupCopy,
 }
 
 /// The bounds a request is checked against.
@@ -67,6 +84,8 @@ pub struct Bounds {
     pub earliest_clock: i64,
     /// The latest clock the helper sets.
     pub latest_clock: i64,
+    /// Whether a setup copy file was given to the helper at its start.
+    pub setup_copy: bool,
 }
 
 impl Default for Bounds {
@@ -74,6 +93,7 @@ impl Default for Bounds {
         Bounds {
             earliest_clock: EARLIEST_CLOCK,
             latest_clock: LATEST_CLOCK,
+            setup_copy: false,
         }
     }
 }
@@ -106,6 +126,32 @@ pub fn check(request: &Request, bounds: &Bounds) -> Result<Action, String> {
             }
             Ok(Action::SetClock { unix_secs, nanos })
         }
+        Request::WriteSetupCopy { ref text } => {
+            if !bounds.setup_copy {
+                return Err("write_setup_copy: no setup copy file was given to the helper".into());
+            }
+            if text.len() > MAX_SETUP_TEXT {
+                return Err(format!(
+                    "write_setup_copy: {} bytes is over {MAX_SETUP_TEXT}",
+                    text.len()
+                ));
+            }
+            if let Some(c) = text
+                .chars()
+                .find(|&c| !(c == ' ' || c == '\r' || c == '\n' || c.is_ascii_graphic()))
+            {
+                return Err(format!(
+                    "write_setup_copy: the text holds {c:?}, not printable ASCII"
+                ));
+            }
+            Ok(Action::WriteSetupCopy { text: text.clone() })
+        }
+        Request::RemoveSetupCopy => {
+            if !bounds.setup_copy {
+                return Err("remove_setup_copy: no setup copy file was given to the helper".into());
+            }
+            Ok(Action::RemoveSetupCopy)
+        }
     }
 }
 
@@ -135,7 +181,54 @@ mod tests {
     const BOUNDS: Bounds = Bounds {
         earliest_clock: 1_700_000_000,
         latest_clock: LATEST_CLOCK,
+        setup_copy: false,
     };
+
+    #[test]
+    fn the_setup_copy_only_when_given_and_only_plain_text() {
+        let given = Bounds {
+            setup_copy: true,
+            ..BOUNDS
+        };
+        let write = br#"{"request":"write_setup_copy","text":"Pochta setup code: 7K3M-Q9XD\r\n"}"#;
+        assert_eq!(
+            decide(write, &given),
+            Ok(Action::WriteSetupCopy {
+                text: "Pochta setup code: 7K3M-Q9XD\r\n".into()
+            })
+        );
+        assert!(decide(write, &BOUNDS)
+            .unwrap_err()
+            .contains("no setup copy file"));
+        let remove = br#"{"request":"remove_setup_copy"}"#;
+        assert_eq!(decide(remove, &given), Ok(Action::RemoveSetupCopy));
+        assert!(decide(remove, &BOUNDS).is_err());
+        for (frame, why) in [
+            (
+                br#"{"request":"write_setup_copy","text":"a\u0000b"}"#.to_vec(),
+                "not printable ASCII",
+            ),
+            (
+                br#"{"request":"write_setup_copy","text":"caf\u00e9"}"#.to_vec(),
+                "not printable ASCII",
+            ),
+            (
+                format!(
+                    r#"{{"request":"write_setup_copy","text":"{}"}}"#,
+                    "x".repeat(1025)
+                )
+                .into_bytes(),
+                "over 1024",
+            ),
+            (
+                br#"{"request":"write_setup_copy","text":"x","path":"/etc/passwd"}"#.to_vec(),
+                "not a request this helper knows",
+            ),
+        ] {
+            let refused = decide(&frame, &given).unwrap_err();
+            assert!(refused.contains(why), "{refused}");
+        }
+    }
 
     #[test]
     fn a_clock_within_bounds_is_set() {
