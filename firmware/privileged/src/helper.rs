@@ -20,6 +20,9 @@ use crate::request::{self, Action, Answer, Bounds, Request};
 /// The hidden subcommand that runs the helper.
 pub const HELPER_COMMAND: &str = "privileged-helper";
 
+/// The helper's process name (`ps`, `pidof`).
+pub const PROCESS_NAME: &str = "pochta-helper";
+
 /// Its option naming the setup code's copy.
 pub const SETUP_COPY_ARG: &str = "--setup-copy";
 
@@ -43,7 +46,9 @@ impl Helper {
         let (ours, theirs) =
             UnixStream::pair().map_err(|e| format!("cannot make the helper's socket: {e}"))?;
         let mut command = Command::new("/proc/self/exe");
-        command.arg0("pochta").arg(HELPER_COMMAND);
+        // Its own name, so that `pidof pochta` and `killall pochta` find the
+        // server only (the helper ends with the server's socket).
+        command.arg0(PROCESS_NAME).arg(HELPER_COMMAND);
         if let Some(path) = setup_copy {
             command.arg(SETUP_COPY_ARG).arg(path);
         }
@@ -170,6 +175,9 @@ pub fn run(setup_copy: Option<PathBuf>) -> i32 {
         return 2;
     }
     let mut stream = UnixStream::from(fd);
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16
+    // bytes; this one is a literal.
+    unsafe { nix::libc::prctl(nix::libc::PR_SET_NAME, c"pochta-helper".as_ptr(), 0, 0, 0) };
     if let Err(e) = harden(setup_copy.as_deref()) {
         tracing::error!("privileged helper: {e}");
         let _ = send(&mut stream, &Answer::Refused { reason: e });
