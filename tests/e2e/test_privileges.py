@@ -166,7 +166,8 @@ def test_development_serve_as_a_normal_user(pochta, tmp_path):
         assert info["sandbox"]["user"] == "pochta"
         assert "helper_pid" not in info["sandbox"], info
         assert info["sandbox"]["landlock"] == ("full" if landlock_abi() >= 5 else info["sandbox"]["landlock"])
-        assert proc_status(proc.pid)["NoNewPrivs"] == "1"
+        status = proc_status(proc.pid)
+        assert status["NoNewPrivs"] == "1" and int(status["CapEff"], 16) == 0, status
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0

@@ -90,9 +90,14 @@ pub fn give_up(
     std::fs::create_dir_all(data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
     let data = std::fs::canonicalize(data)
         .map_err(|e| format!("cannot resolve {}: {e}", data.display()))?;
-    if let Some(user) = user {
-        pochta_privileged::hand_over(&data, user)?;
-        pochta_privileged::become_user(user)?;
+    match user {
+        Some(user) => {
+            pochta_privileged::hand_over(&data, user)?;
+            pochta_privileged::become_user(user)?;
+        }
+        // Not root, but perhaps given CAP_NET_BIND_SERVICE (the systemd
+        // unit): the ports are bound, so it goes too.
+        None => pochta_privileged::caps::keep_only(&[])?,
     }
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     // SQLite's temporary files (large sorts) go where the server may write.
