@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import poplib
+import pwd
 import re
 import signal
 import smtplib
@@ -604,6 +605,7 @@ class Pochta:
         assert self.proc is None or self.proc.poll() is not None, "server already running"
         # serve.json may be stale after a SIGKILL: remove it and wait for a fresh one.
         self.serve_json.unlink(missing_ok=True)
+        self._key_files_to_server()
         self.starts += 1
         log_path = self.root / f"serve-{self.starts}.log"
         self.logs.append(log_path)
@@ -639,6 +641,22 @@ class Pochta:
                     f"serve.json did not appear within {timeout}s\n{self.log_tail()}"
                 )
             time.sleep(0.05)
+
+    def _key_files_to_server(self) -> None:
+        """A certificate and key of the owner's own, outside the data folder,
+        must be readable by the user the server runs as (README,
+        "Privileges"): as an operator would, give them to it."""
+        if os.geteuid() != 0:
+            return
+        try:
+            user = pwd.getpwnam("pochta")
+        except KeyError:
+            return
+        for key in ("cert_file", "key_file"):
+            name = self.config.get("tls", {}).get(key)
+            path = Path(name) if name else None
+            if path is not None and path.is_absolute() and path.exists():
+                os.chown(path, user.pw_uid, user.pw_gid)
 
     def _read_serve_json(self) -> dict | None:
         try:

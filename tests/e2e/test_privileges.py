@@ -177,14 +177,15 @@ def test_development_serve_as_a_normal_user(pochta, tmp_path):
 
 
 class Helper:
-    """`pochta privileged-helper` on a socket pair, as `serve` starts it."""
+    """`pochta privileged-helper` on a socket pair, as `serve` starts it;
+    `argv` runs the binary (under qemu-user in the system tests)."""
 
-    def __init__(self, binary):
+    def __init__(self, argv: list[str]):
         self.sock, theirs = socket.socketpair()
-        self.proc = subprocess.Popen([str(binary), "privileged-helper"], stdin=theirs,
+        self.proc = subprocess.Popen([*argv, "privileged-helper"], stdin=theirs,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         theirs.close()
-        self.sock.settimeout(10)
+        self.sock.settimeout(30)
 
     def frame(self, body: bytes) -> None:
         self.sock.sendall(struct.pack(">I", len(body)) + body)
@@ -202,56 +203,69 @@ class Helper:
             data += chunk
         return data
 
-    def close(self) -> int:
+    def close(self) -> None:
         self.sock.close()
-        return self.proc.wait(10)
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+
+
+REFUSED = [
+    # Out of bounds: before this build, and absurdly far ahead.
+    (b'{"request":"set_clock","unix_secs":1000,"nanos":0}', "before this build"),
+    (b'{"request":"set_clock","unix_secs":99999999999,"nanos":0}', "not a plausible time"),
+    (b'{"request":"set_clock","unix_secs":1900000000,"nanos":1000000000}', "not below one second"),
+    # In the set, but not given to this helper (no setup copy file).
+    (b'{"request":"write_setup_copy","text":"x"}', "no setup copy file"),
+    (b'{"request":"remove_setup_copy"}', "no setup copy file"),
+    # Out of the set.
+    (b'{"request":"mount","device":"/dev/sda1","on":"/mnt"}', "not a request this helper knows"),
+    (b'{"request":"run","argv":["/bin/sh","-c","id"]}', "not a request this helper knows"),
+    (b'{"request":"set_clock","unix_secs":1900000000,"nanos":0,"then":"run"}',
+     "not a request this helper knows"),
+    # Malformed.
+    (b"set_clock 1900000000", "not a request this helper knows"),
+    (b"\xff\xfe\x00", "not a request this helper knows"),
+    (b"", "not a request this helper knows"),
+]
+
+
+def assert_refusals(h: Helper) -> None:
+    """Every request of REFUSED is refused with its reason, the clock does
+    not move, and an oversized frame ends the helper."""
+    assert h.answer() == {"answer": "done"}, "the helper did not say it is ready"
+    before = time.time()
+    for body, why in REFUSED:
+        h.frame(body)
+        a = h.answer()
+        assert a["answer"] == "refused", (body, a)
+        assert why in a["reason"], (body, a)
+    assert abs(time.time() - before) < 60, "the clock moved"
+    # A frame too long to read cannot be skipped: refused, and the helper ends.
+    h.sock.sendall(struct.pack(">I", 1 << 20))
+    a = h.answer()
+    assert a["answer"] == "refused" and "over 4096" in a["reason"], a
+    assert h.proc.wait(30) == 1
+    log = h.proc.stderr.read().decode()
+    assert "refused: not a request this helper knows" in log, log
 
 
 def test_the_helper_refuses_what_is_not_in_its_set(pochta_binary):
-    h = Helper(pochta_binary)
+    h = Helper([str(pochta_binary)])
     try:
-        assert h.answer() == {"answer": "done"}, "the helper did not say it is ready"
+        # Ready means hardened: look before it ends.
+        assert h.answer() == {"answer": "done"}
         status = proc_status(h.proc.pid)
         assert int(status["CapEff"], 16) == 1 << CAP_SYS_TIME, status["CapEff"]
         assert int(status["CapPrm"], 16) == 1 << CAP_SYS_TIME, status["CapPrm"]
         assert status["NoNewPrivs"] == "1"
-        before = time.time()
-        cases = [
-            # Out of bounds: before this build, and absurdly far ahead.
-            (b'{"request":"set_clock","unix_secs":1000,"nanos":0}', "before this build"),
-            (b'{"request":"set_clock","unix_secs":99999999999,"nanos":0}', "not a plausible time"),
-            (b'{"request":"set_clock","unix_secs":1900000000,"nanos":1000000000}', "not below one second"),
-            # In the set, but not given to this helper (no setup copy file).
-            (b'{"request":"write_setup_copy","text":"x"}', "no setup copy file"),
-            (b'{"request":"remove_setup_copy"}', "no setup copy file"),
-            # Out of the set.
-            (b'{"request":"mount","device":"/dev/sda1","on":"/mnt"}', "not a request this helper knows"),
-            (b'{"request":"run","argv":["/bin/sh","-c","id"]}', "not a request this helper knows"),
-            (b'{"request":"set_clock","unix_secs":1900000000,"nanos":0,"then":"run"}',
-             "not a request this helper knows"),
-            # Malformed.
-            (b"set_clock 1900000000", "not a request this helper knows"),
-            (b"\xff\xfe\x00", "not a request this helper knows"),
-            (b"", "not a request this helper knows"),
-        ]
-        for body, why in cases:
-            h.frame(body)
-            a = h.answer()
-            assert a["answer"] == "refused", (body, a)
-            assert why in a["reason"], (body, a)
-        assert abs(time.time() - before) < 60, "the clock moved"
-        # A frame too long to read cannot be skipped: refused, and the helper ends.
-        h.sock.sendall(struct.pack(">I", 1 << 20))
-        a = h.answer()
-        assert a["answer"] == "refused" and "over 4096" in a["reason"], a
-        assert h.proc.wait(10) == 1
-        log = h.proc.stderr.read().decode()
-        assert "refused: not a request this helper knows" in log, log
     finally:
-        h.sock.close()
-        if h.proc.poll() is None:
-            h.proc.kill()
-            h.proc.wait(10)
+        h.close()
+    h = Helper([str(pochta_binary)])
+    try:
+        assert_refusals(h)
+    finally:
+        h.close()
 
 
 def test_the_helper_is_only_started_by_serve(pochta_binary):

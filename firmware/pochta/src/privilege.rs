@@ -79,9 +79,20 @@ pub fn acquire(config: &Config, root: bool) -> Result<Privileged, String> {
     })
 }
 
-/// Gives up root (when `user` is given: the data folder becomes the
-/// user's, then the process becomes it) and confines the process to
-/// writing `data`. Files made from here on are private (umask 077).
+/// As root, before anything is armed: the data folder and everything in it
+/// become `user`'s, private to it (a walk of every file: done before the
+/// watchdog is opened, whatever it takes on a large store).
+pub fn hand_over(data: &Path, user: &User) -> Result<(), String> {
+    std::fs::create_dir_all(data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
+    // A data folder reached through a symbolic link: the folder itself.
+    let data = std::fs::canonicalize(data)
+        .map_err(|e| format!("cannot resolve {}: {e}", data.display()))?;
+    pochta_privileged::hand_over(&data, user)
+}
+
+/// Gives up root (when `user` is given, the process becomes it, after
+/// [`hand_over`]) and confines the process to writing `data`. Files made
+/// from here on are private (umask 077).
 pub fn give_up(
     data: &Path,
     user: Option<&User>,
@@ -92,8 +103,15 @@ pub fn give_up(
         .map_err(|e| format!("cannot resolve {}: {e}", data.display()))?;
     match user {
         Some(user) => {
-            pochta_privileged::hand_over(&data, user)?;
             pochta_privileged::become_user(user)?;
+            std::fs::read_dir(&data).map_err(|e| {
+                format!(
+                    "the user {} cannot reach the data folder {}: {e}; a folder above it is \
+                     closed to it (let it through with chmod o+x, or use another --data)",
+                    user.name,
+                    data.display()
+                )
+            })?;
         }
         // Not root, but perhaps given CAP_NET_BIND_SERVICE (the systemd
         // unit): the ports are bound, so it goes too.

@@ -104,8 +104,14 @@ pub fn serve(data: &Path, config_path: Option<&Path>) -> Result<(), String> {
         }
     }
     // What needs root, then root given up, before the first thread.
-    let privileged = crate::privilege::acquire(&config, root)?;
+    if let Some(user) = &user {
+        crate::privilege::hand_over(data, user)?;
+    }
+    let mut privileged = crate::privilege::acquire(&config, root)?;
     let sandbox = crate::privilege::give_up(data, user.as_ref(), privileged.helper.as_deref())?;
+    if let Some(watchdog) = &mut privileged.watchdog {
+        watchdog.feed_until_started();
+    }
     let store = crate::datadir::open(data)?;
     let maillog = Arc::new(
         MailLog::open(&data.join("log").join("mail.log"))

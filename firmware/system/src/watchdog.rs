@@ -175,23 +175,35 @@ impl Device {
     }
 }
 
-/// A watchdog device opened (and so armed) but not yet fed: opened while
-/// `pochta serve` is still root, fed once the services start. Dropped
-/// before that (a start that failed), it is disarmed with the magic close.
+/// A watchdog device opened (and so armed) while `pochta serve` is still
+/// root, before the services run. [`Armed::feed_until_started`] keeps it
+/// fed meanwhile (opening the store may migrate it, which can outlast the
+/// timeout); [`Watchdog::start`] takes it over. Dropped before that (a
+/// start that failed), it is disarmed with the magic close.
 pub struct Armed {
     path: PathBuf,
     asked_secs: u32,
     opened: Option<Result<(Device, u32, bool), String>>,
+    /// The start-up feeder: its stop, and the thread giving the device back.
+    interim: Option<Interim>,
+}
+
+struct Interim {
+    stop: mpsc::Sender<()>,
+    thread: JoinHandle<Device>,
+    took: u32,
+    forced: bool,
 }
 
 impl Armed {
     /// Opens `path` and sets its timeout; an error is kept for the health
-    /// check.
+    /// check. Starts no thread (the server is not yet confined).
     pub fn open(path: &Path, timeout_secs: u32) -> Armed {
         Armed {
             path: path.to_owned(),
             asked_secs: timeout_secs,
             opened: Some(Device::open(path, timeout_secs)),
+            interim: None,
         }
     }
 
@@ -199,14 +211,72 @@ impl Armed {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Feeds the device from a thread of its own until [`Watchdog::start`]
+    /// takes it over. A start that hangs is not caught meanwhile, as it was
+    /// not before the device was opened this early.
+    pub fn feed_until_started(&mut self) {
+        let Some(Ok((device, took, forced))) = self.opened.take() else {
+            return;
+        };
+        let every = feed_every(took);
+        let (stop, stopped) = mpsc::channel::<()>();
+        let spawned = std::thread::Builder::new()
+            .name("watchdog-start".into())
+            .spawn(move || loop {
+                if let Err(e) = device.feed() {
+                    tracing::error!(error = %e, "cannot feed the watchdog");
+                }
+                if !matches!(
+                    stopped.recv_timeout(every),
+                    Err(mpsc::RecvTimeoutError::Timeout)
+                ) {
+                    return device;
+                }
+            });
+        match spawned {
+            Ok(thread) => {
+                self.interim = Some(Interim {
+                    stop,
+                    thread,
+                    took,
+                    forced,
+                })
+            }
+            Err(e) => {
+                // The device went with the closure: it closes without the
+                // magic close, and the box resets; say why.
+                tracing::error!(error = %e, "cannot start feeding the watchdog");
+            }
+        }
+    }
+
+    /// The device, back from the start-up feeder if it ran.
+    fn take(&mut self) -> Option<Result<(Device, u32, bool), String>> {
+        if let Some(i) = self.interim.take() {
+            let _ = i.stop.send(());
+            return Some(
+                i.thread
+                    .join()
+                    .map(|device| (device, i.took, i.forced))
+                    .map_err(|_| "the watchdog's start-up feeder panicked".to_owned()),
+            );
+        }
+        self.opened.take()
+    }
 }
 
 impl Drop for Armed {
     fn drop(&mut self) {
-        if let Some(Ok((device, _, _))) = self.opened.take() {
+        if let Some(Ok((device, _, _))) = self.take() {
             device.close_cleanly();
         }
     }
+}
+
+/// Three feeds per timeout, so one late wake-up does not reset.
+fn feed_every(took: u32) -> Duration {
+    Duration::from_millis(u64::from(took) * 1000 / 3).max(Duration::from_millis(500))
 }
 
 impl Watchdog {
@@ -230,7 +300,6 @@ impl Watchdog {
             ..Status::default()
         }));
         let opened = armed
-            .opened
             .take()
             .unwrap_or_else(|| Err("the watchdog was already started".into()));
         let (device, took, forced) = match opened {
@@ -259,9 +328,7 @@ impl Watchdog {
                 s.forced_reset_at = Some(crate::now());
             }
         }
-        // Feed three times per timeout, so one late wake-up does not reset.
-        let every =
-            Duration::from_millis(u64::from(took) * 1000 / 3).max(Duration::from_millis(500));
+        let every = feed_every(took);
         let (stop, stopped) = mpsc::channel::<()>();
         let feeding = status.clone();
         let thread = std::thread::Builder::new()

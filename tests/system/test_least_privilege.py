@@ -6,8 +6,9 @@ helper as root with the clock's capability only; /data is pochta's, keys
 $POCHTA_SANDBOX_PROBE, tries to write outside its data folder once
 confined and is refused. A time server answering a time before the build
 makes the serving process ask the helper to set the clock back, and the
-helper refuses (the out-of-set and malformed requests are sent to the same
-helper code on the host by tests/e2e/test_privileges.py). Mail still
+helper refuses; the aarch64 helper, run under qemu-user, refuses the
+out-of-set, malformed and out-of-bounds requests of
+tests/e2e/test_privileges.py. Mail still
 flows: test_appliance.py, test_watchdog.py (the clock is set through the
 helper there) run on the same image."""
 
@@ -17,8 +18,13 @@ import json
 import re
 import time
 
+import os
+import shutil
+
+import pytest
+
 from test_watchdog import READY, boot, check
-from vm import VM
+from vm import REPO_ROOT, VM
 
 POCHTA_UID = 998
 CAP_SYS_TIME = 25
@@ -117,3 +123,19 @@ def test_pochta_serves_as_pochta_and_the_helper_refuses(vms, disk, tmp_path):
         assert abs(now - time.time()) < 3600, now
     finally:
         past.stop()
+
+
+def test_the_aarch64_helper_refuses_what_is_not_in_its_set():
+    # tests/e2e is on the path (conftest.py): its requests and checks.
+    from test_privileges import Helper, assert_refusals
+
+    binary = REPO_ROOT / "out" / "firmware" / "pochta"
+    if not binary.is_file():
+        pytest.fail("out/firmware/pochta is missing: run scripts/build-firmware", pytrace=False)
+    if os.geteuid() != 0 or not shutil.which("qemu-aarch64-static"):
+        pytest.skip("needs root and qemu-aarch64-static")
+    h = Helper(["qemu-aarch64-static", str(binary)])
+    try:
+        assert_refusals(h)
+    finally:
+        h.close()
