@@ -93,8 +93,8 @@ def test_pochta_serves_as_pochta_and_the_helper_refuses(vms, disk, tmp_path):
              "printf '[listen]\\nsmtp = [\"127.0.0.1:0\"]\\nsubmission = []\\nsubmissions = []\\n"
              "imap = []\\nimaps = []\\npop3 = []\\npop3s = []\\n[admin]\\nlisten = [\"127.0.0.1:0\"]\\n"
              "listen_tls = []\\n' > /tmp/c2.toml")
-    vm.shell("POCHTA_SANDBOX_PROBE=/tmp/probe pochta --data /tmp/d2 serve --config /tmp/c2.toml "
-             "> /tmp/d2.log 2>&1 &")
+    vm.shell("(POCHTA_SANDBOX_PROBE=/tmp/probe pochta --data /tmp/d2 serve --config /tmp/c2.toml "
+             "> /tmp/d2.log 2>&1 &)")
     vm.shell("i=0; while [ ! -f /tmp/d2/run/serve.json ] && [ $i -lt 120 ]; do sleep 1; i=$((i+1)); done",
              timeout=150)
     second = json.loads(one_line(vm, "cat /tmp/d2/run/serve.json", r"^\{"))["sandbox"]
