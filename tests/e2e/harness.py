@@ -605,6 +605,9 @@ class Pochta:
         assert self.proc is None or self.proc.poll() is not None, "server already running"
         # serve.json may be stale after a SIGKILL: remove it and wait for a fresh one.
         self.serve_json.unlink(missing_ok=True)
+        # Again: another pytest session starting meanwhile makes
+        # /tmp/pytest-of-root private to root once more.
+        traversable(self.root)
         self._key_files_to_server()
         self.starts += 1
         log_path = self.root / f"serve-{self.starts}.log"

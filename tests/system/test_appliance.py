@@ -51,7 +51,7 @@ def boot(vms, disk, tmp_path, name) -> tuple[VM, float]:
 
 
 def pochta_rss_kib(vm: VM) -> int:
-    out = vm.shell("grep VmRSS /proc/$(pidof pochta)/status")
+    out = vm.shell("grep VmRSS /proc/$(sed -n 's/.*"pid":\\([0-9]*\\).*/\\1/p' /data/run/serve.json)/status")
     m = re.search(r"VmRSS:\s+(\d+) kB", out)
     assert m, out
     return int(m.group(1))

@@ -121,6 +121,20 @@ async fn restart(l: &mut Listener, why: &str) {
     l.task.abort();
     let old = std::mem::replace(&mut l.task, tokio::spawn(async {}));
     let _ = old.await;
+    // The socket bound at start, unless it no longer listens (closed from
+    // outside, `ss -K`): then a new one on the same address, which works
+    // for a port the server may still bind (1024 and up, once root is gone).
+    let listening = nix::sys::socket::getsockopt(&l.socket, nix::sys::socket::sockopt::AcceptConn)
+        .unwrap_or(false);
+    if !listening {
+        match std::net::TcpListener::bind(l.addr) {
+            Ok(socket) => l.socket = socket,
+            Err(e) => {
+                tracing::error!(service = l.service, addr = %l.addr, error = %e, "cannot listen again; trying again soon");
+                return;
+            }
+        }
+    }
     match accepting(&l.socket) {
         Ok(listener) => {
             l.task = (l.spawn)(listener);
