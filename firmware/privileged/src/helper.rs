@@ -46,8 +46,9 @@ impl Helper {
         let (ours, theirs) =
             UnixStream::pair().map_err(|e| format!("cannot make the helper's socket: {e}"))?;
         let mut command = Command::new("/proc/self/exe");
-        // Its own name, so that `pidof pochta` and `killall pochta` find the
-        // server only (the helper ends with the server's socket).
+        // Its own name in `ps`. (BusyBox's `pidof pochta` still finds it by
+        // its executable: scripts take the server's pid from
+        // `run/serve.json`; the helper ends with the server's socket.)
         command.arg0(PROCESS_NAME).arg(HELPER_COMMAND);
         if let Some(path) = setup_copy {
             command.arg(SETUP_COPY_ARG).arg(path);
