@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import poplib
+import pwd
 import re
 import signal
 import smtplib
@@ -419,6 +420,21 @@ def default_config() -> dict:
     }
 
 
+def traversable(path: Path) -> None:
+    """Lets other users pass through `path` and the folders above it.
+
+    Run as root, pochta serves as the `pochta` user, which must reach its
+    data folder; pytest makes its temporary folders (/tmp/pytest-of-root/...)
+    private to root. Only the search bit is added: nothing becomes listable.
+    """
+    if os.geteuid() != 0:
+        return
+    for p in [path, *path.parents]:
+        mode = p.stat().st_mode
+        if mode & 0o011 != 0o011:
+            os.chmod(p, (mode & 0o7777) | 0o011)
+
+
 class Pochta:
     """One pochta installation: a data folder, a config file, a server process."""
 
@@ -427,6 +443,7 @@ class Pochta:
         self.root = root
         self.data = root / "data"
         root.mkdir(parents=True, exist_ok=True)
+        traversable(root)
         self.config_path = root / "pochta.toml"
         self.config = default_config()
         self.write_config()
@@ -588,6 +605,10 @@ class Pochta:
         assert self.proc is None or self.proc.poll() is not None, "server already running"
         # serve.json may be stale after a SIGKILL: remove it and wait for a fresh one.
         self.serve_json.unlink(missing_ok=True)
+        # Again: another pytest session starting meanwhile makes
+        # /tmp/pytest-of-root private to root once more.
+        traversable(self.root)
+        self._key_files_to_server()
         self.starts += 1
         log_path = self.root / f"serve-{self.starts}.log"
         self.logs.append(log_path)
@@ -623,6 +644,22 @@ class Pochta:
                     f"serve.json did not appear within {timeout}s\n{self.log_tail()}"
                 )
             time.sleep(0.05)
+
+    def _key_files_to_server(self) -> None:
+        """A certificate and key of the owner's own, outside the data folder,
+        must be readable by the user the server runs as (README,
+        "Privileges"): as an operator would, give them to it."""
+        if os.geteuid() != 0:
+            return
+        try:
+            user = pwd.getpwnam("pochta")
+        except KeyError:
+            return
+        for key in ("cert_file", "key_file"):
+            name = self.config.get("tls", {}).get(key)
+            path = Path(name) if name else None
+            if path is not None and path.is_absolute() and path.exists():
+                os.chown(path, user.pw_uid, user.pw_gid)
 
     def _read_serve_json(self) -> dict | None:
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
 import signal
 import socket
@@ -214,6 +216,11 @@ def test_full_config_and_own_certificate(pochta, tmp_path):
     assert keys, f"no private key file next to the generated certificate: {list((pochta.data / 'tls').iterdir())}"
     shutil.copy(default_cert, own_cert)
     shutil.copy(keys[0], own_key)
+    if os.geteuid() == 0:
+        # Readable by the user the server runs as (README, "Privileges").
+        user = pwd.getpwnam("pochta")
+        for own in (own_cert, own_key):
+            os.chown(own, user.pw_uid, user.pw_gid)
     default_cert.unlink()
     full = f"""
 hostname = "full.test.local"

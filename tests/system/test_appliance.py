@@ -20,7 +20,7 @@ import time
 import uuid
 
 from admin_http import AdminClient, totp
-from vm import REPO_ROOT, VM
+from vm import REPO_ROOT, SERVER_PID, VM
 
 ADMIN = "root"
 ADMIN_PW = "correct horse battery staple"
@@ -51,7 +51,7 @@ def boot(vms, disk, tmp_path, name) -> tuple[VM, float]:
 
 
 def pochta_rss_kib(vm: VM) -> int:
-    out = vm.shell("grep VmRSS /proc/$(pidof pochta)/status")
+    out = vm.shell(f"grep VmRSS /proc/{SERVER_PID}/status")
     m = re.search(r"VmRSS:\s+(\d+) kB", out)
     assert m, out
     return int(m.group(1))

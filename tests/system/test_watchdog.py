@@ -25,7 +25,7 @@ import time
 import uuid
 
 from test_appliance import ANNA, ANNA_PW, BOOT_TIMEOUT, set_up_through_admin_api, tls
-from vm import VM
+from vm import SERVER_PID, VM
 
 READY = r"pochta ready: \{"
 # The first line a boot prints (rcS, after the kernel's quiet start).
@@ -95,7 +95,7 @@ def test_a_frozen_pochta_is_reset_by_the_watchdog_and_a_clean_stop_is_not(vms, d
     timeout = int(re.search(r"hangs for (\d+) s", wd["reason"]).group(1))
     assert 1 <= timeout <= 60, wd
     report = health(vm)
-    rss = int(re.search(r"VmRSS:\s+(\d+) kB", vm.shell("grep VmRSS /proc/$(pidof pochta)/status")).group(1))
+    rss = int(re.search(r"VmRSS:\s+(\d+) kB", vm.shell(f"grep VmRSS /proc/{SERVER_PID}/status")).group(1))
     print(f"\nhealth round in the VM: {report['round_ms']} ms for {len(report['checks'])} checks; "
           f"pochta RSS with the system part running: {rss} KiB")
 

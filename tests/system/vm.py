@@ -24,6 +24,11 @@ IMAGE = REPO_ROOT / "out" / "pochta-qemu-aarch64.img"
 ANSI = re.compile(rb"\x1b\[[0-9;]*[A-Za-z]")
 
 
+
+# The serving pochta's pid, in the VM's shell. (`pidof pochta` also finds
+# the privileged helper: BusyBox matches the executable too.)
+SERVER_PID = r"""$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' /data/run/serve.json)"""
+
 class VM:
     def __init__(self, disk: Path, workdir: Path, name: str, timeout: int = 900,
                  allow_reset: bool = False, rtc_base: str | None = None):

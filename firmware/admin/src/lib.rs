@@ -138,6 +138,10 @@ pub struct Context {
     pub health: Arc<pochta_system::Health>,
     /// Alerts raised by the system part (mailed to the postmaster too).
     pub alerts: Option<Arc<pochta_system::Alerts>>,
+    /// The privileged helper, which writes `admin.setup_code_copy` for a
+    /// server that is not root (the boot partition is root's); `None`:
+    /// written directly.
+    pub helper: Option<Arc<pochta_privileged::Helper>>,
     /// Whether the box's clock can be believed (set from a time server
     /// lately, or not pochta's job); a refused TOTP code says when not.
     pub clock_trusted: Arc<AtomicBool>,
@@ -234,14 +238,40 @@ fn bound(listeners: &[std::net::TcpListener]) -> Vec<SocketAddr> {
         .collect()
 }
 
+/// The admin page's public sockets, bound (as root, on the appliance)
+/// before anything else of it starts: `admin.listen` and, with a
+/// certificate, `admin.listen_tls`.
+pub struct Bound {
+    plain: Vec<std::net::TcpListener>,
+    tls: Vec<std::net::TcpListener>,
+}
+
+/// Binds the admin page's addresses; `tls` says whether HTTPS is served.
+pub fn bind(config: &pochta_config::Admin, tls: bool) -> Result<Bound, AdminError> {
+    Ok(Bound {
+        plain: bind_public(&config.listen)?,
+        tls: if tls {
+            bind_public(&config.listen_tls)?
+        } else {
+            Vec::new()
+        },
+    })
+}
+
 /// Binds `ctx.config.listen` and `listen_tls` and starts serving. When no
 /// administrator exists, a fresh setup code is made, logged and written to
 /// the data folder.
 pub fn start(ctx: Context) -> Result<AdminServer, AdminError> {
+    let bound = bind(&ctx.config, ctx.tls.is_some())?;
+    start_bound(ctx, bound)
+}
+
+/// Starts serving on sockets [`bind`] bound.
+pub fn start_bound(ctx: Context, sockets: Bound) -> Result<AdminServer, AdminError> {
     // (tiny-http backend, whether it answers HTTPS)
     let mut servers = Vec::new();
     let mut entries = Vec::new();
-    let plain = bind_public(&ctx.config.listen)?;
+    let plain = sockets.plain;
     let addrs = bound(&plain);
     if !plain.is_empty() {
         let (backend, backend_addr) = bind_backend()?;
@@ -253,8 +283,8 @@ pub fn start(ctx: Context) -> Result<AdminServer, AdminError> {
         servers.push((Arc::new(backend), false));
     }
     let mut tls_addrs = Vec::new();
-    if let (Some(config), false) = (&ctx.tls, ctx.config.listen_tls.is_empty()) {
-        let listeners = bind_public(&ctx.config.listen_tls)?;
+    if let (Some(config), false) = (&ctx.tls, sockets.tls.is_empty()) {
+        let listeners = sockets.tls;
         tls_addrs = bound(&listeners);
         let (backend, backend_addr) = bind_backend()?;
         let mut config = (**config).clone();
@@ -281,7 +311,11 @@ pub fn start(ctx: Context) -> Result<AdminServer, AdminError> {
         if let Some(copy) = &ctx.config.setup_code_copy {
             // A read-only or missing boot partition must not keep the box
             // from starting: the console and the data folder have the code.
-            if let Err(e) = setup_code::write_copy(copy, &code) {
+            let written = match &ctx.helper {
+                Some(helper) => helper.write_setup_copy(&setup_code::copy_text(&code)),
+                None => setup_code::write_copy(copy, &code).map_err(|e| e.to_string()),
+            };
+            if let Err(e) = written {
                 tracing::warn!(file = %copy.display(), error = %e, "cannot write the setup code's copy");
             }
         }
@@ -371,7 +405,14 @@ fn setup_invitation(http: &[SocketAddr], https: &[SocketAddr]) -> String {
 pub(crate) fn remove_setup_code(ctx: &Context) {
     setup_code::remove(&setup_code::file(&ctx.data));
     if let Some(copy) = &ctx.config.setup_code_copy {
-        setup_code::remove(copy);
+        match &ctx.helper {
+            Some(helper) => {
+                if let Err(e) = helper.remove_setup_copy() {
+                    tracing::warn!(file = %copy.display(), error = %e, "cannot remove the used setup code");
+                }
+            }
+            None => setup_code::remove(copy),
+        }
     }
 }
 

@@ -59,14 +59,16 @@ pub fn write(path: &Path, code: &str) -> std::io::Result<()> {
 /// appliance's boot partition): what the code is for, CRLF line ends for
 /// any laptop's text editor.
 pub fn write_copy(path: &Path, code: &str) -> std::io::Result<()> {
-    write_text(
-        path,
-        &format!(
-            "Pochta setup code: {code}\r\n\r\n\
-             Open the admin page (http://pochta/ or the address shown on the console)\r\n\
-             from a computer on the same network and enter this code.\r\n\
-             It works once; this file is removed when setup is done.\r\n"
-        ),
+    write_text(path, &copy_text(code))
+}
+
+/// The copy's text.
+pub fn copy_text(code: &str) -> String {
+    format!(
+        "Pochta setup code: {code}\r\n\r\n\
+         Open the admin page (http://pochta/ or the address shown on the console)\r\n\
+         from a computer on the same network and enter this code.\r\n\
+         It works once; this file is removed when setup is done.\r\n"
     )
 }
 

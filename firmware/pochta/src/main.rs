@@ -5,6 +5,8 @@
 //! Layout:
 //! - `main.rs`: the command line;
 //! - `serve`: wiring, listeners, the ready file, graceful shutdown;
+//! - `privilege`: what `serve` does as root, and root given up;
+//! - `supervise`: listener tasks restarted on their sockets;
 //! - `tls`: loading, generating and renewing the certificate;
 //! - `datadir`: which commands may create a data folder, and the lock that
 //!   keeps it to one server;
@@ -16,6 +18,7 @@
 mod cmd;
 mod datadir;
 mod docs;
+mod privilege;
 mod serve;
 mod supervise;
 mod tls;
@@ -101,6 +104,14 @@ enum Command {
     /// DKIM signing as the outbound queue does it (for tests and checks).
     #[command(subcommand, hide = true)]
     Dkim(cmd::domain::DkimCmd),
+    /// The privileged helper `serve` starts as root, with a socket as its
+    /// standard input (never run by hand).
+    #[command(name = "privileged-helper", hide = true)]
+    PrivilegedHelper {
+        /// The one file it may write for the server: the setup code's copy.
+        #[arg(long)]
+        setup_copy: Option<PathBuf>,
+    },
 }
 
 /// glibc raises its mmap threshold after a large block is freed, so the
@@ -139,6 +150,20 @@ fn main() -> ExitCode {
         die_quietly_on_closed_pipe();
     }
     let data = cli.data.as_path();
+    // Run as root on the server's folder, a command acts as the folder's
+    // owner: what it makes (SQLite's -wal and -shm) stays the server's.
+    if !matches!(
+        cli.command,
+        Command::Serve { .. }
+            | Command::Completions { .. }
+            | Command::Man { .. }
+            | Command::PrivilegedHelper { .. }
+    ) {
+        if let Err(message) = pochta_privileged::become_owner_of(data) {
+            eprintln!("pochta: {message}");
+            return ExitCode::from(2);
+        }
+    }
     let result = match cli.command {
         Command::Serve { config } => serve::serve(data, config.as_deref()),
         Command::Init => init(data),
@@ -156,6 +181,10 @@ fn main() -> ExitCode {
         Command::Completions { shell } => docs::completions(shell),
         Command::Man { dir } => docs::man(dir.as_deref()),
         Command::Dkim(c) => cmd::domain::dkim(data, c),
+        Command::PrivilegedHelper { setup_copy } => {
+            serve::init_tracing();
+            return ExitCode::from(pochta_privileged::helper::run(setup_copy) as u8);
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -13,12 +13,11 @@ use pochta_maillog::MailLog;
 use pochta_smtp::{Context, Server, Service};
 use pochta_store::Store;
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 /// A listener's protocol and service.
 #[derive(Clone, Copy)]
-enum Proto {
+pub enum Proto {
     Smtp(Service),
     Imap(pochta_imap::Service),
     Pop3(pochta_pop3::Service),
@@ -54,6 +53,9 @@ pub struct ServeInfo {
     pub admin: Vec<SocketAddr>,
     /// The admin page over HTTPS.
     pub admin_tls: Vec<SocketAddr>,
+    /// Who the server runs as and how it is confined.
+    #[serde(default)]
+    pub sandbox: Option<crate::privilege::Sandbox>,
 }
 
 impl ServeInfo {
@@ -67,7 +69,8 @@ impl ServeInfo {
 pub fn serve(data: &Path, config_path: Option<&Path>) -> Result<(), String> {
     init_tracing();
     raise_open_files_limit();
-    let ports = if nix::unistd::Uid::effective().is_root() {
+    let root = nix::unistd::Uid::effective().is_root();
+    let ports = if root {
         PortSet::Standard
     } else {
         PortSet::Unprivileged
@@ -75,6 +78,13 @@ pub fn serve(data: &Path, config_path: Option<&Path>) -> Result<(), String> {
     let config = match config_path {
         Some(p) => Config::load(p, ports).map_err(|e| e.to_string())?,
         None => Config::embedded(ports),
+    };
+    // Started as root, the server runs as `pochta`: without that user it
+    // does not start at all (never serving as root instead).
+    let user = if root {
+        Some(pochta_privileged::serving_user()?)
+    } else {
+        None
     };
     // Before anything is written: one server per data folder.
     let _lock = crate::datadir::lock_for_serving(data)?;
@@ -93,6 +103,15 @@ pub fn serve(data: &Path, config_path: Option<&Path>) -> Result<(), String> {
             Err(e) => tracing::warn!("the data partition was not grown: {e}"),
         }
     }
+    // What needs root, then root given up, before the first thread.
+    if let Some(user) = &user {
+        crate::privilege::hand_over(data, user)?;
+    }
+    let mut privileged = crate::privilege::acquire(&config, root)?;
+    let sandbox = crate::privilege::give_up(data, user.as_ref(), privileged.helper.as_deref())?;
+    if let Some(watchdog) = &mut privileged.watchdog {
+        watchdog.feed_until_started();
+    }
     let store = crate::datadir::open(data)?;
     let maillog = Arc::new(
         MailLog::open(&data.join("log").join("mail.log"))
@@ -100,7 +119,12 @@ pub fn serve(data: &Path, config_path: Option<&Path>) -> Result<(), String> {
     );
     // Before anything reads the time (certificates are made and checked
     // below): a box without a clock battery wakes up in the past.
-    pochta_system::clock::restore_clock(&store, &maillog, config.system.set_clock);
+    pochta_system::clock::restore_clock(
+        &store,
+        &maillog,
+        config.system.set_clock,
+        privileged.helper.as_deref(),
+    );
     let hostname = config.hostname.clone().unwrap_or_else(system_hostname);
     if let Some(problem) = pochta_filter::records::host_problem(&hostname) {
         tracing::warn!("{problem}; mail from other servers cannot reach this one until then");
@@ -135,20 +159,17 @@ pub fn serve(data: &Path, config_path: Option<&Path>) -> Result<(), String> {
                 let _ = tokio::task::spawn_blocking(move || cert.refresh()).await;
             }
         });
-        let result = run(data, config, hostname, store, maillog, tls).await;
+        let result = run(
+            data, config, hostname, store, maillog, tls, privileged, sandbox,
+        )
+        .await;
         refresh.abort();
         result
     })
 }
 
-async fn run(
-    data: &Path,
-    config: Config,
-    hostname: String,
-    store: Store,
-    maillog: Arc<MailLog>,
-    tls: tokio_rustls::TlsAcceptor,
-) -> Result<(), String> {
+/// Binds the mail services' addresses (`[listen]`), before root is given up.
+pub fn bind_mail(config: &Config) -> Result<Vec<(Proto, std::net::TcpListener)>, String> {
     let l = &config.listen;
     let services = [
         (Proto::Smtp(Service::Mx), "listen.smtp", &l.smtp),
@@ -186,7 +207,7 @@ async fn run(
     let mut bound = Vec::new();
     for (proto, key, addrs) in services {
         for addr in addrs {
-            let listener = TcpListener::bind(addr).await.map_err(|e| {
+            let listener = std::net::TcpListener::bind(addr).map_err(|e| {
                 let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
                     " (ports below 1024 need root; set unprivileged ports in the config)"
                 } else {
@@ -197,6 +218,26 @@ async fn run(
             bound.push((proto, listener));
         }
     }
+    Ok(bound)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    data: &Path,
+    config: Config,
+    hostname: String,
+    store: Store,
+    maillog: Arc<MailLog>,
+    tls: tokio_rustls::TlsAcceptor,
+    privileged: crate::privilege::Privileged,
+    sandbox: crate::privilege::Sandbox,
+) -> Result<(), String> {
+    let crate::privilege::Privileged {
+        mail: bound,
+        admin: admin_bound,
+        watchdog,
+        helper,
+    } = privileged;
     let (stop, shutdown) = watch::channel(false);
     let (alive, mut drained) = mpsc::channel::<()>(1);
     let auth = Arc::new(Authenticator::new(
@@ -291,25 +332,33 @@ async fn run(
         hostname: hostname.clone(),
         services: services.clone(),
         tls_cert: crate::tls::in_data(data, &config.tls.cert_file),
+        watchdog,
+        // The helper lives as long as the server (kept below too): the
+        // clock may be set with it, and later parts will ask it more.
+        helper: helper.clone(),
     })?;
     // The admin page runs on its own threads; its listeners are bound here,
     // with the others, so that a taken port stops the start.
-    let admin = pochta_admin::start(pochta_admin::Context {
-        store: store.clone(),
-        maillog: maillog.clone(),
-        auth: auth.clone(),
-        hostname: hostname.clone(),
-        data: data.to_owned(),
-        config: config.admin.clone(),
-        tls: Some(tls.config().clone()),
-        listen: listen.clone(),
-        dns: config.dns.clone(),
-        services: services.clone(),
-        tls_cert: crate::tls::in_data(data, &config.tls.cert_file),
-        health: system.health(),
-        alerts: Some(system.alerts()),
-        clock_trusted: system.clock().trusted_flag(),
-    })
+    let admin = pochta_admin::start_bound(
+        pochta_admin::Context {
+            store: store.clone(),
+            maillog: maillog.clone(),
+            auth: auth.clone(),
+            hostname: hostname.clone(),
+            data: data.to_owned(),
+            config: config.admin.clone(),
+            tls: Some(tls.config().clone()),
+            listen: listen.clone(),
+            dns: config.dns.clone(),
+            services: services.clone(),
+            tls_cert: crate::tls::in_data(data, &config.tls.cert_file),
+            health: system.health(),
+            alerts: Some(system.alerts()),
+            clock_trusted: system.clock().trusted_flag(),
+            helper: helper.clone(),
+        },
+        admin_bound,
+    )
     .map_err(|e| e.to_string())?;
     // mDNS announces the admin page's bound ports.
     system.announce(admin.addrs(), admin.tls_addrs());
@@ -339,6 +388,7 @@ async fn run(
         listen,
         admin: admin.addrs().to_vec(),
         admin_tls: admin.tls_addrs().to_vec(),
+        sandbox: Some(sandbox),
     };
     for addr in admin.addrs() {
         tracing::info!(service = "admin", %addr, "listening");
@@ -347,8 +397,10 @@ async fn run(
         tracing::info!(service = "admin-https", %addr, "listening");
     }
     let mut listeners = Vec::new();
-    for (proto, listener) in bound {
-        let addr: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
+    for (proto, socket) in bound {
+        let addr: SocketAddr = socket.local_addr().map_err(|e| e.to_string())?;
+        let listener = crate::supervise::accepting(&socket)
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         tracing::info!(service = proto.name(), %addr, "listening");
         let spawn: crate::supervise::Spawn = match proto {
             Proto::Smtp(service) => {
@@ -378,6 +430,7 @@ async fn run(
             addr,
             task: spawn(listener),
             spawn,
+            socket,
         });
     }
     let mut stopping = shutdown.clone();
@@ -420,13 +473,14 @@ async fn run(
         );
     }
     let _ = std::fs::remove_file(&ready);
+    drop(helper);
     tracing::info!("stopped");
     Ok(())
 }
 
 /// Where the mail services listen, with ports the system chose (`:0`)
 /// filled in: what the admin page's client setup files tell clients.
-fn listening(bound: &[(Proto, TcpListener)]) -> pochta_config::Listen {
+fn listening(bound: &[(Proto, std::net::TcpListener)]) -> pochta_config::Listen {
     let mut l = pochta_config::Listen {
         smtp: Vec::new(),
         submission: Vec::new(),
@@ -501,7 +555,7 @@ fn write_ready_file(path: &Path, content: &str) -> std::io::Result<()> {
 /// minute instead (`pochta_net::throttle`).
 const DEFAULT_LOG: &str = "info,rustls=error";
 
-fn init_tracing() {
+pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("POCHTA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG));
     let _ = tracing_subscriber::fmt()

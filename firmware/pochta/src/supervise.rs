@@ -1,7 +1,8 @@
 //! Service-level supervision: every listener runs as its own task; a task
 //! that ended, or a service whose greeting check (`pochta-system`) failed
-//! two rounds in a row, is restarted on the same address without touching
-//! the others. Three restarts of one service within an hour raise an alert.
+//! two rounds in a row, is restarted on the same socket without touching
+//! the others (the socket was bound as root, once: the server cannot bind
+//! ports below 1024 again, and the queue of waiting connections survives). Three restarts of one service within an hour raise an alert.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -30,6 +31,15 @@ pub struct Listener {
     pub addr: SocketAddr,
     pub spawn: Spawn,
     pub task: JoinHandle<()>,
+    /// The bound socket; each task accepts on a duplicate of it.
+    pub socket: std::net::TcpListener,
+}
+
+/// A task's listener: a duplicate of the bound socket, for the runtime.
+pub fn accepting(socket: &std::net::TcpListener) -> std::io::Result<TcpListener> {
+    let dup = socket.try_clone()?;
+    dup.set_nonblocking(true)?;
+    TcpListener::from_std(dup)
 }
 
 /// The supervisor's inputs.
@@ -103,15 +113,29 @@ impl Supervisor {
     }
 }
 
-/// Stops the listener's task and starts it again on the same address. A
-/// bind that fails (the old socket not yet gone) is tried again at the next
-/// look, because the old task is then finished.
+/// Stops the listener's task and starts it again on the same socket. A
+/// failure is tried again at the next look, because the old task is then
+/// finished.
 async fn restart(l: &mut Listener, why: &str) {
     tracing::warn!(service = l.service, addr = %l.addr, "restarting the service: {why}");
     l.task.abort();
     let old = std::mem::replace(&mut l.task, tokio::spawn(async {}));
     let _ = old.await;
-    match TcpListener::bind(l.addr).await {
+    // The socket bound at start, unless it no longer listens (closed from
+    // outside, `ss -K`): then a new one on the same address, which works
+    // for a port the server may still bind (1024 and up, once root is gone).
+    let listening = nix::sys::socket::getsockopt(&l.socket, nix::sys::socket::sockopt::AcceptConn)
+        .unwrap_or(false);
+    if !listening {
+        match std::net::TcpListener::bind(l.addr) {
+            Ok(socket) => l.socket = socket,
+            Err(e) => {
+                tracing::error!(service = l.service, addr = %l.addr, error = %e, "cannot listen again; trying again soon");
+                return;
+            }
+        }
+    }
+    match accepting(&l.socket) {
         Ok(listener) => {
             l.task = (l.spawn)(listener);
             tracing::info!(service = l.service, addr = %l.addr, "service restarted");

@@ -8,8 +8,9 @@
 //!   health finding, trust, poll intervals, whether to step or restore);
 //! - here: the polling thread, stepping the clock, saving and restoring.
 //!
-//! Stepping needs root or CAP_SYS_TIME; `clock_settime` is POSIX, so this
-//! works the same on glibc and on the appliance's aarch64 musl.
+//! Stepping needs root or CAP_SYS_TIME: a server that gave up root asks the
+//! privileged helper (`pochta-privileged`); `clock_settime` is POSIX, so
+//! this works the same on glibc and on the appliance's aarch64 musl.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -17,6 +18,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pochta_maillog::MailLog;
+use pochta_privileged::Helper;
 use pochta_store::Store;
 
 mod sntp;
@@ -72,6 +74,8 @@ struct Poller {
     maillog: Arc<MailLog>,
     /// Servers that sent a kiss-o'-death, and until when they rest.
     kissed: Vec<(String, Instant)>,
+    /// Sets the clock for a server that is not root.
+    helper: Option<Arc<Helper>>,
 }
 
 impl Clock {
@@ -80,6 +84,7 @@ impl Clock {
         config: &pochta_config::System,
         store: Store,
         maillog: Arc<MailLog>,
+        helper: Option<Arc<Helper>>,
     ) -> Result<Clock, String> {
         let status = ClockStatus {
             servers: !config.ntp.is_empty(),
@@ -103,6 +108,7 @@ impl Clock {
             store,
             maillog,
             kissed: Vec::new(),
+            helper,
         };
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
@@ -209,7 +215,7 @@ impl Poller {
         let mut delay = measured.delay_secs;
         let mut step_refused = None;
         if self.set_clock && status::needs_step(offset) {
-            match step_by(offset) {
+            match step_by(offset, self.helper.as_deref()) {
                 Ok((old, new)) => {
                     tracing::warn!(server, old, new, offset, "clock stepped");
                     self.maillog.clock_set(server, old, new);
@@ -279,7 +285,7 @@ impl crate::health::Probe for ClockProbe {
 /// the last good time saved (a box with no battery-backed clock after a
 /// power cut), set it forward to that time, when `set_clock` allows. Never
 /// backwards.
-pub fn restore_clock(store: &Store, maillog: &MailLog, set_clock: bool) {
+pub fn restore_clock(store: &Store, maillog: &MailLog, set_clock: bool, helper: Option<&Helper>) {
     // The health round's store check writes the time too (`heartbeat`,
     // every `health_interval_secs`): the later of the two loses least.
     let heartbeat = store
@@ -301,7 +307,7 @@ pub fn restore_clock(store: &Store, maillog: &MailLog, set_clock: bool) {
         );
         return;
     }
-    match set_to(Duration::from_secs(target.unsigned_abs())) {
+    match set_to(Duration::from_secs(target.unsigned_abs()), helper) {
         Ok(()) => {
             tracing::warn!(
                 old = now,
@@ -319,7 +325,7 @@ fn saved_time(store: &Store) -> Option<i64> {
 }
 
 /// Steps the clock by `offset` seconds; the clock before and after.
-fn step_by(offset: f64) -> Result<(i64, i64), String> {
+fn step_by(offset: f64, helper: Option<&Helper>) -> Result<(i64, i64), String> {
     let now = SystemTime::now();
     let shift = Duration::try_from_secs_f64(offset.abs()).map_err(|e| e.to_string())?;
     let target = if offset >= 0.0 {
@@ -335,12 +341,17 @@ fn step_by(offset: f64) -> Result<(i64, i64), String> {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    set_to(since)?;
+    set_to(since, helper)?;
     Ok((old, since.as_secs() as i64))
 }
 
-/// `clock_settime(CLOCK_REALTIME)` (POSIX; needs CAP_SYS_TIME).
-fn set_to(since_epoch: Duration) -> Result<(), String> {
+/// `clock_settime(CLOCK_REALTIME)` (POSIX; needs CAP_SYS_TIME): through the
+/// privileged helper when there is one (the server is not root), directly
+/// otherwise (a development server, which is refused unless privileged).
+fn set_to(since_epoch: Duration, helper: Option<&Helper>) -> Result<(), String> {
+    if let Some(helper) = helper {
+        return helper.set_clock(since_epoch);
+    }
     use nix::sys::time::TimeSpec;
     use nix::time::{clock_settime, ClockId};
     clock_settime(ClockId::CLOCK_REALTIME, TimeSpec::from(since_epoch))
@@ -360,6 +371,7 @@ mod tests {
             &pochta_config::System::default(),
             store,
             Arc::new(MailLog::discard()),
+            None,
         )
         .unwrap();
         assert!(clock.thread.is_none());
@@ -377,7 +389,8 @@ mod tests {
             ntp: vec![mute.local_addr().unwrap().to_string()],
             ..pochta_config::System::default()
         };
-        let clock = Clock::start(&config, store.clone(), Arc::new(MailLog::discard())).unwrap();
+        let clock =
+            Clock::start(&config, store.clone(), Arc::new(MailLog::discard()), None).unwrap();
         let probe = clock.probe();
         let deadline = Instant::now() + Duration::from_secs(10);
         while clock.status().last_failure.is_none() {
@@ -404,12 +417,12 @@ mod tests {
         store.set_value(LAST_GOOD_KEY, "1000").unwrap();
         // The clock is later than 1000: nothing is set, even when allowed
         // (a test run as root must not move this machine's clock).
-        restore_clock(&store, &MailLog::discard(), true);
+        restore_clock(&store, &MailLog::discard(), true, None);
         assert!(crate::now() > 1000);
         // A saved time in the future with set_clock off: only a warning.
         let ahead = crate::now() + 86_400;
         store.set_value(LAST_GOOD_KEY, &ahead.to_string()).unwrap();
-        restore_clock(&store, &MailLog::discard(), false);
+        restore_clock(&store, &MailLog::discard(), false, None);
         assert!(crate::now() < ahead);
     }
 }

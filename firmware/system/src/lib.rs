@@ -48,7 +48,7 @@ pub use grow::{grow_data, Grown};
 pub use health::{Change, Check, Finding, Health, Probe, Report, State};
 pub use probes::{certificate_expiry, dial_address};
 pub use round::{health_file, read_report};
-pub use watchdog::Liveness;
+pub use watchdog::{Armed, Liveness};
 
 /// Everything the system part needs from `pochta serve`.
 pub struct Setup {
@@ -68,6 +68,12 @@ pub struct Setup {
     pub services: Vec<(&'static str, Vec<SocketAddr>)>,
     /// The TLS certificate file the services present.
     pub tls_cert: PathBuf,
+    /// The hardware watchdog (`[system] watchdog`), opened before the
+    /// server gave up root; `None`: no watchdog.
+    pub watchdog: Option<Armed>,
+    /// The privileged helper, which sets the clock for a server that is not
+    /// root; `None`: the clock is set directly (or not at all).
+    pub helper: Option<Arc<pochta_privileged::Helper>>,
 }
 
 /// The running system part. Dropping it without [`System::stop`] (a crash
@@ -88,11 +94,16 @@ pub struct System {
 impl System {
     /// Starts the health round, the watchdog and the alerts. Called on the
     /// services' runtime: a task of it beats for the watchdog.
-    pub fn start(setup: Setup) -> Result<System, String> {
+    pub fn start(mut setup: Setup) -> Result<System, String> {
         let config = &setup.config;
         let interval = Duration::from_secs(config.health_interval_secs);
         let health = Arc::new(Health::new());
-        let clock = clock::Clock::start(&setup.config, setup.store.clone(), setup.maillog.clone())?;
+        let clock = clock::Clock::start(
+            &setup.config,
+            setup.store.clone(),
+            setup.maillog.clone(),
+            setup.helper.clone(),
+        )?;
         let alerts = Arc::new(Alerts::new(
             setup.store.clone(),
             setup.maillog.clone(),
@@ -114,15 +125,12 @@ impl System {
                 }
             })
         });
-        let watchdog = match &config.watchdog {
-            Some(device) => {
-                let (watchdog, forced) = watchdog::Watchdog::start(
-                    device,
-                    config.watchdog_timeout_secs,
-                    liveness.clone(),
-                );
+        let watchdog = match setup.watchdog.take() {
+            Some(armed) => {
+                let device = armed.path().display().to_string();
+                let (watchdog, forced) = watchdog::Watchdog::start(armed, liveness.clone());
                 if forced {
-                    setup.maillog.watchdog_reset(&device.display().to_string());
+                    setup.maillog.watchdog_reset(&device);
                     alerts.event(
                         "watchdog-reset",
                         "Restart forced by the watchdog",

@@ -175,6 +175,110 @@ impl Device {
     }
 }
 
+/// A watchdog device opened (and so armed) while `pochta serve` is still
+/// root, before the services run. [`Armed::feed_until_started`] keeps it
+/// fed meanwhile (opening the store may migrate it, which can outlast the
+/// timeout); [`Watchdog::start`] takes it over. Dropped before that (a
+/// start that failed), it is disarmed with the magic close.
+pub struct Armed {
+    path: PathBuf,
+    asked_secs: u32,
+    opened: Option<Result<(Device, u32, bool), String>>,
+    /// The start-up feeder: its stop, and the thread giving the device back.
+    interim: Option<Interim>,
+}
+
+struct Interim {
+    stop: mpsc::Sender<()>,
+    thread: JoinHandle<Device>,
+    took: u32,
+    forced: bool,
+}
+
+impl Armed {
+    /// Opens `path` and sets its timeout; an error is kept for the health
+    /// check. Starts no thread (the server is not yet confined).
+    pub fn open(path: &Path, timeout_secs: u32) -> Armed {
+        Armed {
+            path: path.to_owned(),
+            asked_secs: timeout_secs,
+            opened: Some(Device::open(path, timeout_secs)),
+            interim: None,
+        }
+    }
+
+    /// The device.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Feeds the device from a thread of its own until [`Watchdog::start`]
+    /// takes it over. A start that hangs is not caught meanwhile, as it was
+    /// not before the device was opened this early.
+    pub fn feed_until_started(&mut self) {
+        let Some(Ok((device, took, forced))) = self.opened.take() else {
+            return;
+        };
+        let every = feed_every(took);
+        let (stop, stopped) = mpsc::channel::<()>();
+        let spawned = std::thread::Builder::new()
+            .name("watchdog-start".into())
+            .spawn(move || loop {
+                if let Err(e) = device.feed() {
+                    tracing::error!(error = %e, "cannot feed the watchdog");
+                }
+                if !matches!(
+                    stopped.recv_timeout(every),
+                    Err(mpsc::RecvTimeoutError::Timeout)
+                ) {
+                    return device;
+                }
+            });
+        match spawned {
+            Ok(thread) => {
+                self.interim = Some(Interim {
+                    stop,
+                    thread,
+                    took,
+                    forced,
+                })
+            }
+            Err(e) => {
+                // The device went with the closure: it closes without the
+                // magic close, and the box resets; say why.
+                tracing::error!(error = %e, "cannot start feeding the watchdog");
+            }
+        }
+    }
+
+    /// The device, back from the start-up feeder if it ran.
+    fn take(&mut self) -> Option<Result<(Device, u32, bool), String>> {
+        if let Some(i) = self.interim.take() {
+            let _ = i.stop.send(());
+            return Some(
+                i.thread
+                    .join()
+                    .map(|device| (device, i.took, i.forced))
+                    .map_err(|_| "the watchdog's start-up feeder panicked".to_owned()),
+            );
+        }
+        self.opened.take()
+    }
+}
+
+impl Drop for Armed {
+    fn drop(&mut self) {
+        if let Some(Ok((device, _, _))) = self.take() {
+            device.close_cleanly();
+        }
+    }
+}
+
+/// Three feeds per timeout, so one late wake-up does not reset.
+fn feed_every(took: u32) -> Duration {
+    Duration::from_millis(u64::from(took) * 1000 / 3).max(Duration::from_millis(500))
+}
+
 impl Watchdog {
     /// No watchdog configured.
     pub fn off() -> Watchdog {
@@ -184,16 +288,21 @@ impl Watchdog {
         }
     }
 
-    /// Opens and arms `path`, and starts feeding it while `liveness` says
-    /// Pochta is alive. Returns the watchdog part and whether the last
-    /// restart was forced by the watchdog. A device that cannot be opened
-    /// is a health warning, not a failed start: mail goes on.
-    pub fn start(path: &Path, timeout_secs: u32, liveness: Arc<Liveness>) -> (Watchdog, bool) {
+    /// Starts feeding a watchdog [`Armed::open`] opened, while `liveness`
+    /// says Pochta is alive. Returns the watchdog part and whether the last
+    /// restart was forced by the watchdog. A device that could not be
+    /// opened is a health warning, not a failed start: mail goes on.
+    pub fn start(mut armed: Armed, liveness: Arc<Liveness>) -> (Watchdog, bool) {
+        let path = armed.path.clone();
+        let timeout_secs = armed.asked_secs;
         let status = Arc::new(Mutex::new(Status {
-            device: Some(path.to_owned()),
+            device: Some(path.clone()),
             ..Status::default()
         }));
-        let (device, took, forced) = match Device::open(path, timeout_secs) {
+        let opened = armed
+            .take()
+            .unwrap_or_else(|| Err("the watchdog was already started".into()));
+        let (device, took, forced) = match opened {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!(error = %e, "the hardware watchdog is NOT armed");
@@ -207,6 +316,7 @@ impl Watchdog {
                 );
             }
         };
+        let path = path.as_path();
         if took != timeout_secs {
             tracing::warn!(device = %path.display(), asked = timeout_secs, took, "the watchdog took another timeout");
         }
@@ -218,9 +328,7 @@ impl Watchdog {
                 s.forced_reset_at = Some(crate::now());
             }
         }
-        // Feed three times per timeout, so one late wake-up does not reset.
-        let every =
-            Duration::from_millis(u64::from(took) * 1000 / 3).max(Duration::from_millis(500));
+        let every = feed_every(took);
         let (stop, stopped) = mpsc::channel::<()>();
         let feeding = status.clone();
         let thread = std::thread::Builder::new()
@@ -362,7 +470,8 @@ mod tests {
     #[test]
     fn a_missing_device_is_a_warning_not_a_failed_start() {
         let liveness = Arc::new(Liveness::new(Duration::from_secs(60)));
-        let (wd, forced) = Watchdog::start(Path::new("/no/such/watchdog"), 15, liveness);
+        let (wd, forced) =
+            Watchdog::start(Armed::open(Path::new("/no/such/watchdog"), 15), liveness);
         assert!(!forced);
         let f = wd.probe().check();
         assert_eq!(f.state, State::Warning);
@@ -378,7 +487,7 @@ mod tests {
         let path = dir.path().join("watchdog");
         std::fs::write(&path, "").unwrap();
         let liveness = Arc::new(Liveness::new(Duration::from_secs(60)));
-        let (wd, _) = Watchdog::start(&path, 15, liveness);
+        let (wd, _) = Watchdog::start(Armed::open(&path, 15), liveness);
         let f = wd.probe().check();
         assert_eq!(f.state, State::Warning, "{f:?}");
         assert!(f.reason.contains("timeout"), "{}", f.reason);
