@@ -2,8 +2,6 @@
 //! has the box in hand: shown on the console and written to
 //! `DATA/setup-code.txt` (mode 0600) while no administrator exists.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use rand::Rng;
@@ -73,16 +71,7 @@ pub fn copy_text(code: &str) -> String {
 }
 
 fn write_text(path: &Path, text: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    pochta_privileged::helper::write_file(path, text)
 }
 
 /// Removes a file of the code once it is used up.

@@ -287,9 +287,10 @@ fn act(action: Action, setup_copy: Option<&Path>) -> Answer {
     }
 }
 
-/// Written to a temporary name, synced, renamed: a power cut leaves the old
-/// file or the new one (the boot partition is FAT, mounted with `flush`).
-fn write_file(path: &Path, text: &str) -> std::io::Result<()> {
+/// Written to a temporary name (mode 0600), synced, renamed: a power cut
+/// leaves the old file or the new one (the boot partition is FAT, mounted
+/// with `flush`). The admin page writes its setup code the same way.
+pub fn write_file(path: &Path, text: &str) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let _ = std::fs::remove_file(&tmp);
     let mut f = std::fs::OpenOptions::new()
