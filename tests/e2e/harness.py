@@ -185,6 +185,17 @@ def assert_stored_as_sent(stored: bytes, sent: bytes) -> None:
 # SMTP replies and a raw client
 
 
+# Ends of DATA that are not CRLF.CRLF: each must never end a message (SMTP
+# smuggling), as a receiver or when relaying (test_bad_input, test_queue).
+SMUGGLE_ENDINGS = {
+    "lf-dot-lf": b"\n.\n",
+    "lf-dot-crlf": b"\n.\r\n",
+    "crlf-dot-lf": b"\r\n.\n",
+    "cr-dot-cr": b"\r.\r",
+    "cr-dot-crlf": b"\r.\r\n",
+}
+
+
 class Reply:
     def __init__(self, code: int, lines: list[str]):
         self.code = code

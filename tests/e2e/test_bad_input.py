@@ -17,6 +17,7 @@ from harness import (
     ConnectionClosed,
     RawSMTP,
     RssSampler,
+    SMUGGLE_ENDINGS,
     check_reply,
     make_message,
     password_for,
@@ -116,15 +117,6 @@ def test_bare_lf_in_data_refused(server):
         check_reply(c.cmd("NOOP"), 250, what="NOOP after the refused message")
     assert server.messages(ALICE) == [], "message with a bare LF was stored"
     server.assert_still_serves()
-
-
-SMUGGLE_ENDINGS = {
-    "lf-dot-lf": b"\n.\n",
-    "lf-dot-crlf": b"\n.\r\n",
-    "crlf-dot-lf": b"\r\n.\n",
-    "cr-dot-cr": b"\r.\r",
-    "cr-dot-crlf": b"\r.\r\n",
-}
 
 
 @pytest.mark.parametrize("ending", SMUGGLE_ENDINGS.values(), ids=SMUGGLE_ENDINGS.keys())

@@ -18,7 +18,7 @@ import time
 import pytest
 
 from dns import DnsServer, free_port
-from harness import Pochta, make_message, tls_context, unique_id, wait_until
+from harness import SMUGGLE_ENDINGS, Pochta, make_message, tls_context, unique_id, wait_until
 from smtp_peer import SmtpPeer
 
 ALICE, ALICE_PW = "alice@a.test", "Lime-tree-41-under"
@@ -465,15 +465,6 @@ def test_domain_smarthost_wins_over_mx(tmp_path, world):
     assert marker.encode() in m["data"]
     line = wait_log(a, "delivered", 1, 10)[0]
     assert "relay=127.0.0.1" in line and "tls=no" in line, line
-
-
-SMUGGLE_ENDINGS = {
-    "lf-dot-lf": b"\n.\n",
-    "lf-dot-crlf": b"\n.\r\n",
-    "crlf-dot-lf": b"\r\n.\n",
-    "cr-dot-cr": b"\r.\r",
-    "cr-dot-crlf": b"\r.\r\n",
-}
 
 
 def bare_line_endings(raw: bytes) -> list[int]:
