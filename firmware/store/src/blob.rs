@@ -112,9 +112,27 @@ impl Drop for StagedBlob {
     }
 }
 
+impl BlobId {
+    /// Whether this is a SHA-256 in lower-case hex, as every stored body's
+    /// name is (a name read from a restored copy is checked before use).
+    pub fn is_well_formed(&self) -> bool {
+        self.0.len() == 64
+            && self
+                .0
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    }
+
+    /// Where this body lives under a folder of bodies (`blobs/` of a data
+    /// folder, or of a backup's copy of one).
+    pub fn path_in(&self, blob_dir: &Path) -> PathBuf {
+        blob_dir.join(&self.0[..2]).join(&self.0)
+    }
+}
+
 /// Where a blob lives.
 pub(crate) fn blob_path(blob_dir: &Path, id: &BlobId) -> PathBuf {
-    blob_dir.join(&id.0[..2]).join(&id.0)
+    id.path_in(blob_dir)
 }
 
 /// Moves a staged blob to its final name. Returns the folder that must be

@@ -32,6 +32,8 @@
 //!   SHA-256;
 //! - `account_settings`: one account's details, offboarding (disable with
 //!   forward and auto-reply), its TOTP enrolment;
+//! - `snapshot`: a consistent copy of the database for backups, and the
+//!   inventory a restored copy is checked against;
 //! - `system`: the system part's heartbeat, named values, queue age, and
 //!   the disk gate that refuses new mail before the disk is full.
 //!
@@ -55,6 +57,7 @@ mod mailbox;
 mod policy;
 mod queue;
 mod schema;
+mod snapshot;
 mod structure;
 mod system;
 
@@ -90,6 +93,7 @@ pub use policy::{
     MIN_PASSWORD_CHARS,
 };
 pub use queue::QueueEntry;
+pub use snapshot::{AccountCount, DatabaseCopy, Inventory};
 pub use structure::Structure;
 pub use system::DiskSpace;
 
