@@ -10,7 +10,8 @@
 //! - `tls`: loading, generating and renewing the certificate;
 //! - `datadir`: which commands may create a data folder, and the lock that
 //!   keeps it to one server;
-//! - `cmd`: domain, account, alias, status, queue and mailbox commands;
+//! - `cmd`: domain, account, alias, status, queue, mailbox and backup
+//!   commands;
 //! - `docs`: shell completions and the manual page, from this definition.
 //!
 //! Protocol and storage logic live in their crates; this one only wires them.
@@ -86,6 +87,10 @@ enum Command {
     /// The outbound queue.
     #[command(subcommand)]
     Queue(cmd::queue::QueueCmd),
+    /// Encrypted backups (restic's format) to a folder, their restore and
+    /// verification.
+    #[command(subcommand)]
+    Backup(cmd::backup::BackupCmd),
     /// The mail in an account's folders.
     #[command(subcommand)]
     Mailbox(cmd::mailbox::MailboxCmd),
@@ -177,6 +182,11 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Queue(c) => cmd::queue::queue(data, c),
+        Command::Backup(c) => match cmd::backup::backup(data, c) {
+            Ok(true) => return ExitCode::from(1),
+            Ok(false) => Ok(()),
+            Err(e) => Err(e),
+        },
         Command::Mailbox(c) => cmd::mailbox::mailbox(data, c),
         Command::Completions { shell } => docs::completions(shell),
         Command::Man { dir } => docs::man(dir.as_deref()),

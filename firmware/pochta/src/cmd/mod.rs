@@ -9,6 +9,7 @@
 
 pub mod account;
 pub mod alias;
+pub mod backup;
 pub mod domain;
 pub mod health;
 pub mod mailbox;

@@ -1,0 +1,297 @@
+//! `pochta backup`: encrypted, incremental backups in restic's format to a
+//! folder (on the appliance, the USB backup disk), and their restore and
+//! verification. See `pochta-backup`.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+use pochta_backup::{Destination, Key, Retention};
+use pochta_config::{format_duration, format_size};
+use pochta_store::Store;
+
+use crate::datadir;
+
+/// Where the box keeps its backup folder (a store setting, so that the
+/// admin page and the server see what the CLI set).
+const FOLDER_SETTING: &str = "backup.folder";
+
+#[derive(Subcommand)]
+pub enum BackupCmd {
+    /// Back up to FOLDER from now on (a mounted USB disk's folder, say);
+    /// the first backup makes the repository there.
+    To { folder: PathBuf },
+    /// Back up now: a consistent copy of the whole box, then a check of
+    /// what was written.
+    Now {
+        /// Machine-readable output, sizes in bytes.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The snapshots in the backup, oldest first.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a snapshot (an id, or `latest`) of the whole box into a new
+    /// folder, which `pochta serve --data` can then use. Every message
+    /// file is checked against its hash.
+    Restore {
+        snapshot: String,
+        /// The new data folder (must not exist, or be empty).
+        #[arg(long)]
+        into: PathBuf,
+        /// Restore from this backup folder instead of this box's.
+        #[arg(long)]
+        from: Option<PathBuf>,
+        /// Read the backup key from standard input (a key from a recovery
+        /// sheet) instead of using this box's.
+        #[arg(long)]
+        key_stdin: bool,
+    },
+    /// Test-restore the newest backup: the database and three accounts'
+    /// mail (everything with --full), checked against their hashes, the
+    /// database's integrity check and the backup's counts. Exits 1 on any
+    /// problem.
+    Verify {
+        /// Read every pack file and restore every message.
+        #[arg(long)]
+        full: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget snapshots beyond 7 daily, 4 weekly and 12 monthly, and remove
+    /// the data only they used.
+    Prune {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the backup key. Without it no backup can be read: write it down
+    /// and keep it away from the box.
+    Key,
+}
+
+/// Runs a backup command; `Ok(true)` when a verification found problems.
+pub fn backup(data: &Path, cmd: BackupCmd) -> Result<bool, String> {
+    if let BackupCmd::Restore {
+        snapshot,
+        into,
+        from,
+        key_stdin,
+    } = cmd
+    {
+        return restore(data, &snapshot, &into, from, key_stdin).map(|()| false);
+    }
+    let store = datadir::open_existing(data)?;
+    let data = store.dir().to_owned();
+    match cmd {
+        BackupCmd::To { folder } => {
+            if !folder.is_dir() {
+                return Err(format!(
+                    "{} is not a folder: mount the backup disk and make the folder first",
+                    folder.display()
+                ));
+            }
+            let folder = std::fs::canonicalize(&folder).map_err(|e| e.to_string())?;
+            let text = folder
+                .to_str()
+                .ok_or_else(|| format!("{} is not a UTF-8 path", folder.display()))?;
+            store
+                .set_value(FOLDER_SETTING, text)
+                .map_err(|e| e.to_string())?;
+            Key::load_or_create(&data).map_err(|e| format!("cannot make the backup key: {e}"))?;
+            println!(
+                "backups go to {} from now on; run `pochta backup now` for the first, and \
+                 `pochta backup key` to write the key down",
+                folder.display()
+            );
+            Ok(false)
+        }
+        BackupCmd::Now { json } => {
+            let dest = destination(&store)?;
+            let key = Key::load_or_create(&data)
+                .map_err(|e| format!("cannot read the backup key: {e}"))?;
+            let report = pochta_backup::backup(&store, &dest, &key).map_err(|e| e.to_string())?;
+            if json {
+                print_json(&report)?;
+            } else {
+                println!(
+                    "backed up to {}: snapshot {}, {} messages in {} accounts, {} in {} files; \
+                     {} new files, {} added; checked; took {}",
+                    report.destination,
+                    report.snapshot,
+                    report.manifest.inventory.messages,
+                    report.manifest.inventory.accounts,
+                    format_size(report.bytes),
+                    report.files,
+                    report.files_new,
+                    format_size(report.bytes_added),
+                    millis(report.duration_ms)
+                );
+            }
+            Ok(false)
+        }
+        BackupCmd::List { json } => {
+            let dest = destination(&store)?;
+            let key = box_key(&data)?;
+            let snaps = pochta_backup::list(&dest, &key, &data).map_err(|e| e.to_string())?;
+            if json {
+                print_json(&snaps)?;
+            } else if snaps.is_empty() {
+                println!("no backups in {} yet", dest.describe());
+            } else {
+                for s in snaps {
+                    println!(
+                        "{}  {}  {}  {} in {} files, {} added",
+                        s.id,
+                        s.time,
+                        s.host,
+                        format_size(s.bytes),
+                        s.files,
+                        format_size(s.bytes_added)
+                    );
+                }
+            }
+            Ok(false)
+        }
+        BackupCmd::Verify { full, json } => {
+            let dest = destination(&store)?;
+            let key = box_key(&data)?;
+            let report =
+                pochta_backup::verify(&store, &dest, &key, full).map_err(|e| e.to_string())?;
+            if json {
+                print_json(&report)?;
+            } else {
+                println!(
+                    "snapshot {} in {}: {} message files restored and checked ({}) from {}; \
+                     database {}; backup holds {} messages in {} accounts, the live box {} in {}; took {}",
+                    report.snapshot,
+                    report.destination,
+                    report.bodies_checked,
+                    format_size(report.body_bytes_checked),
+                    if report.full {
+                        "every account".to_owned()
+                    } else {
+                        report.accounts_checked.join(", ")
+                    },
+                    report.database,
+                    report.restored.messages,
+                    report.restored.accounts,
+                    report.live.messages,
+                    report.live.accounts,
+                    millis(report.duration_ms)
+                );
+                for p in report.repository_problems.iter().chain(&report.problems) {
+                    println!("problem: {p}");
+                }
+                println!(
+                    "{}",
+                    if report.ok() {
+                        "verified: ok"
+                    } else {
+                        "verification FAILED"
+                    }
+                );
+            }
+            Ok(!report.ok())
+        }
+        BackupCmd::Prune { json } => {
+            let dest = destination(&store)?;
+            let key = box_key(&data)?;
+            let report = pochta_backup::prune(&dest, &key, &data, Retention::default())
+                .map_err(|e| e.to_string())?;
+            if json {
+                print_json(&report)?;
+            } else {
+                println!(
+                    "kept {} snapshots, forgot {}{}",
+                    report.kept.len(),
+                    report.forgotten.len(),
+                    if report.forgotten.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", report.forgotten.join(", "))
+                    }
+                );
+            }
+            Ok(false)
+        }
+        BackupCmd::Key => {
+            let key = Key::load_or_create(&data)
+                .map_err(|e| format!("cannot read the backup key: {e}"))?;
+            println!("{}", key.as_str());
+            eprintln!(
+                "Without this key no backup of this box can be read, by Pochta or by restic. \
+                 Write it down and keep it away from the box."
+            );
+            Ok(false)
+        }
+        BackupCmd::Restore { .. } => unreachable!("handled above"),
+    }
+}
+
+fn restore(
+    data: &Path,
+    snapshot: &str,
+    into: &Path,
+    from: Option<PathBuf>,
+    key_stdin: bool,
+) -> Result<(), String> {
+    let dest = match from {
+        Some(folder) => Destination::Folder(folder),
+        None => destination(&datadir::open_existing(data)?)?,
+    };
+    let key = if key_stdin {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| format!("cannot read the key: {e}"))?;
+        Key::from_typed(text.trim()).ok_or("no key on standard input")?
+    } else {
+        box_key(data)?
+    };
+    let manifest =
+        pochta_backup::restore(&dest, &key, data, snapshot, into).map_err(|e| e.to_string())?;
+    key.save(into)
+        .map_err(|e| format!("restored, but the key could not be saved with it: {e}"))?;
+    println!(
+        "restored {} messages in {} accounts ({} message files, {}) into {}; \
+         every message file matches its hash. Serve it with `pochta serve --data {}`",
+        manifest.inventory.messages,
+        manifest.inventory.accounts,
+        manifest.bodies,
+        format_size(manifest.body_bytes),
+        into.display(),
+        into.display()
+    );
+    Ok(())
+}
+
+fn destination(store: &Store) -> Result<Destination, String> {
+    match store.value(FOLDER_SETTING).map_err(|e| e.to_string())? {
+        Some(folder) => Ok(Destination::Folder(folder.into())),
+        None => Err("no backup destination is set: `pochta backup to FOLDER` sets one".into()),
+    }
+}
+
+fn box_key(data: &Path) -> Result<Key, String> {
+    Key::load(data)
+        .map_err(|e| format!("cannot read the backup key: {e}"))?
+        .ok_or_else(|| "this box has no backup key yet: `pochta backup to FOLDER` makes one".into())
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<(), String> {
+    println!(
+        "{}",
+        serde_json::to_string(value).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
+
+fn millis(ms: u64) -> String {
+    if ms < 10_000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else {
+        format_duration((ms / 1000) as i64)
+    }
+}
