@@ -7,6 +7,8 @@
 //! - `stage`: a consistent picture of the live box in one folder (database
 //!   copy, message bodies, TLS files, configuration, a manifest);
 //! - `repo`: where backups go and how the repository is opened;
+//! - `settings`: the owner's choices (destinations, hour, retention), kept
+//!   in the store;
 //! - this file: backing up, listing, restoring, verifying and pruning.
 //!
 //! Every operation here is blocking (rustic_core works on its own threads);
@@ -14,6 +16,7 @@
 
 mod key;
 mod repo;
+mod settings;
 mod stage;
 
 use std::collections::BTreeSet;
@@ -32,6 +35,7 @@ use sha2::{Digest, Sha256};
 
 pub use key::Key;
 pub use repo::Destination;
+pub use settings::Settings;
 pub use stage::{Manifest, Stage};
 
 /// The path a box's files have inside every snapshot: `restic restore
@@ -132,7 +136,7 @@ impl VerifyReport {
 }
 
 /// How many snapshots to keep.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Retention {
     pub daily: u32,
     pub weekly: u32,

@@ -6,15 +6,11 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use pochta_backup::{Destination, Key, Retention};
+use pochta_backup::{Destination, Key, Settings};
 use pochta_config::{format_duration, format_size};
 use pochta_store::Store;
 
 use crate::datadir;
-
-/// Where the box keeps its backup folder (a store setting, so that the
-/// admin page and the server see what the CLI set).
-const FOLDER_SETTING: &str = "backup.folder";
 
 #[derive(Subcommand)]
 pub enum BackupCmd {
@@ -93,12 +89,12 @@ pub fn backup(data: &Path, cmd: BackupCmd) -> Result<bool, String> {
                 ));
             }
             let folder = std::fs::canonicalize(&folder).map_err(|e| e.to_string())?;
-            let text = folder
-                .to_str()
-                .ok_or_else(|| format!("{} is not a UTF-8 path", folder.display()))?;
-            store
-                .set_value(FOLDER_SETTING, text)
-                .map_err(|e| e.to_string())?;
+            if folder.to_str().is_none() {
+                return Err(format!("{} is not a UTF-8 path", folder.display()));
+            }
+            let mut settings = Settings::load(&store).map_err(|e| e.to_string())?;
+            settings.folder = Some(folder.clone());
+            settings.save(&store).map_err(|e| e.to_string())?;
             Key::load_or_create(&data).map_err(|e| format!("cannot make the backup key: {e}"))?;
             println!(
                 "backups go to {} from now on; run `pochta backup now` for the first, and \
@@ -111,7 +107,8 @@ pub fn backup(data: &Path, cmd: BackupCmd) -> Result<bool, String> {
             let dest = destination(&store)?;
             let key = Key::load_or_create(&data)
                 .map_err(|e| format!("cannot read the backup key: {e}"))?;
-            let report = pochta_backup::backup(&store, &dest, &key).map_err(|e| e.to_string())?;
+            let report = pochta_backup::backup(&store, &dest, &key)
+                .map_err(|e| format!("the backup to {} failed: {e}", dest.describe()))?;
             if json {
                 print_json(&report)?;
             } else {
@@ -198,8 +195,9 @@ pub fn backup(data: &Path, cmd: BackupCmd) -> Result<bool, String> {
         BackupCmd::Prune { json } => {
             let dest = destination(&store)?;
             let key = box_key(&data)?;
-            let report = pochta_backup::prune(&dest, &key, &data, Retention::default())
-                .map_err(|e| e.to_string())?;
+            let retention = Settings::load(&store).map_err(|e| e.to_string())?.retention;
+            let report =
+                pochta_backup::prune(&dest, &key, &data, retention).map_err(|e| e.to_string())?;
             if json {
                 print_json(&report)?;
             } else {
@@ -267,11 +265,15 @@ fn restore(
     Ok(())
 }
 
+/// The destination a command works on: the one set (the first, when more
+/// are).
 fn destination(store: &Store) -> Result<Destination, String> {
-    match store.value(FOLDER_SETTING).map_err(|e| e.to_string())? {
-        Some(folder) => Ok(Destination::Folder(folder.into())),
-        None => Err("no backup destination is set: `pochta backup to FOLDER` sets one".into()),
-    }
+    let settings = Settings::load(store).map_err(|e| e.to_string())?;
+    settings
+        .destinations()
+        .into_iter()
+        .next()
+        .ok_or_else(|| "no backup destination is set: `pochta backup to FOLDER` sets one".into())
 }
 
 fn box_key(data: &Path) -> Result<Key, String> {
