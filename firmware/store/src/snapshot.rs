@@ -61,6 +61,14 @@ impl Store {
     pub fn referenced_blobs(&self) -> Result<Vec<BlobId>, StoreError> {
         blobs_of(&*self.conn()?)
     }
+
+    /// When the oldest account was made (seconds since the epoch): how long
+    /// this box has held someone's mail. `None` without accounts.
+    pub fn oldest_account_created(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn()?
+            .query_row("SELECT min(created) FROM accounts", [], |r| r.get(0))?)
+    }
 }
 
 /// A copy of the database made by [`Store::copy_database_to`] (or restored

@@ -3,6 +3,7 @@
 //! named values (alert state, the last good clock reading), and the disk
 //! gate that refuses new mail before the disk is full.
 
+use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use rusqlite::{params, OptionalExtension};
@@ -147,6 +148,34 @@ impl Store {
                 |r| r.get(0),
             )
             .optional()?)
+    }
+
+    /// Reads a named value without opening the store: no thread, no
+    /// migration, nothing made when there is no database. For what the
+    /// server must know before it confines itself (which folders it may
+    /// write), when no thread may exist yet.
+    pub fn peek_value(dir: &Path, key: &str) -> Result<Option<String>, StoreError> {
+        let db = dir.join("pochta.db");
+        if !db.is_file() {
+            return Ok(None);
+        }
+        let conn = rusqlite::Connection::open(&db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let found = conn
+            .query_row(
+                "SELECT value FROM settings WHERE key = ?1",
+                [format!("system.{key}")],
+                |r| r.get(0),
+            )
+            .optional();
+        match found {
+            Ok(v) => Ok(v),
+            // A folder made by an older pochta, before settings existed.
+            Err(rusqlite::Error::SqliteFailure(_, Some(m))) if m.contains("no such table") => {
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Sets a named value of the system part; durable when it returns.
