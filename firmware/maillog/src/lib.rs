@@ -432,6 +432,43 @@ impl MailLog {
         );
     }
 
+    /// A backup was written and checked: `snapshot` in `destination`, with
+    /// `added` bytes new to it.
+    pub fn backup_done(&self, destination: &str, snapshot: &str, added: u64, secs: u64) {
+        self.line(
+            "backup_done",
+            "backup",
+            &[
+                ("destination", destination),
+                ("snapshot", snapshot),
+                ("added", &added.to_string()),
+                ("secs", &secs.to_string()),
+            ],
+        );
+    }
+
+    /// A backup (or its pruning) did not complete; nothing of it counts.
+    pub fn backup_failed(&self, destination: &str, why: &str) {
+        self.line(
+            "backup_failed",
+            "backup",
+            &[("destination", destination), ("why", why)],
+        );
+    }
+
+    /// A test restore of `snapshot` ended: `result` is `ok` or what it found.
+    pub fn backup_verified(&self, destination: &str, snapshot: &str, result: &str) {
+        self.line(
+            "backup_verified",
+            "backup",
+            &[
+                ("destination", destination),
+                ("snapshot", snapshot),
+                ("result", result),
+            ],
+        );
+    }
+
     fn line(&self, event: &str, session: &str, fields: &[(&str, &str)]) {
         let now = time::OffsetDateTime::now_utc();
         let today = date(now);

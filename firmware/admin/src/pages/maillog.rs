@@ -41,6 +41,9 @@ const EVENTS: &[(&str, &str)] = &[
     ("watchdog_reset", "Restart forced by the watchdog"),
     ("service_restarted", "Service restarted"),
     ("clock_set", "The box's clock was set"),
+    ("backup_done", "Backup written and checked"),
+    ("backup_failed", "Backup failed"),
+    ("backup_verified", "Backup test-restored"),
 ];
 
 /// A time with its date and its clock each unbroken: a narrow column
