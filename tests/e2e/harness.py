@@ -428,6 +428,10 @@ def default_config() -> dict:
         # Queued mail stays queued (tests look at it; remote.invalid has no
         # MX); tests of delivery (test_queue.py) set hold = false.
         "queue": {"hold": True},
+        # Backups run when a test says so (`pochta backup now`); the daily
+        # schedule would start one of its own if a test ran at its hour.
+        # test_backup.py's schedule test turns it on.
+        "system": {"backup_schedule": False},
     }
 
 

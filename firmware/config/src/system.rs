@@ -1,5 +1,6 @@
 //! `[system]`: how the box looks after itself (the `pochta-system` crate):
-//! the hardware watchdog, the clock, disk space limits, alerts and mDNS.
+//! the hardware watchdog, the clock, disk space limits, alerts, mDNS and
+//! the backup schedule.
 //! Every part is off by default, as on a development machine; the
 //! appliance's `/etc/pochta/pochta.toml` turns them on.
 
@@ -42,6 +43,10 @@ pub struct System {
     /// and its ext4 to the end of the disk: a card bigger than the image.
     /// The appliance only: it repartitions the disk.
     pub grow_data: bool,
+    /// Back up daily at the hour set with the backup settings (`pochta
+    /// backup schedule`, the admin page's Backup page), and test-restore
+    /// weekly. Off: only `pochta backup now` backs up.
+    pub backup_schedule: bool,
 }
 
 impl Default for System {
@@ -58,6 +63,7 @@ impl Default for System {
             weekly_summary: true,
             health_interval_secs: 15,
             grow_data: false,
+            backup_schedule: true,
         }
     }
 }
