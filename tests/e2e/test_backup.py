@@ -11,6 +11,7 @@ from __future__ import annotations
 import imaplib
 import json
 import os
+import pwd
 import random
 import re
 import shutil
@@ -31,6 +32,7 @@ from harness import (
     Pochta,
     tls_context,
     unique_id,
+    wait_until,
 )
 
 
@@ -43,13 +45,19 @@ def restic() -> str:
     return path
 
 
+def give_to_server(path: Path) -> None:
+    """Started as root, the server and the CLI act as the `pochta` user:
+    a folder they write must be its."""
+    if os.geteuid() == 0:
+        user = pwd.getpwnam("pochta")
+        os.chown(path, user.pw_uid, user.pw_gid)
+
+
 def backup_folder(pochta: Pochta, name: str = "usb") -> Path:
-    """A folder for backups that the data folder's owner can write (the
-    server and the CLI run as the `pochta` user when started as root)."""
+    """A folder for backups that the server (and the CLI) may write."""
     folder = pochta.root / name
     folder.mkdir()
-    st = pochta.data.stat()
-    os.chown(folder, st.st_uid, st.st_gid)
+    give_to_server(folder)
     return folder
 
 
@@ -57,8 +65,7 @@ def owned_folder(pochta: Pochta, path: Path) -> Path:
     """An empty folder the CLI may write, as a restore target (run as root,
     the CLI acts as the data folder's owner)."""
     path.mkdir()
-    st = pochta.data.stat()
-    os.chown(path, st.st_uid, st.st_gid)
+    give_to_server(path)
     return path
 
 
@@ -73,6 +80,23 @@ def run_restic(repo: Path, key: str, *args: str, check: bool = True) -> subproce
     if check:
         assert res.returncode == 0, f"restic {' '.join(args)}: {res.returncode}\n{res.stdout}\n{res.stderr}"
     return res
+
+
+def backup_now(pochta: Pochta) -> dict:
+    """`pochta backup now --json`; the one destination's report."""
+    out = pochta.cli_json("backup now")
+    [dest] = out["destinations"]
+    assert dest["ok"] is True and dest["error"] is None, dest
+    return dest["report"]
+
+
+def verify(pochta: Pochta, *args: str) -> dict:
+    """`pochta backup verify --json`; the one destination's report."""
+    res = pochta.cli("backup verify", *args, "--json", check=False)
+    out = json.loads(res.stdout)
+    [dest] = out["destinations"]
+    assert res.returncode == (0 if dest["ok"] else 1), res
+    return dest["report"]
 
 
 def imap_picture(pochta: Pochta, user: str, password: str) -> dict:
@@ -148,7 +172,7 @@ def test_backup_then_more_mail_then_an_incremental_backup_restores_what_a_client
     c.uid("COPY", "4:6", "Projects")
     c.logout()
 
-    first = server.cli_json("backup now")
+    first = backup_now(server)
     assert first["created_repository"] is True
     assert first["manifest"]["inventory"]["accounts"] == 2
     assert first["manifest"]["inventory"]["messages"] == 12 + 3 + 5
@@ -163,7 +187,7 @@ def test_backup_then_more_mail_then_an_incremental_backup_restores_what_a_client
     c.expunge()
     c.uid("STORE", "8", "+FLAGS", r"(\Answered $Label1)")
     c.logout()
-    second = server.cli_json("backup now")
+    second = backup_now(server)
     assert second["created_repository"] is False
     assert second["manifest"]["inventory"]["messages"] == 14 + 3 + 5
     # Incremental: the three new messages and the changed database, not the
@@ -200,7 +224,7 @@ def test_debian_restic_lists_checks_and_restores_the_backup(server, tmp_path):
     server.cli("backup to", str(usb))
     deliver(server, ALICE, 4)
     server.wait_messages(ALICE, 4)
-    report = server.cli_json("backup now")
+    report = backup_now(server)
     key = box_key(server)
 
     snaps = json.loads(run_restic(usb, key, "snapshots", "--json").stdout)
@@ -247,13 +271,13 @@ def test_verify_passes_and_then_finds_a_tampered_pack_file(server):
     deliver(server, BOB, 2)
     server.wait_messages(ALICE, 6)
     server.cli("backup now")
-    report = server.cli_json("backup verify", "--full")
+    report = verify(server, "--full")
     assert report["problems"] == [] and report["repository_problems"] == [], report
     assert report["database"] == "ok"
     assert report["bodies_checked"] == 8
     assert report["restored"] == report["manifest"]
     assert report["live"]["messages"] == 8
-    sample = server.cli_json("backup verify")
+    sample = verify(server)
     assert sample["problems"] == [] and sample["bodies_checked"] > 0, sample
 
     # Flip one byte in the middle of the biggest pack file.
@@ -285,13 +309,13 @@ def test_a_backup_killed_anywhere_leaves_a_repository_the_next_one_completes(ser
             killed += 1
         proc.wait(timeout=60)
     assert killed >= 2, "the backups finished before they could be killed: make them bigger"
-    report = server.cli_json("backup now")
+    report = backup_now(server)
     assert report["manifest"]["inventory"]["messages"] == 50
     key = box_key(server)
     out = run_restic(usb, key, "check", "--read-data")
     assert "no errors were found" in out.stdout
-    verify = server.cli_json("backup verify", "--full")
-    assert verify["problems"] == [] and verify["bodies_checked"] == 50, verify
+    full = verify(server, "--full")
+    assert full["problems"] == [] and full["bodies_checked"] == 50, full
     # No stage left behind in the data folder.
     assert not (server.data / "backup" / "stage").exists()
 
@@ -306,16 +330,19 @@ def test_a_full_backup_disk_is_an_error_not_a_success(server, tmp_path):
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(disk)],
                    check=True, timeout=30)
     try:
-        st = server.data.stat()
-        os.chown(disk, st.st_uid, st.st_gid)
+        give_to_server(disk)
         server.cli("backup to", str(disk))
         deliver(server, ALICE, 20, size=100_000)  # 2 MB of random text, on a 1 MiB disk
         server.wait_messages(ALICE, 20)
         res = server.cli("backup now", check=False)
         assert res.returncode == 2, (res.stdout, res.stderr)
-        assert "backed up" not in res.stdout
-        assert re.search(r"No space left on device|space", res.stderr), res.stderr
-        assert server.cli_json("backup list") == [] if (disk / "config").exists() else True
+        assert "backed up to" not in res.stdout
+        assert "the backup disk is full" in res.stdout, res.stdout
+        assert "did not complete" in res.stderr, res.stderr
+        # Nothing counts as a backup: no snapshot, and the record says failed.
+        assert server.cli_json("backup list") == []
+        status = server.cli_json("backup status")["status"]["destinations"]["folder"]
+        assert status["last_ok"] is None and "space" in status["last_failure"]["error"], status
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False, timeout=30)
 
@@ -331,4 +358,103 @@ def test_commands_say_what_is_missing(pochta, tmp_path):
     res = pochta.cli("backup list")
     assert "no backup" in res.stdout or "no backups" in res.stdout
     res = pochta.cli("backup verify", check=False)
-    assert res.returncode == 2 and "no backup in" in res.stderr, res.stderr
+    assert res.returncode == 2 and "nothing to verify: no backup in" in res.stderr, res.stderr
+
+
+def inbox_subjects(pochta: Pochta) -> list[str]:
+    c = imap_session(pochta, ALICE, ALICE_PW)
+    try:
+        typ, count = c.select("INBOX", readonly=True)
+        if int(count[0]) == 0:
+            return []
+        typ, data = c.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        if typ != "OK" or data == [None]:
+            return []
+        return [part[1].decode(errors="replace").strip() for part in data if isinstance(part, tuple)]
+    finally:
+        c.logout()
+
+
+def backup_check(pochta: Pochta) -> dict:
+    res = pochta.cli("health", "--json", check=False)
+    checks = [c for c in json.loads(res.stdout).get("checks", []) if c["id"] == "backup"]
+    return checks[0] if checks else {}
+
+
+def test_a_failed_backup_fails_the_health_check_and_alerts_until_one_succeeds(pochta):
+    pochta.setup_basic()  # alice is the oldest account: she gets the alerts
+    pochta.configure(system={"health_interval_secs": 1})
+    usb = backup_folder(pochta)
+    pochta.cli("backup to", str(usb))
+    pochta.start()
+    wait_until(lambda: backup_check(pochta).get("state") == "ok", 15, "the backup check to run")
+    assert "No backup to the folder" in backup_check(pochta)["reason"]
+
+    usb.chmod(0o000)  # the disk turned read-only, or its folder went away
+    res = pochta.cli("backup now", check=False)
+    assert res.returncode == 2, res
+    assert "failed" in res.stdout and "backed up to" not in res.stdout
+    assert "did not complete" in res.stderr
+    wait_until(lambda: backup_check(pochta).get("state") == "failing", 15, "the backup check to fail")
+    check = backup_check(pochta)
+    assert "The backup to the folder" in check["reason"] and check["fix"], check
+    assert pochta.cli("health", check=False).returncode == 1
+    wait_until(lambda: any("Problem: Backups" in s for s in inbox_subjects(pochta)), 30,
+               "the backup alert in the postmaster's INBOX")
+    assert "backup_failed" in pochta.mail_log_text()
+
+    usb.chmod(0o700)
+    report = backup_now(pochta)
+    wait_until(lambda: backup_check(pochta).get("state") == "ok", 15, "the backup check to recover")
+    assert report["snapshot"] in pochta.cli("backup status").stdout
+    assert "Last backup to the folder" in backup_check(pochta)["reason"]
+    wait_until(lambda: any("Solved: Backups" in s for s in inbox_subjects(pochta)), 30,
+               "the 'Solved' mail in the postmaster's INBOX")
+    assert "backup_done" in pochta.mail_log_text()
+
+
+def test_the_daily_schedule_backs_up_at_its_hour_and_test_restores(pochta):
+    pochta.setup_basic()
+    usb = backup_folder(pochta)
+    pochta.cli("backup to", str(usb))
+    now = time.localtime()
+    if now.tm_min == 59 and now.tm_sec > 45:  # not across the hour
+        time.sleep(61 - now.tm_sec)
+    hour = time.localtime().tm_hour
+    res = pochta.cli("backup schedule", "--hour", str(hour), "--daily", "3")
+    assert f"daily at {hour:02d}:00" in res.stdout and "3 daily" in res.stdout
+    pochta.configure(system={"backup_schedule": True})
+    pochta.start()
+    deliver(pochta, ALICE, 2)
+
+    def ran() -> dict | None:
+        st = pochta.cli_json("backup status")["status"]["destinations"].get("folder", {})
+        return st if st.get("last_ok") and st.get("last_verify") else None
+    wait_until(ran, 60, "the scheduled backup and its test restore")
+    st = ran()
+    assert st["last_verify"]["ok"] is True, st
+    assert [s["id"] for s in pochta.cli_json("backup list")] == [st["last_ok"]["snapshot"]]
+    # Once a day: a restart within the hour does not back up again.
+    pochta.restart()
+    time.sleep(2)
+    assert len(pochta.cli_json("backup list")) == 1
+    log = pochta.mail_log_text()
+    assert "backup_done" in log and "backup_verified" in log
+
+
+def test_a_second_run_at_once_is_refused_not_interleaved(server):
+    usb = backup_folder(server)
+    server.cli("backup to", str(usb))
+    deliver(server, ALICE, 30, size=50000)
+    server.wait_messages(ALICE, 30)
+    argv = [str(server.bin), "backup", "now", "--data", str(server.data)]
+    first = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_until(lambda: (server.data / "backup" / "stage").exists() or first.poll() is not None, 10,
+               "the first backup to start")
+    second = server.cli("backup now", check=False)
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, (out, err)
+    if second.returncode != 0:  # it met the first one running
+        assert "another backup" in second.stderr, second.stderr
+    assert len(server.cli_json("backup list")) in (1, 2)
+    assert "no errors were found" in run_restic(usb, box_key(server), "check").stdout

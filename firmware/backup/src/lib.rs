@@ -4,6 +4,9 @@
 //!
 //! - `key`: the repository password, made once per box and written down by
 //!   its owner;
+//! - `schedule`: the daily run, the weekly test restore, one run at a time,
+//!   and the record of runs;
+//! - `probe`: the `backup` health check;
 //! - `stage`: a consistent picture of the live box in one folder (database
 //!   copy, message bodies, TLS files, configuration, a manifest);
 //! - `repo`: where backups go and how the repository is opened;
@@ -15,7 +18,9 @@
 //! the server calls it from a thread of its own.
 
 mod key;
+mod probe;
 mod repo;
+mod schedule;
 mod settings;
 mod stage;
 
@@ -34,7 +39,12 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 pub use key::Key;
+pub use probe::BackupProbe;
 pub use repo::Destination;
+pub use schedule::{
+    back_up_everywhere, verify_everywhere, DestinationStatus, Done, Failure, Outcome, RunLock,
+    Scheduler, Status, Verified, VerifyOutcome,
+};
 pub use settings::Settings;
 pub use stage::{Manifest, Stage};
 
@@ -62,6 +72,9 @@ pub enum BackupError {
     /// What was read back does not match what was written.
     #[error("{0}")]
     Corrupt(String),
+    /// Another run holds this data folder's backup lock.
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl From<Box<rustic_core::RusticError>> for BackupError {

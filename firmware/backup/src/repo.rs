@@ -19,6 +19,13 @@ pub enum Destination {
 }
 
 impl Destination {
+    /// A short stable name: the key of its record of runs.
+    pub fn id(&self) -> &'static str {
+        match self {
+            Destination::Folder(_) => "folder",
+        }
+    }
+
     /// The destination in words, for logs and reports.
     pub fn describe(&self) -> String {
         match self {
@@ -100,5 +107,61 @@ pub(crate) fn explain(e: &RusticError) -> String {
                 (type the key from the recovery sheet of the box that made it)"
             .to_owned();
     }
-    e.display_log().trim_start_matches("Error: ").to_owned()
+    let detail = without_kind(e.display_log().trim_start_matches("Error: "));
+    // The operating system's reason, which the owner can act on, first.
+    let known = [
+        (
+            "No space left on device",
+            "the backup disk is full: free space on it, or use a bigger one",
+        ),
+        (
+            "Permission denied",
+            "pochta may not write to the backup folder (permission denied): give the folder \
+             to the pochta user, or choose another",
+        ),
+        (
+            "Read-only file system",
+            "the backup disk is read-only (a failing disk turns itself read-only): check it, \
+             or use another",
+        ),
+        (
+            "Input/output error",
+            "the backup disk reported an input/output error: it may be failing; use another",
+        ),
+    ];
+    for (os, words) in known {
+        if detail.contains(os) {
+            return format!("{words} ({detail})");
+        }
+    }
+    detail
+}
+
+/// rustic's log form without its "(kind: related to …)" classification and
+/// its generic advice: the reason and the path stay.
+fn without_kind(text: &str) -> String {
+    let mut out = text.replace(" Please check the file and try again.", "");
+    out = out.replace(" Please check the path and try again.", "");
+    while let Some(start) = out.find(" (kind: ") {
+        let Some(len) = out[start..].find(')') else {
+            break;
+        };
+        out.replace_range(start..start + len + 1, "");
+    }
+    out.replace(".: caused by: ", ": ")
+        .replace(": caused by: ", ": ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_kind_and_the_generic_advice_are_left_out() {
+        assert_eq!(
+            super::without_kind(
+                "Failed to create the directory `/x/keys`. Please check the path and try again. \
+                 (kind: related to input/output operations): caused by: Permission denied (os error 13)"
+            ),
+            "Failed to create the directory `/x/keys`: Permission denied (os error 13)"
+        );
+    }
 }

@@ -44,6 +44,21 @@ impl Settings {
         }
     }
 
+    /// The settings of the data folder `data`, read before the store is
+    /// opened (see `Store::peek_value`); the defaults when unreadable.
+    pub fn peek(data: &std::path::Path) -> Settings {
+        Store::peek_value(data, KEY)
+            .ok()
+            .flatten()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default()
+    }
+
+    /// Folders the server must be able to write for these settings' backups.
+    pub fn writable_folders(&self) -> Vec<PathBuf> {
+        self.folder.iter().cloned().collect()
+    }
+
     pub fn save(&self, store: &Store) -> Result<(), BackupError> {
         let text = serde_json::to_string(self)
             .map_err(|e| BackupError::Corrupt(format!("backup settings: {e}")))?;

@@ -123,7 +123,19 @@ pub fn give_up(
     // SAFETY (of set_var): no other thread exists yet to read the
     // environment concurrently.
     std::env::set_var("SQLITE_TMPDIR", &tmp);
-    let writable = vec![data.clone()];
+    // The data folder, and the backup folder the owner chose (a folder
+    // chosen while the server runs is writable after its next start).
+    let mut writable = vec![data.clone()];
+    for folder in pochta_backup::Settings::peek(&data).writable_folders() {
+        match std::fs::canonicalize(&folder) {
+            Ok(folder) if !writable.contains(&folder) => writable.push(folder),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(
+                folder = %folder.display(),
+                "the backup folder is not there ({e}): backups to it fail until it is and pochta restarts"
+            ),
+        }
+    }
     let confinement = pochta_privileged::confine(&Policy {
         writable: writable.clone(),
         execute: false,
@@ -148,7 +160,11 @@ pub fn give_up(
     tracing::info!(
         user = %name,
         landlock = confinement.name(),
-        writable = %data.display(),
+        writable = %writable
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" "),
         "running without root: no capabilities, no_new_privs"
     );
     Ok(Sandbox {

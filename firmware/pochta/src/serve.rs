@@ -337,6 +337,21 @@ async fn run(
         // clock may be set with it, and later parts will ask it more.
         helper: helper.clone(),
     })?;
+    // Backups: their health check always; the daily run when the schedule
+    // is on.
+    system.add_probe(Arc::new(pochta_backup::BackupProbe::new(store.clone())));
+    let confined_to = sandbox
+        .landlock_missing
+        .is_none()
+        .then(|| sandbox.writable.clone());
+    let backups = config.system.backup_schedule.then(|| {
+        pochta_backup::Scheduler::start(
+            store.clone(),
+            maillog.clone(),
+            Duration::from_secs(30),
+            confined_to,
+        )
+    });
     // The admin page runs on its own threads; its listeners are bound here,
     // with the others, so that a taken port stops the start.
     let admin = pochta_admin::start_bound(
@@ -464,6 +479,9 @@ async fn run(
     }
     let _ = admin_stopped.await;
     let _ = tokio::task::spawn_blocking(move || system.stop()).await;
+    if let Some(backups) = backups {
+        backups.stop();
+    }
     // Every session holds a clone of `alive`; recv() ends when all are gone.
     drop((smtp, imap, pop3));
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use pochta_backup::{Destination, Key, Settings};
 use pochta_config::{format_duration, format_size};
+
 use pochta_store::Store;
 
 use crate::datadir;
@@ -21,6 +22,27 @@ pub enum BackupCmd {
     /// what was written.
     Now {
         /// Machine-readable output, sizes in bytes.
+        #[arg(long)]
+        json: bool,
+    },
+    /// When backups run (the daily hour, the box's local time) and how many
+    /// snapshots are kept.
+    Schedule {
+        /// Hour of the day, 0-23.
+        #[arg(long)]
+        hour: Option<u8>,
+        /// Daily snapshots kept.
+        #[arg(long)]
+        daily: Option<u32>,
+        /// Weekly snapshots kept.
+        #[arg(long)]
+        weekly: Option<u32>,
+        /// Monthly snapshots kept.
+        #[arg(long)]
+        monthly: Option<u32>,
+    },
+    /// Where backups go, when they run, and how the last ones went.
+    Status {
         #[arg(long)]
         json: bool,
     },
@@ -104,27 +126,140 @@ pub fn backup(data: &Path, cmd: BackupCmd) -> Result<bool, String> {
             Ok(false)
         }
         BackupCmd::Now { json } => {
-            let dest = destination(&store)?;
-            let key = Key::load_or_create(&data)
-                .map_err(|e| format!("cannot read the backup key: {e}"))?;
-            let report = pochta_backup::backup(&store, &dest, &key)
-                .map_err(|e| format!("the backup to {} failed: {e}", dest.describe()))?;
+            let maillog = mail_log(&data)?;
+            let outcomes = pochta_backup::back_up_everywhere(&store, &maillog, None)
+                .map_err(|e| e.to_string())?;
+            let failed: Vec<&str> = outcomes
+                .iter()
+                .filter(|o| !o.ok)
+                .map(|o| o.destination.as_str())
+                .collect();
             if json {
-                print_json(&report)?;
+                print_json(&serde_json::json!({ "destinations": outcomes }))?;
             } else {
-                println!(
-                    "backed up to {}: snapshot {}, {} messages in {} accounts, {} in {} files; \
-                     {} new files, {} added; checked; took {}",
-                    report.destination,
-                    report.snapshot,
-                    report.manifest.inventory.messages,
-                    report.manifest.inventory.accounts,
-                    format_size(report.bytes),
-                    report.files,
-                    report.files_new,
-                    format_size(report.bytes_added),
-                    millis(report.duration_ms)
-                );
+                for o in &outcomes {
+                    match (&o.report, &o.error) {
+                        (Some(report), _) => {
+                            println!(
+                                "backed up to {}: snapshot {}, {} messages in {} accounts, {} in {} files; \
+                                 {} new files, {} added; checked; took {}",
+                                report.destination,
+                                report.snapshot,
+                                report.manifest.inventory.messages,
+                                report.manifest.inventory.accounts,
+                                format_size(report.bytes),
+                                report.files,
+                                report.files_new,
+                                format_size(report.bytes_added),
+                                millis(report.duration_ms)
+                            );
+                            if let Some(e) = &o.prune_error {
+                                println!("but forgetting old snapshots failed: {e}");
+                            }
+                        }
+                        (None, e) => println!(
+                            "the backup to {} failed: {}",
+                            o.destination,
+                            e.as_deref().unwrap_or("unknown error")
+                        ),
+                    }
+                }
+            }
+            if failed.is_empty() {
+                Ok(false)
+            } else {
+                Err(format!(
+                    "the backup to {} did not complete",
+                    failed.join(" and ")
+                ))
+            }
+        }
+        BackupCmd::Schedule {
+            hour,
+            daily,
+            weekly,
+            monthly,
+        } => {
+            let mut settings = Settings::load(&store).map_err(|e| e.to_string())?;
+            if let Some(h) = hour {
+                if h > 23 {
+                    return Err("--hour must be 0 to 23".into());
+                }
+                settings.hour = h;
+            }
+            for (value, slot) in [
+                (daily, &mut settings.retention.daily),
+                (weekly, &mut settings.retention.weekly),
+                (monthly, &mut settings.retention.monthly),
+            ] {
+                if let Some(v) = value {
+                    *slot = v;
+                }
+            }
+            let r = settings.retention;
+            if r.daily + r.weekly + r.monthly == 0 {
+                return Err("keep at least one snapshot (--daily, --weekly or --monthly)".into());
+            }
+            settings.save(&store).map_err(|e| e.to_string())?;
+            println!(
+                "backups run daily at {:02}:00 (this box's time); kept: {} daily, {} weekly, {} monthly",
+                settings.hour, r.daily, r.weekly, r.monthly
+            );
+            Ok(false)
+        }
+        BackupCmd::Status { json } => {
+            let settings = Settings::load(&store).map_err(|e| e.to_string())?;
+            let status = pochta_backup::Status::load(&store).map_err(|e| e.to_string())?;
+            if json {
+                print_json(&serde_json::json!({ "settings": settings, "status": status }))?;
+                return Ok(false);
+            }
+            let destinations = settings.destinations();
+            if destinations.is_empty() {
+                println!("no backup destination is set: `pochta backup to FOLDER` sets one");
+                return Ok(false);
+            }
+            let r = settings.retention;
+            println!(
+                "backups run daily at {:02}:00; kept: {} daily, {} weekly, {} monthly",
+                settings.hour, r.daily, r.weekly, r.monthly
+            );
+            let now = super::now();
+            for dest in destinations {
+                let empty = pochta_backup::DestinationStatus::default();
+                let s = status.destinations.get(dest.id()).unwrap_or(&empty);
+                println!("{}:", dest.describe());
+                match &s.last_ok {
+                    Some(ok) => println!(
+                        "  last backup {} ago: snapshot {}, {} messages, {} ({} added), took {}",
+                        format_duration(now - ok.at),
+                        ok.snapshot,
+                        ok.messages,
+                        format_size(ok.bytes),
+                        format_size(ok.added),
+                        millis(ok.duration_ms)
+                    ),
+                    None => println!("  no backup yet"),
+                }
+                if let Some(f) = &s.last_failure {
+                    println!(
+                        "  last failure {} ago: {}",
+                        format_duration(now - f.at),
+                        f.error
+                    );
+                }
+                match &s.last_verify {
+                    Some(v) => println!(
+                        "  last test restore {} ago: {}",
+                        format_duration(now - v.at),
+                        if v.ok {
+                            format!("ok, {} message files checked", v.bodies)
+                        } else {
+                            format!("FAILED: {}", v.problems.join("; "))
+                        }
+                    ),
+                    None => println!("  no test restore yet"),
+                }
             }
             Ok(false)
         }
@@ -152,13 +287,27 @@ pub fn backup(data: &Path, cmd: BackupCmd) -> Result<bool, String> {
             Ok(false)
         }
         BackupCmd::Verify { full, json } => {
-            let dest = destination(&store)?;
-            let key = box_key(&data)?;
-            let report =
-                pochta_backup::verify(&store, &dest, &key, full).map_err(|e| e.to_string())?;
+            let maillog = mail_log(&data)?;
+            let outcomes = pochta_backup::verify_everywhere(&store, &maillog, full)
+                .map_err(|e| e.to_string())?;
+            if outcomes.iter().all(|o| o.nothing_yet) {
+                let why: Vec<&str> = outcomes.iter().filter_map(|o| o.error.as_deref()).collect();
+                return Err(format!("nothing to verify: {}", why.join("; ")));
+            }
+            let all_ok = outcomes.iter().all(|o| o.ok || o.nothing_yet);
             if json {
-                print_json(&report)?;
-            } else {
+                print_json(&serde_json::json!({ "destinations": outcomes }))?;
+                return Ok(!all_ok);
+            }
+            for o in &outcomes {
+                let Some(report) = &o.report else {
+                    println!(
+                        "{}: {}",
+                        o.destination,
+                        o.error.as_deref().unwrap_or("the test restore failed")
+                    );
+                    continue;
+                };
                 println!(
                     "snapshot {} in {}: {} message files restored and checked ({}) from {}; \
                      database {}; backup holds {} messages in {} accounts, the live box {} in {}; took {}",
@@ -181,16 +330,16 @@ pub fn backup(data: &Path, cmd: BackupCmd) -> Result<bool, String> {
                 for p in report.repository_problems.iter().chain(&report.problems) {
                     println!("problem: {p}");
                 }
-                println!(
-                    "{}",
-                    if report.ok() {
-                        "verified: ok"
-                    } else {
-                        "verification FAILED"
-                    }
-                );
             }
-            Ok(!report.ok())
+            println!(
+                "{}",
+                if all_ok {
+                    "verified: ok"
+                } else {
+                    "verification FAILED"
+                }
+            );
+            Ok(!all_ok)
         }
         BackupCmd::Prune { json } => {
             let dest = destination(&store)?;
@@ -280,6 +429,12 @@ fn box_key(data: &Path) -> Result<Key, String> {
     Key::load(data)
         .map_err(|e| format!("cannot read the backup key: {e}"))?
         .ok_or_else(|| "this box has no backup key yet: `pochta backup to FOLDER` makes one".into())
+}
+
+/// The data folder's mail log, where backups are recorded beside mail.
+fn mail_log(data: &Path) -> Result<pochta_maillog::MailLog, String> {
+    pochta_maillog::MailLog::open(&data.join("log").join("mail.log"))
+        .map_err(|e| format!("cannot open the mail log: {e}"))
 }
 
 fn print_json(value: &impl serde::Serialize) -> Result<(), String> {
