@@ -11,7 +11,7 @@ from harness import wait_until
 
 EXPECTED = {"service.smtp", "service.submission", "service.submissions", "service.imap",
             "service.imaps", "service.pop3", "service.pop3s", "store", "disk", "queue",
-            "certificate", "clock", "watchdog", "dns"}
+            "certificate", "clock", "watchdog", "dns", "backup"}
 
 
 def test_no_server_is_failing_and_says_what_to_do(pochta):
