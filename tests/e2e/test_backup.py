@@ -458,3 +458,50 @@ def test_a_second_run_at_once_is_refused_not_interleaved(server):
         assert "another backup" in second.stderr, second.stderr
     assert len(server.cli_json("backup list")) in (1, 2)
     assert "no errors were found" in run_restic(usb, box_key(server), "check").stdout
+
+
+def test_one_account_is_restored_beside_its_mail_without_touching_it(server):
+    usb = backup_folder(server)
+    server.cli("backup to", str(usb))
+    deliver(server, ALICE, 5)
+    deliver(server, BOB, 2)
+    server.wait_messages(ALICE, 5)
+    c = imap_session(server, ALICE, ALICE_PW)
+    c.create("Projects")
+    c.select("INBOX")
+    c.uid("STORE", "1:2", "+FLAGS", r"(\Seen \Flagged)")
+    c.uid("COPY", "3:4", "Projects")
+    c.logout()
+    before = imap_picture(server, ALICE, ALICE_PW)
+    report = backup_now(server)
+
+    # Alice loses mail: Projects deleted, three INBOX messages expunged.
+    c = imap_session(server, ALICE, ALICE_PW)
+    c.delete("Projects")
+    c.select("INBOX")
+    c.uid("STORE", "1:3", "+FLAGS", r"(\Deleted)")
+    c.expunge()
+    c.logout()
+    deliver(server, ALICE, 1)  # new mail after the backup stays where it is
+    bob_before = imap_picture(server, BOB, BOB_PW)
+
+    res = server.cli("backup restore", report["snapshot"], "--account", ALICE)
+    day = time.strftime("%Y-%m-%d")  # the snapshot's date, the box's local time
+    assert "restored 7 messages" in res.stdout and f'"Restored' in res.stdout, res.stdout
+    after = imap_picture(server, ALICE, ALICE_PW)
+    top = next(name for name in after if name.startswith("Restored "))
+    assert top == f"Restored {day}", top
+    for folder in ("INBOX", "Projects"):
+        got = after[f"{top}/{folder}"]["messages"]
+        want = before[folder]["messages"]
+        # Same messages, bytes and flags, in the same order (new UIDs).
+        assert [m for _, m in sorted(got.items())] == [m for _, m in sorted(want.items())], folder
+    assert len(after["INBOX"]["messages"]) == 5 - 3 + 1  # the live INBOX untouched
+    assert imap_picture(server, BOB, BOB_PW) == bob_before  # another account untouched
+
+    # A second restore does not overwrite the first.
+    server.cli("backup restore", "latest", "--account", ALICE)
+    assert any(name.startswith(top + " (2)") for name in imap_picture(server, ALICE, ALICE_PW))
+
+    res = server.cli("backup restore", "latest", "--account", "nobody@example.test", check=False)
+    assert res.returncode == 2 and "no account nobody@example.test" in res.stderr, res.stderr

@@ -292,6 +292,170 @@ pub fn restore(
     Ok(manifest)
 }
 
+/// What restoring one account put back.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountRestore {
+    pub account: String,
+    pub snapshot: String,
+    /// The folder the account's folders were restored under.
+    pub folder: String,
+    pub folders: u64,
+    pub messages: u64,
+    pub bytes: u64,
+}
+
+/// Restores one account's mail from `snapshot` into the live box, beside
+/// what it has now: each of its folders in the backup becomes a folder
+/// under `Restored YYYY-MM-DD` (the snapshot's date), with every message,
+/// its flags and its date. Nothing the account has now is touched, so a
+/// restore can never lose mail; the owner moves back what was missed.
+/// Each message file is checked against its hash before it is stored.
+pub fn restore_account(
+    store: &Store,
+    dest: &Destination,
+    key: &Key,
+    snapshot: &str,
+    address: &str,
+) -> Result<AccountRestore, BackupError> {
+    let data = store.dir();
+    let account = store.account(address).map_err(|_| {
+        BackupError::NotFound(format!(
+            "this box has no account {address}: add it first (the whole box's restore brings \
+             every account back, into a new data folder)"
+        ))
+    })?;
+    let repo = repo::open(dest, key, data)?.to_indexed()?;
+    let mut snaps = repo.get_all_snapshots()?;
+    snaps.retain(|s| s.tags.contains(TAG));
+    let snap = pick(snaps, snapshot)?;
+    let scratch = data.join("backup").join("restore");
+    stage::remove_if_there(&scratch)?;
+    std::fs::create_dir_all(&scratch)?;
+    let result = (|| {
+        let db = scratch.join(stage::DATABASE);
+        {
+            let node = repo.node_from_snapshot_and_path(
+                &snap,
+                &format!("{SNAPSHOT_ROOT}/{}", stage::DATABASE),
+            )?;
+            let mut file = std::fs::File::create(&db)?;
+            repo.dump(&node, &mut file)?;
+        }
+        let copy = DatabaseCopy::open(&db)?;
+        let folders = copy.folders_of_account(&account.address)?.ok_or_else(|| {
+            BackupError::NotFound(format!(
+                "snapshot {} has no account {}",
+                short(&snap),
+                account.address
+            ))
+        })?;
+        let top = free_folder_name(store, account.id, &format!("Restored {}", snap.time.date()))?;
+        store.create_folder(account.id, &top)?;
+        for f in &folders {
+            store.create_folder(account.id, &format!("{top}/{f}"))?;
+        }
+        let (mut messages, mut bytes) = (0u64, 0u64);
+        for m in copy.messages_of_account(&account.address)? {
+            if !m.blob.is_well_formed() {
+                return Err(BackupError::Corrupt(format!(
+                    "the backup's database names a message file {:?}",
+                    m.blob.0
+                )));
+            }
+            let path = format!(
+                "{SNAPSHOT_ROOT}/{}",
+                m.blob.path_in(Path::new("blobs")).display()
+            );
+            let node = repo.node_from_snapshot_and_path(&snap, &path)?;
+            let mut writer = StoreWriter(store.blob_writer()?);
+            repo.dump(&node, &mut writer)?;
+            let staged = writer.0.finish()?;
+            if staged.id != m.blob {
+                return Err(BackupError::Corrupt(format!(
+                    "the restored message file {} does not match its hash",
+                    m.blob.0
+                )));
+            }
+            let flags = m.flags.into_iter().filter(|f| f != "\\Recent").collect();
+            store
+                .append(
+                    account.id,
+                    &format!("{top}/{}", m.folder),
+                    staged,
+                    flags,
+                    Some(m.internaldate),
+                )
+                .map_err(|e| BackupError::Corrupt(format!("storing a restored message: {e}")))?;
+            messages += 1;
+            bytes += m.size;
+        }
+        Ok(AccountRestore {
+            account: account.address.clone(),
+            snapshot: short(&snap),
+            folder: top,
+            folders: folders.len() as u64,
+            messages,
+            bytes,
+        })
+    })();
+    stage::remove_if_there(&scratch)?;
+    result
+}
+
+/// `snapshot` among `snaps`: `latest`, or an id or its unique prefix.
+fn pick(mut snaps: Vec<SnapshotFile>, snapshot: &str) -> Result<SnapshotFile, BackupError> {
+    snaps.sort_by(|a, b| a.time.cmp(&b.time));
+    if snapshot == "latest" {
+        return snaps
+            .pop()
+            .ok_or_else(|| BackupError::NotFound("no backup there yet".into()));
+    }
+    let mut found = snaps
+        .into_iter()
+        .filter(|s| s.id.to_string().starts_with(snapshot));
+    match (found.next(), found.next()) {
+        (Some(s), None) => Ok(s),
+        (None, _) => Err(BackupError::NotFound(format!("no snapshot {snapshot}"))),
+        (Some(_), Some(_)) => Err(BackupError::NotFound(format!(
+            "{snapshot} names more than one snapshot: give more of its id"
+        ))),
+    }
+}
+
+/// `base`, or `base (2)`, `base (3)`… : the first name the account has no
+/// folder by.
+fn free_folder_name(
+    store: &Store,
+    account: pochta_store::AccountId,
+    base: &str,
+) -> Result<String, BackupError> {
+    let taken: BTreeSet<String> = store
+        .folders(account)?
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    let mut name = base.to_owned();
+    let mut n = 2;
+    while taken.contains(&name) {
+        name = format!("{base} ({n})");
+        n += 1;
+    }
+    Ok(name)
+}
+
+/// The store's body writer as an `io::Write`, for rustic's dump.
+struct StoreWriter(pochta_store::BlobWriter);
+
+impl Write for StoreWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Restores the newest snapshot's database and a sample of its mail (three
 /// accounts' messages, or everything with `full`) and checks them: the
 /// repository's own check (every pack file read with `full`, a tenth

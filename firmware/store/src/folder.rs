@@ -161,7 +161,7 @@ fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
     })
 }
 
-fn split_flags(s: &str) -> Vec<String> {
+pub(crate) fn split_flags(s: &str) -> Vec<String> {
     s.split(' ')
         .filter(|f| !f.is_empty())
         .map(String::from)

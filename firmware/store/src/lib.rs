@@ -93,7 +93,7 @@ pub use policy::{
     MIN_PASSWORD_CHARS,
 };
 pub use queue::QueueEntry;
-pub use snapshot::{AccountCount, DatabaseCopy, Inventory};
+pub use snapshot::{AccountCount, CopiedMessage, DatabaseCopy, Inventory};
 pub use structure::Structure;
 pub use system::DiskSpace;
 

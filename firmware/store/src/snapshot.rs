@@ -121,6 +121,60 @@ impl DatabaseCopy {
     }
 }
 
+/// One message as a backup's database copy holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopiedMessage {
+    pub folder: String,
+    pub uid: u32,
+    pub flags: Vec<String>,
+    pub internaldate: i64,
+    pub blob: BlobId,
+    pub size: u64,
+}
+
+impl DatabaseCopy {
+    /// One account's folders (every one, also the empty ones), in name
+    /// order; `None` when the copy has no such account.
+    pub fn folders_of_account(&self, address: &str) -> Result<Option<Vec<String>>, StoreError> {
+        let exists: i64 = self.conn.query_row(
+            "SELECT count(*) FROM accounts WHERE address = ?1",
+            [address],
+            |r| r.get(0),
+        )?;
+        if exists == 0 {
+            return Ok(None);
+        }
+        let mut stmt = self.conn.prepare(
+            "SELECT b.name FROM mailboxes b JOIN accounts a ON a.id = b.account_id
+             WHERE a.address = ?1 ORDER BY b.name",
+        )?;
+        let rows = stmt.query_map([address], |r| r.get::<_, String>(0))?;
+        Ok(Some(rows.collect::<Result<_, _>>()?))
+    }
+
+    /// One account's messages, by folder and UID.
+    pub fn messages_of_account(&self, address: &str) -> Result<Vec<CopiedMessage>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT b.name, m.uid, m.flags, m.internaldate, m.blob, m.size
+             FROM messages m
+             JOIN mailboxes b ON b.id = m.mailbox_id
+             JOIN accounts a ON a.id = b.account_id
+             WHERE a.address = ?1 ORDER BY b.name, m.uid",
+        )?;
+        let rows = stmt.query_map([address], |r| {
+            Ok(CopiedMessage {
+                folder: r.get(0)?,
+                uid: r.get::<_, i64>(1)? as u32,
+                flags: crate::folder::split_flags(&r.get::<_, String>(2)?),
+                internaldate: r.get(3)?,
+                blob: BlobId(r.get(4)?),
+                size: r.get::<_, i64>(5)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
 fn inventory_of(conn: &rusqlite::Connection) -> Result<Inventory, StoreError> {
     let count = |sql: &str| -> Result<u64, StoreError> {
         Ok(conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)

@@ -51,14 +51,19 @@ pub enum BackupCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Restore a snapshot (an id, or `latest`) of the whole box into a new
-    /// folder, which `pochta serve --data` can then use. Every message
-    /// file is checked against its hash.
+    /// Restore a snapshot (an id, or `latest`): the whole box into a new
+    /// folder, which `pochta serve --data` can then use; or with --account
+    /// one account's mail into this box, under a folder `Restored DATE`
+    /// (nothing it has now is touched). Every message file is checked
+    /// against its hash.
     Restore {
         snapshot: String,
         /// The new data folder (must not exist, or be empty).
+        #[arg(long, required_unless_present = "account", conflicts_with = "account")]
+        into: Option<PathBuf>,
+        /// Restore this account's mail into this box.
         #[arg(long)]
-        into: PathBuf,
+        account: Option<String>,
         /// Restore from this backup folder instead of this box's.
         #[arg(long)]
         from: Option<PathBuf>,
@@ -93,9 +98,10 @@ pub enum BackupCmd {
 pub fn backup(data: &Path, cmd: BackupCmd) -> Result<bool, String> {
     if let BackupCmd::Restore {
         snapshot,
-        into,
+        into: Some(into),
         from,
         key_stdin,
+        ..
     } = cmd
     {
         return restore(data, &snapshot, &into, from, key_stdin).map(|()| false);
@@ -373,7 +379,38 @@ pub fn backup(data: &Path, cmd: BackupCmd) -> Result<bool, String> {
             );
             Ok(false)
         }
-        BackupCmd::Restore { .. } => unreachable!("handled above"),
+        BackupCmd::Restore {
+            snapshot,
+            account: Some(account),
+            from,
+            key_stdin,
+            ..
+        } => {
+            let dest = match from {
+                Some(folder) => Destination::Folder(folder),
+                None => destination(&store)?,
+            };
+            let key = if key_stdin {
+                read_key()?
+            } else {
+                box_key(&data)?
+            };
+            let _lock = pochta_backup::RunLock::take(&data).map_err(|e| e.to_string())?;
+            let r = pochta_backup::restore_account(&store, &dest, &key, &snapshot, &account)
+                .map_err(|e| e.to_string())?;
+            println!(
+                "restored {} messages ({}) in {} folders of {} from snapshot {}, under the folder \
+                 \"{}\"; every message file matches its hash",
+                r.messages,
+                format_size(r.bytes),
+                r.folders,
+                r.account,
+                r.snapshot,
+                r.folder
+            );
+            Ok(false)
+        }
+        BackupCmd::Restore { .. } => unreachable!("clap asks for --into or --account"),
     }
 }
 
@@ -389,11 +426,7 @@ fn restore(
         None => destination(&datadir::open_existing(data)?)?,
     };
     let key = if key_stdin {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|e| format!("cannot read the key: {e}"))?;
-        Key::from_typed(text.trim()).ok_or("no key on standard input")?
+        read_key()?
     } else {
         box_key(data)?
     };
@@ -423,6 +456,15 @@ fn destination(store: &Store) -> Result<Destination, String> {
         .into_iter()
         .next()
         .ok_or_else(|| "no backup destination is set: `pochta backup to FOLDER` sets one".into())
+}
+
+/// A key typed on standard input (from a recovery sheet).
+fn read_key() -> Result<Key, String> {
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read the key: {e}"))?;
+    Key::from_typed(text.trim()).ok_or_else(|| "no key on standard input".to_owned())
 }
 
 fn box_key(data: &Path) -> Result<Key, String> {
