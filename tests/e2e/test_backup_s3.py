@@ -26,7 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import ALICE, BOB, Pochta, unique_id
+from harness import ALICE, BOB, Pochta, traversable, unique_id
+from testca import TestCA
 from test_backup import (
     assert_restore_equals_live,
     backup_folder,
@@ -59,19 +60,31 @@ class S3Service:
     test. With `iam`, a user with every right and its keys are made, then
     every request must be signed with them."""
 
-    def __init__(self, root: Path, iam: bool):
+    def __init__(self, root: Path, iam: bool, tls: TestCA | None = None):
         need("moto", "moto[server]")
         self.boto3 = need("boto3", "boto3")
         self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
         self.log = open(root / f"moto-{self.port}.log", "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-p", str(self.port), "-H", "127.0.0.1"],
-            stdout=self.log, stderr=subprocess.STDOUT)
+        argv = [sys.executable, "-m", "moto.server", "-p", str(self.port), "-H", "127.0.0.1"]
+        self.verify: str | bool = False
+        if tls is None:
+            self.endpoint = f"http://127.0.0.1:{self.port}"
+        else:
+            # https://localhost:PORT with a certificate from the test CA.
+            self.endpoint = f"https://localhost:{self.port}"
+            chain, key = tls.leaf("localhost")
+            argv += ["-c", str(chain), "-k", str(key)]
+            self.verify = str(tls.cert)
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT)
+        context = None
+        if tls is not None:
+            import ssl
+            context = ssl.create_default_context(cafile=str(tls.cert))
         deadline = time.monotonic() + 30
         while True:
             try:
-                urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=2).close()
+                urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=2,
+                                       context=context).close()
                 break
             except (urllib.error.URLError, OSError):
                 if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -102,7 +115,7 @@ class S3Service:
         from botocore.config import Config
         return self.boto3.client("s3", endpoint_url=self.endpoint, region_name=REGION,
                                  aws_access_key_id=self.key_id,
-                                 aws_secret_access_key=self.secret,
+                                 aws_secret_access_key=self.secret, verify=self.verify,
                                  config=Config(s3={"addressing_style": "path"}))
 
     def make_bucket(self) -> str:
@@ -338,3 +351,26 @@ def test_backup_now_goes_to_every_destination_and_says_which_failed(pochta, s3, 
     assert res.returncode == 2 and "backed up" not in res.stdout, (res.stdout, res.stderr)
     assert f"cannot reach the S3 service at {other.endpoint}" in res.stderr, res.stderr
     assert "Connection refused" in res.stderr, res.stderr
+
+
+def test_an_https_endpoint_is_verified_against_the_systems_certificates(pochta, tmp_path, monkeypatch):
+    """The client is rustls (on ring) with the system's CA certificates: a
+    private CA named by SSL_CERT_FILE is trusted, and without it the
+    service's certificate is refused, in words."""
+    ca = TestCA(tmp_path / "ca")
+    traversable(ca.root)
+    os.chmod(ca.cert, 0o644)
+    service = S3Service(tmp_path, iam=False, tls=ca)
+    try:
+        bucket = service.make_bucket()
+        res = to_s3(pochta, service, bucket, check=False)
+        assert res.returncode == 2 and "nothing was saved" in res.stderr, res
+        assert "showed a TLS certificate this box does not trust" in res.stderr, res.stderr
+        assert "UnknownIssuer" in res.stderr, res.stderr
+        monkeypatch.setenv("SSL_CERT_FILE", str(ca.cert))
+        to_s3(pochta, service, bucket)
+        report = pochta.cli_json("backup now")
+        assert report["destination"].startswith(f"the S3 bucket {bucket} at https://localhost:")
+        assert "box1/config" in service.keys(bucket)
+    finally:
+        service.stop()

@@ -32,6 +32,8 @@ pub(crate) enum FailureKind {
     Unreachable,
     /// The endpoint took too long, to connect or to answer.
     Timeout,
+    /// The endpoint's TLS certificate is not trusted (or not for its name).
+    Certificate,
     /// 403 SignatureDoesNotMatch: the secret key is wrong.
     WrongSecret,
     /// 403 InvalidAccessKeyId: the service does not know the access key.
@@ -153,7 +155,24 @@ pub(super) fn classify(target: &S3Target, e: &S3Error, doing: &str) -> Failure {
                 RETRY_DELAYS.len() + 1
             ),
         },
-        S3Error::Reqwest(e) if e.is_connect() => unreachable(target, &root_cause(e)),
+        S3Error::Reqwest(e) if e.is_connect() => {
+            let why = root_cause(e);
+            // rustls's refusal reaches us inside an io::Error, whose
+            // source() skips it: its words are what is left to tell by.
+            if why.contains("certificate") {
+                Failure {
+                    kind: FailureKind::Certificate,
+                    message: format!(
+                        "the S3 service at {} showed a TLS certificate this box does not \
+                         trust ({why}): use the endpoint's name as its certificate gives it, \
+                         or add the certificate authority to the box's (SSL_CERT_FILE)",
+                        target.endpoint
+                    ),
+                }
+            } else {
+                unreachable(target, &why)
+            }
+        }
         S3Error::Reqwest(e) => Failure {
             kind: FailureKind::Other,
             message: format!(

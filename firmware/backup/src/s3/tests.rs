@@ -249,6 +249,7 @@ fn error_answers_are_told_apart() {
         FailureKind::NoBucket,
         FailureKind::Unreachable,
         FailureKind::Denied,
+        FailureKind::Certificate,
     ] {
         assert!(!k.transient(), "{k:?}");
     }

@@ -102,6 +102,7 @@ pub struct ToS3 {
     /// has none.
     #[arg(long, required_unless_present = "off")]
     region: Option<String>,
+    /// The bucket's name (made beforehand, or with --create-bucket).
     #[arg(long, required_unless_present = "off")]
     bucket: Option<String>,
     /// A folder-like prefix in the bucket (say, this box's name), so that
