@@ -93,18 +93,27 @@ class S3Service:
                 time.sleep(0.1)
         self.key_id, self.secret = "bootstrap", "bootstrap"
         if iam:
-            user = unique_id("pochta")
-            self.iam().create_user(UserName=user)
-            self.iam().put_user_policy(UserName=user, PolicyName="all", PolicyDocument=json.dumps(
-                {"Version": "2012-10-17",
-                 "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
-            key = self.iam().create_access_key(UserName=user)["AccessKey"]
-            self.user, self.key_id, self.secret = user, key["AccessKeyId"], key["SecretAccessKey"]
-            # From now on every request is checked (a form content type
-            # would hide the body from moto).
-            req = urllib.request.Request(f"{self.endpoint}/moto-api/reset-auth", data=b"0",
-                                         method="POST", headers={"Content-Type": "text/plain"})
-            urllib.request.urlopen(req, timeout=10).close()
+            try:
+                self.make_user()
+            except BaseException:
+                self.stop()
+                raise
+
+    def make_user(self) -> None:
+        """A user with every right and its keys; then every request must be
+        signed with them."""
+        user = unique_id("pochta")
+        self.iam().create_user(UserName=user)
+        self.iam().put_user_policy(UserName=user, PolicyName="all", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17",
+             "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        key = self.iam().create_access_key(UserName=user)["AccessKey"]
+        self.user, self.key_id, self.secret = user, key["AccessKeyId"], key["SecretAccessKey"]
+        # From now on every request is checked (a form content type
+        # would hide the body from moto).
+        req = urllib.request.Request(f"{self.endpoint}/moto-api/reset-auth", data=b"0",
+                                     method="POST", headers={"Content-Type": "text/plain"})
+        urllib.request.urlopen(req, timeout=10).close()
 
     def iam(self):
         return self.boto3.client("iam", endpoint_url=self.endpoint, region_name=REGION,
