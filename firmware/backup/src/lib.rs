@@ -10,6 +10,8 @@
 //! - `stage`: a consistent picture of the live box in one folder (database
 //!   copy, message bodies, TLS files, configuration, a manifest);
 //! - `repo`: where backups go and how the repository is opened;
+//! - `s3`: S3-compatible storage as a place for the repository, laid out as
+//!   restic's S3 backend lays it out;
 //! - `settings`: the owner's choices (destinations, hour, retention), kept
 //!   in the store;
 //! - this file: backing up, listing, restoring, verifying and pruning.
@@ -20,6 +22,7 @@
 mod key;
 mod probe;
 mod repo;
+mod s3;
 mod schedule;
 mod settings;
 mod stage;
@@ -40,7 +43,8 @@ use sha2::{Digest, Sha256};
 
 pub use key::Key;
 pub use probe::BackupProbe;
-pub use repo::Destination;
+pub use repo::{check_s3, Destination, S3Access};
+pub use s3::{Addressing, S3Target};
 pub use schedule::{
     back_up_everywhere, verify_everywhere, DestinationStatus, Done, Failure, Outcome, RunLock,
     Scheduler, Status, Verified, VerifyOutcome,

@@ -38,7 +38,7 @@ impl BackupProbe {
             return Ok(match oldest {
                 Some(created) if now - created > GRACE_SECS => Finding::warning(
                     "No backup is set up: a failed SD card would lose all mail",
-                    "Plug in a USB disk and choose it for backups (pochta backup to FOLDER)",
+                    "Plug in a USB disk and choose it for backups (pochta backup to FOLDER), or a bucket (pochta backup to-s3)",
                 ),
                 _ => Finding::ok("No backup set up yet"),
             });
@@ -81,7 +81,7 @@ impl BackupProbe {
                             "No backup to {described} for {}",
                             format_duration(now - ok.at)
                         ),
-                        "Check that the backup disk is plugged in (or the bucket reachable), then run a backup now",
+                        "Check that the backup disk is plugged in, or the bucket reachable, then run a backup now",
                     ))
                 }
                 Some(ok) => lines.push(format!(

@@ -9,6 +9,7 @@ use rustic_core::{
     RepositoryOptions, RusticError,
 };
 
+use crate::s3::{Failure, S3Backend, S3Target};
 use crate::{BackupError, Key};
 
 /// A place that holds a repository.
@@ -16,20 +17,25 @@ use crate::{BackupError, Key};
 pub enum Destination {
     /// A folder: on the appliance, on the USB backup disk's partition.
     Folder(PathBuf),
+    /// An S3-compatible bucket (and a prefix in it), off the box.
+    S3(S3Target),
 }
 
 impl Destination {
-    /// A short stable name: the key of its record of runs.
-    pub fn id(&self) -> &'static str {
-        match self {
-            Destination::Folder(_) => "folder",
-        }
-    }
-
     /// The destination in words, for logs and reports.
     pub fn describe(&self) -> String {
         match self {
             Destination::Folder(path) => format!("the folder {}", path.display()),
+            Destination::S3(target) => target.describe(),
+        }
+    }
+
+    /// A short stable name: the destination's kind as `--to` names it, and
+    /// the key of its record of runs.
+    pub fn id(&self) -> &'static str {
+        match self {
+            Destination::Folder(_) => "folder",
+            Destination::S3(_) => "s3",
         }
     }
 
@@ -42,13 +48,52 @@ impl Destination {
                 let backend = LocalBackend::new(path, std::iter::empty())?;
                 Ok(RepositoryBackends::new(Arc::new(backend), None))
             }
+            // A missing bucket is only reported: `pochta backup to-s3
+            // --create-bucket` makes it (see `check_s3`).
+            Destination::S3(target) => Ok(RepositoryBackends::new(
+                Arc::new(S3Backend::new(target, false)?),
+                None,
+            )),
         }
     }
 }
 
+/// What `check_s3` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum S3Access {
+    /// The bucket is there and the keys may list it; no repository yet.
+    Empty,
+    /// A repository is there already (from this box or another).
+    Repository,
+    /// The bucket was missing and has been made.
+    BucketMade,
+}
+
+/// Checks that `target` answers, that its bucket exists and that its keys
+/// may list it, making the bucket first when it is missing and
+/// `create_bucket` allows.
+pub fn check_s3(target: &S3Target, create_bucket: bool) -> Result<S3Access, BackupError> {
+    use rustic_core::WriteBackend;
+    let backend = S3Backend::new(target, create_bucket)?;
+    let failed = |f: Failure| BackupError::Repository(f.message);
+    match backend.check_access() {
+        Ok(true) => Ok(S3Access::Repository),
+        Ok(false) => Ok(S3Access::Empty),
+        Err(f) if f.kind == crate::s3::FailureKind::NoBucket && create_bucket => {
+            backend
+                .create()
+                .map_err(|e| BackupError::Repository(explain(&e)))?;
+            backend.check_access().map_err(failed)?;
+            Ok(S3Access::BucketMade)
+        }
+        Err(f) => Err(failed(f)),
+    }
+}
+
 fn repository(dest: &Destination, _data: &Path) -> Result<Repository<()>, BackupError> {
-    // No cache: rustic's would go under the user's home, and the index of a
-    // local folder is as quick to read as a cache of it.
+    // No cache: rustic's would go under the user's home. The index of a
+    // local folder is as quick to read as a cache of it; from S3 each
+    // command reads the index files again (small beside the pack files).
     let opts = RepositoryOptions::default().no_cache(true);
     Ok(Repository::new(&opts, &dest.backends()?)?)
 }
@@ -100,8 +145,16 @@ pub fn open_or_init(
     Ok((repo, true))
 }
 
-/// rustic's error in one line, with what to do where that is known.
+/// rustic's error in one line, with what to do where that is known: a
+/// storage failure's own words when one is the cause.
 pub(crate) fn explain(e: &RusticError) -> String {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(f) = c.downcast_ref::<Failure>() {
+            return f.message.clone();
+        }
+        cause = c.source();
+    }
     if e.is_incorrect_password() {
         return "the backup key does not open this repository: it was made with another key \
                 (type the key from the recovery sheet of the box that made it)"

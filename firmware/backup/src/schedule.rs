@@ -152,7 +152,7 @@ pub fn back_up_everywhere(
     let destinations = settings.destinations();
     if destinations.is_empty() {
         return Err(BackupError::NotFound(
-            "no backup destination is set: `pochta backup to FOLDER` sets one".into(),
+            "no backup destination is set: `pochta backup to FOLDER` or `pochta backup to-s3 ...` sets one".into(),
         ));
     }
     let _lock = RunLock::take(&data)?;
@@ -250,19 +250,24 @@ pub struct VerifyOutcome {
     pub nothing_yet: bool,
 }
 
-/// Test-restores the newest backup in every destination set (a sample, or
-/// everything with `full`), and records each result; a destination with
-/// no backup yet is reported, not recorded as a failure.
+/// Test-restores the newest backup in every destination set (or only the
+/// one whose id is `only`; a sample, or everything with `full`), and
+/// records each result; a destination with no backup yet is reported, not
+/// recorded as a failure.
 pub fn verify_everywhere(
     store: &Store,
     maillog: &MailLog,
     full: bool,
+    only: Option<&str>,
 ) -> Result<Vec<VerifyOutcome>, BackupError> {
     let data = store.dir().to_owned();
-    let destinations = Settings::load(store)?.destinations();
+    let mut destinations = Settings::load(store)?.destinations();
+    if let Some(id) = only {
+        destinations.retain(|d| d.id() == id);
+    }
     if destinations.is_empty() {
         return Err(BackupError::NotFound(
-            "no backup destination is set: `pochta backup to FOLDER` sets one".into(),
+            "no backup destination is set: `pochta backup to FOLDER` or `pochta backup to-s3 ...` sets one".into(),
         ));
     }
     let _lock = RunLock::take(&data)?;
@@ -449,7 +454,7 @@ fn tick(store: &Store, maillog: &MailLog, writable: Option<&[PathBuf]>) -> Resul
     });
     if verify_due {
         tracing::info!("weekly test restore starting");
-        match verify_everywhere(store, maillog, false) {
+        match verify_everywhere(store, maillog, false, None) {
             Ok(_) | Err(BackupError::Busy(_)) => {}
             Err(e) => return Err(e),
         }

@@ -87,8 +87,8 @@ enum Command {
     /// The outbound queue.
     #[command(subcommand)]
     Queue(cmd::queue::QueueCmd),
-    /// Encrypted backups (restic's format) to a folder, their restore and
-    /// verification.
+    /// Encrypted backups (restic's format) to a folder and to S3-compatible
+    /// storage, their restore and verification.
     #[command(subcommand)]
     Backup(cmd::backup::BackupCmd),
     /// The mail in an account's folders.

@@ -1,12 +1,12 @@
 //! `pochta backup`: encrypted, incremental backups in restic's format to a
-//! folder (on the appliance, the USB backup disk), and their restore and
-//! verification. See `pochta-backup`.
+//! folder (on the appliance, the USB backup disk) and to S3-compatible
+//! storage, and their restore and verification. See `pochta-backup`.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use clap::Subcommand;
-use pochta_backup::{Destination, Key, Settings};
+use clap::{Args, Subcommand, ValueEnum};
+use pochta_backup::{Addressing, BackupError, Destination, Key, S3Access, S3Target, Settings};
 use pochta_config::{format_duration, format_size};
 
 use pochta_store::Store;
@@ -17,11 +17,22 @@ use crate::datadir;
 pub enum BackupCmd {
     /// Back up to FOLDER from now on (a mounted USB disk's folder, say);
     /// the first backup makes the repository there.
-    To { folder: PathBuf },
-    /// Back up now: a consistent copy of the whole box, then a check of
-    /// what was written.
+    To {
+        #[arg(required_unless_present = "off")]
+        folder: Option<PathBuf>,
+        /// Stop backing up to the folder (the backups in it stay).
+        #[arg(long, conflicts_with = "folder")]
+        off: bool,
+    },
+    /// Back up to an S3-compatible bucket from now on (as well as to the
+    /// folder, if one is set). The secret key is read from standard input,
+    /// and the bucket is checked with the keys before anything is saved.
+    ToS3(ToS3),
+    /// Back up now, to every destination set: a consistent copy of the
+    /// whole box, then a check of what was written. Exits 2 if any failed.
     Now {
-        /// Machine-readable output, sizes in bytes.
+        /// Machine-readable output, sizes in bytes: a JSON object per
+        /// destination backed up, one a line.
         #[arg(long)]
         json: bool,
     },
@@ -48,6 +59,9 @@ pub enum BackupCmd {
     },
     /// The snapshots in the backup, oldest first.
     List {
+        /// Which destination: the folder or S3 (the first set by default).
+        #[arg(long, value_enum)]
+        to: Option<Which>,
         #[arg(long)]
         json: bool,
     },
@@ -65,8 +79,12 @@ pub enum BackupCmd {
         #[arg(long)]
         account: Option<String>,
         /// Restore from this backup folder instead of this box's.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "to")]
         from: Option<PathBuf>,
+        /// Which of this box's destinations to restore from (the first set
+        /// by default).
+        #[arg(long, value_enum)]
+        to: Option<Which>,
         /// Read the backup key from standard input (a key from a recovery
         /// sheet) instead of using this box's.
         #[arg(long)]
@@ -80,12 +98,18 @@ pub enum BackupCmd {
         /// Read every pack file and restore every message.
         #[arg(long)]
         full: bool,
+        /// Which destination: the folder or S3 (the first set by default).
+        #[arg(long, value_enum)]
+        to: Option<Which>,
         #[arg(long)]
         json: bool,
     },
     /// Forget snapshots beyond 7 daily, 4 weekly and 12 monthly, and remove
     /// the data only they used.
     Prune {
+        /// Which destination: the folder or S3 (the first set by default).
+        #[arg(long, value_enum)]
+        to: Option<Which>,
         #[arg(long)]
         json: bool,
     },
@@ -94,22 +118,95 @@ pub enum BackupCmd {
     Key,
 }
 
+/// `pochta backup to-s3`.
+#[derive(Args)]
+pub struct ToS3 {
+    /// The service's URL, https://host[:port] (http:// only on a network
+    /// you trust): no bucket or path in it.
+    #[arg(long, required_unless_present = "off")]
+    endpoint: Option<String>,
+    /// The region the keys sign for: the service's, or us-east-1 where it
+    /// has none.
+    #[arg(long, required_unless_present = "off")]
+    region: Option<String>,
+    /// The bucket's name (made beforehand, or with --create-bucket).
+    #[arg(long, required_unless_present = "off")]
+    bucket: Option<String>,
+    /// A folder-like prefix in the bucket (say, this box's name), so that
+    /// several boxes can share one; the bucket's top by default.
+    #[arg(long, default_value = "")]
+    prefix: String,
+    /// The access key id.
+    #[arg(long, required_unless_present = "off")]
+    access_key: Option<String>,
+    /// Read the secret key from standard input (it never shows on a
+    /// command line).
+    #[arg(long, required_unless_present = "off")]
+    secret_key_stdin: bool,
+    /// Name the bucket in the host name (https://BUCKET.host/) instead of
+    /// the path (https://host/BUCKET/): for providers that want it.
+    #[arg(long)]
+    virtual_host: bool,
+    /// Make the bucket if it does not exist yet.
+    #[arg(long)]
+    create_bucket: bool,
+    /// Stop backing up to S3 (the backups in the bucket stay).
+    #[arg(long, conflicts_with_all = ["endpoint", "region", "bucket", "access_key", "secret_key_stdin", "virtual_host", "create_bucket"])]
+    off: bool,
+}
+
+/// A kind of destination, for `--to`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Which {
+    /// The folder set with `pochta backup to`.
+    Folder,
+    /// The bucket set with `pochta backup to-s3`.
+    S3,
+}
+
+impl Which {
+    /// The destination's id (`Destination::id`).
+    fn id(self) -> &'static str {
+        match self {
+            Which::Folder => "folder",
+            Which::S3 => "s3",
+        }
+    }
+}
+
+const NO_DESTINATION: &str = "no backup destination is set: `pochta backup to FOLDER` or \
+                              `pochta backup to-s3 ...` sets one";
+
 /// Runs a backup command; `Ok(true)` when a verification found problems.
 pub fn backup(data: &Path, cmd: BackupCmd) -> Result<bool, String> {
     if let BackupCmd::Restore {
         snapshot,
         into: Some(into),
         from,
+        to,
         key_stdin,
         ..
     } = cmd
     {
-        return restore(data, &snapshot, &into, from, key_stdin).map(|()| false);
+        return restore(data, &snapshot, &into, from, to, key_stdin).map(|()| false);
     }
     let store = datadir::open_existing(data)?;
     let data = store.dir().to_owned();
     match cmd {
-        BackupCmd::To { folder } => {
+        BackupCmd::To { folder, off } => {
+            let mut settings = Settings::load(&store).map_err(|e| e.to_string())?;
+            let Some(folder) = folder.filter(|_| !off) else {
+                let Some(old) = settings.folder.take() else {
+                    println!("no backup folder was set");
+                    return Ok(false);
+                };
+                settings.save(&store).map_err(|e| e.to_string())?;
+                println!(
+                    "backups no longer go to {}; the backups in it stay",
+                    old.display()
+                );
+                return Ok(false);
+            };
             if !folder.is_dir() {
                 return Err(format!(
                     "{} is not a folder: mount the backup disk and make the folder first",
@@ -120,7 +217,6 @@ pub fn backup(data: &Path, cmd: BackupCmd) -> Result<bool, String> {
             if folder.to_str().is_none() {
                 return Err(format!("{} is not a UTF-8 path", folder.display()));
             }
-            let mut settings = Settings::load(&store).map_err(|e| e.to_string())?;
             settings.folder = Some(folder.clone());
             settings.save(&store).map_err(|e| e.to_string())?;
             Key::load_or_create(&data).map_err(|e| format!("cannot make the backup key: {e}"))?;
@@ -131,53 +227,63 @@ pub fn backup(data: &Path, cmd: BackupCmd) -> Result<bool, String> {
             );
             Ok(false)
         }
+        BackupCmd::ToS3(args) => to_s3(&store, &data, args).map(|()| false),
         BackupCmd::Now { json } => {
             let maillog = mail_log(&data)?;
             let outcomes = pochta_backup::back_up_everywhere(&store, &maillog, None)
                 .map_err(|e| e.to_string())?;
-            let failed: Vec<&str> = outcomes
-                .iter()
-                .filter(|o| !o.ok)
-                .map(|o| o.destination.as_str())
-                .collect();
             if json {
                 print_json(&serde_json::json!({ "destinations": outcomes }))?;
-            } else {
-                for o in &outcomes {
-                    match (&o.report, &o.error) {
-                        (Some(report), _) => {
-                            println!(
-                                "backed up to {}: snapshot {}, {} messages in {} accounts, {} in {} files; \
-                                 {} new files, {} added; checked; took {}",
-                                report.destination,
-                                report.snapshot,
-                                report.manifest.inventory.messages,
-                                report.manifest.inventory.accounts,
-                                format_size(report.bytes),
-                                report.files,
-                                report.files_new,
-                                format_size(report.bytes_added),
-                                millis(report.duration_ms)
-                            );
-                            if let Some(e) = &o.prune_error {
-                                println!("but forgetting old snapshots failed: {e}");
-                            }
-                        }
-                        (None, e) => println!(
-                            "the backup to {} failed: {}",
-                            o.destination,
-                            e.as_deref().unwrap_or("unknown error")
-                        ),
+            }
+            let mut failed = Vec::new();
+            for o in &outcomes {
+                if let Some(report) = &o.report {
+                    if !json {
+                        println!(
+                            "backed up to {}: snapshot {}, {} messages in {} accounts, {} in {} files; \
+                             {} new files, {} added; checked; took {}",
+                            report.destination,
+                            report.snapshot,
+                            report.manifest.inventory.messages,
+                            report.manifest.inventory.accounts,
+                            format_size(report.bytes),
+                            report.files,
+                            report.files_new,
+                            format_size(report.bytes_added),
+                            millis(report.duration_ms)
+                        );
                     }
                 }
+                let problem = match (&o.error, &o.prune_error) {
+                    (Some(e), _) => format!("the backup to {} failed: {e}", o.destination),
+                    (None, Some(e)) => format!(
+                        "the backup to {} was made, but forgetting old snapshots failed: {e}",
+                        o.destination
+                    ),
+                    (None, None) => continue,
+                };
+                if outcomes.len() > 1 {
+                    eprintln!("pochta: {problem}");
+                }
+                failed.push((o.destination.as_str(), problem));
             }
-            if failed.is_empty() {
-                Ok(false)
-            } else {
-                Err(format!(
-                    "the backup to {} did not complete",
-                    failed.join(" and ")
-                ))
+            match failed.len() {
+                0 => Ok(false),
+                _ if outcomes.len() == 1 => Err(failed.remove(0).1),
+                n => Err(format!(
+                    "{n} of {} backups failed (to {}){}",
+                    outcomes.len(),
+                    failed
+                        .iter()
+                        .map(|(name, _)| *name)
+                        .collect::<Vec<_>>()
+                        .join(" and "),
+                    if n < outcomes.len() {
+                        "; the others were made"
+                    } else {
+                        ""
+                    }
+                )),
             }
         }
         BackupCmd::Schedule {
@@ -222,7 +328,7 @@ pub fn backup(data: &Path, cmd: BackupCmd) -> Result<bool, String> {
             }
             let destinations = settings.destinations();
             if destinations.is_empty() {
-                println!("no backup destination is set: `pochta backup to FOLDER` sets one");
+                println!("{NO_DESTINATION}");
                 return Ok(false);
             }
             let r = settings.retention;
@@ -269,8 +375,8 @@ pub fn backup(data: &Path, cmd: BackupCmd) -> Result<bool, String> {
             }
             Ok(false)
         }
-        BackupCmd::List { json } => {
-            let dest = destination(&store)?;
+        BackupCmd::List { to, json } => {
+            let dest = destination(&store, to)?;
             let key = box_key(&data)?;
             let snaps = pochta_backup::list(&dest, &key, &data).map_err(|e| e.to_string())?;
             if json {
@@ -292,9 +398,10 @@ pub fn backup(data: &Path, cmd: BackupCmd) -> Result<bool, String> {
             }
             Ok(false)
         }
-        BackupCmd::Verify { full, json } => {
+        BackupCmd::Verify { full, to, json } => {
             let maillog = mail_log(&data)?;
-            let outcomes = pochta_backup::verify_everywhere(&store, &maillog, full)
+            let only = to.map(|w| w.id());
+            let outcomes = pochta_backup::verify_everywhere(&store, &maillog, full, only)
                 .map_err(|e| e.to_string())?;
             if outcomes.iter().all(|o| o.nothing_yet) {
                 let why: Vec<&str> = outcomes.iter().filter_map(|o| o.error.as_deref()).collect();
@@ -347,8 +454,8 @@ pub fn backup(data: &Path, cmd: BackupCmd) -> Result<bool, String> {
             );
             Ok(!all_ok)
         }
-        BackupCmd::Prune { json } => {
-            let dest = destination(&store)?;
+        BackupCmd::Prune { to, json } => {
+            let dest = destination(&store, to)?;
             let key = box_key(&data)?;
             let retention = Settings::load(&store).map_err(|e| e.to_string())?.retention;
             let report =
@@ -383,12 +490,13 @@ pub fn backup(data: &Path, cmd: BackupCmd) -> Result<bool, String> {
             snapshot,
             account: Some(account),
             from,
+            to,
             key_stdin,
             ..
         } => {
             let dest = match from {
                 Some(folder) => Destination::Folder(folder),
-                None => destination(&store)?,
+                None => destination(&store, to)?,
             };
             let key = if key_stdin {
                 read_key()?
@@ -419,11 +527,12 @@ fn restore(
     snapshot: &str,
     into: &Path,
     from: Option<PathBuf>,
+    to: Option<Which>,
     key_stdin: bool,
 ) -> Result<(), String> {
     let dest = match from {
         Some(folder) => Destination::Folder(folder),
-        None => destination(&datadir::open_existing(data)?)?,
+        None => destination(&datadir::open_existing(data)?, to)?,
     };
     let key = if key_stdin {
         read_key()?
@@ -447,15 +556,87 @@ fn restore(
     Ok(())
 }
 
-/// The destination a command works on: the one set (the first, when more
-/// are).
-fn destination(store: &Store) -> Result<Destination, String> {
+/// `pochta backup to-s3`: checks the bucket with the keys, then saves.
+fn to_s3(store: &Store, data: &Path, args: ToS3) -> Result<(), String> {
+    let mut settings = Settings::load(store).map_err(|e| e.to_string())?;
+    if args.off {
+        let Some(old) = settings.s3.take() else {
+            println!("no S3 destination was set");
+            return Ok(());
+        };
+        settings.save(store).map_err(|e| e.to_string())?;
+        println!(
+            "backups no longer go to {}; the backups in it stay (`restic -r {}` reads them)",
+            old.describe(),
+            old.restic_repository()
+        );
+        return Ok(());
+    }
+    let mut secret = String::new();
+    std::io::stdin()
+        .read_to_string(&mut secret)
+        .map_err(|e| format!("cannot read the secret key: {e}"))?;
+    let secret = secret.lines().next().unwrap_or_default().trim();
+    if secret.is_empty() {
+        return Err("no secret key on standard input: pipe it in, as in \
+                    `pochta backup to-s3 ... --secret-key-stdin < secret-file`"
+            .into());
+    }
+    let target = S3Target::new(
+        args.endpoint.as_deref().unwrap_or_default(),
+        args.region.as_deref().unwrap_or_default(),
+        args.bucket.as_deref().unwrap_or_default(),
+        &args.prefix,
+        args.access_key.as_deref().unwrap_or_default(),
+        secret,
+        if args.virtual_host {
+            Addressing::VirtualHost
+        } else {
+            Addressing::Path
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let found = pochta_backup::check_s3(&target, args.create_bucket).map_err(|e| match e {
+        BackupError::Repository(why) => format!("{why}; nothing was saved"),
+        e => format!("{e}; nothing was saved"),
+    })?;
+    settings.s3 = Some(target.clone());
+    settings.save(store).map_err(|e| e.to_string())?;
+    Key::load_or_create(data).map_err(|e| format!("cannot make the backup key: {e}"))?;
+    let found = match found {
+        S3Access::Empty => "the bucket answers with these keys",
+        S3Access::BucketMade => "the bucket was made",
+        S3Access::Repository => "a repository is there already: this box's backup key must open it",
+    };
+    println!(
+        "backups go to {} from now on ({found}); run `pochta backup now` for the first, and \
+         `pochta backup key` to write the key down. Stock restic reads it as `restic -r {}`",
+        target.describe(),
+        target.restic_repository()
+    );
+    Ok(())
+}
+
+/// The destination a command works on: the one `to` names, or the first
+/// set.
+fn destination(store: &Store, to: Option<Which>) -> Result<Destination, String> {
     let settings = Settings::load(store).map_err(|e| e.to_string())?;
-    settings
-        .destinations()
-        .into_iter()
-        .next()
-        .ok_or_else(|| "no backup destination is set: `pochta backup to FOLDER` sets one".into())
+    let destinations = settings.destinations();
+    match to {
+        None => destinations
+            .into_iter()
+            .next()
+            .ok_or_else(|| NO_DESTINATION.into()),
+        Some(which) => destinations
+            .into_iter()
+            .find(|d| d.id() == which.id())
+            .ok_or_else(|| match which {
+                Which::Folder => {
+                    "no backup folder is set: `pochta backup to FOLDER` sets one".into()
+                }
+                Which::S3 => "no S3 destination is set: `pochta backup to-s3 ...` sets one".into(),
+            }),
+    }
 }
 
 /// A key typed on standard input (from a recovery sheet).
@@ -470,7 +651,11 @@ fn read_key() -> Result<Key, String> {
 fn box_key(data: &Path) -> Result<Key, String> {
     Key::load(data)
         .map_err(|e| format!("cannot read the backup key: {e}"))?
-        .ok_or_else(|| "this box has no backup key yet: `pochta backup to FOLDER` makes one".into())
+        .ok_or_else(|| {
+            "this box has no backup key yet: `pochta backup to FOLDER` or `pochta backup to-s3 \
+             ...` makes one"
+                .into()
+        })
 }
 
 /// The data folder's mail log, where backups are recorded beside mail.
