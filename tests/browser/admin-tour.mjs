@@ -257,12 +257,15 @@ try {
   await gapsOn(page, 'wizard, domain');
   await page.fill('#domain', DOMAIN);
   await page.click('button:has-text("Add domain")');
-  await page.waitForSelector('text=Step 2 of 2');
+  await page.waitForSelector('text=Step 2 of 3');
   await page.screenshot({ path: join(shots, '05-wizard-mailbox-desktop.png'), fullPage: true });
   await gapsOn(page, 'wizard, mailbox');
   await page.fill('#address', BOSS);
   await page.fill('#apw', ACCOUNT_PW);
   await page.click('button:has-text("Create mailbox")');
+  await page.waitForSelector('text=Step 3 of 3');
+  await page.check('#key-written');
+  await page.click('button:has-text("Continue")');
   await page.waitForURL(`**/domains/${DOMAIN}`);
   const dns = await page.textContent('main');
   for (const want of ['MX', `_domainkey.${DOMAIN}.`, 'v=spf1', 'v=DMARC1']) {

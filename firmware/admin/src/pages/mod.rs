@@ -310,6 +310,7 @@ fn form_action(state: &State, s: &Session, path: &str, form: &Body, peer: Socket
         "/accounts" => accounts::add(state, s, form),
         "/welcome/domain" => welcome::add_domain(state, s, form),
         "/welcome/account" => welcome::add_account(state, s, form),
+        "/welcome/key" => welcome::key_written(state, s, form),
         _ if path.starts_with("/settings/") => {
             let action: Vec<&str> = path["/settings/".len()..].split('/').collect();
             settings::act(state, s, &action, form)
