@@ -1,19 +1,24 @@
 // A person's first hour with the admin page, in headless Chromium (Debian's
 // /usr/bin/chromium, driven by playwright-core; nothing is downloaded):
 // the setup code from the data folder, the wizard with TOTP enrolment (the
-// code computed here from the secret the page shows), a second account and
-// an app password, log out, log in again with TOTP, the DNS records, and a
+// code computed here from the secret the page shows) and the backup key's
+// recovery sheet, a second account and an app password, log out, log in
+// again with TOTP, a backup from the Backup page, the DNS records, a
 // screenshot of every page at desktop and phone width (with a close-up of
-// the DNS records). On the way it measures what a newcomer found wrong:
+// the DNS records), and the recovery sheet again, printed. On the way it measures what a newcomer found wrong:
 // every DNS name and value whole in its box (underscores included), the
+// backup key whole on its sheet (a group never split across lines), the
+// sheet on one printed page without the menu, the
 // mail host's problem shown when the API reports one, each dashboard
 // address on one line with the HTTPS admin page listed, and a gap between
 // every form's last field and its button.
 //
 // Run by tests/e2e/test_browser.py against a real `pochta serve`.
 // Environment: POCHTA_ADMIN_URL (http://127.0.0.1:PORT), POCHTA_DATA (the
-// data folder), SCREENSHOTS (folder for the PNGs). Prints one JSON line
-// with what the Python side checks next (the app password, the accounts).
+// data folder), SCREENSHOTS (folder for the PNGs), BACKUP_FOLDER (a folder
+// the server may write, set for backups before it started). Prints one
+// JSON line with what the Python side checks next (the app password, the
+// accounts, the backup key).
 
 import { createHmac } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -23,8 +28,9 @@ import { chromium } from 'playwright-core';
 const base = process.env.POCHTA_ADMIN_URL;
 const data = process.env.POCHTA_DATA;
 const shots = process.env.SCREENSHOTS;
-if (!base || !data || !shots) {
-  console.error('set POCHTA_ADMIN_URL, POCHTA_DATA and SCREENSHOTS');
+const backupFolder = process.env.BACKUP_FOLDER;
+if (!base || !data || !shots || !backupFolder) {
+  console.error('set POCHTA_ADMIN_URL, POCHTA_DATA, SCREENSHOTS and BACKUP_FOLDER');
   process.exit(2);
 }
 mkdirSync(shots, { recursive: true });
@@ -114,6 +120,59 @@ async function dnsValuesVisible(tab) {
     }
     return { wrong, count: fields.length };
   });
+}
+
+/** The backup key on its recovery sheet, shown whole: the text does not
+ * overflow its box, every line of it lies inside the box and the box
+ * inside the screen, and each group of five stays on one line (the key
+ * breaks only after a dash). Returns what is wrong, and the key. */
+async function keyVisible(tab) {
+  return tab.evaluate(() => {
+    const el = document.querySelector('#backup-key');
+    if (!el) return { wrong: ['no #backup-key on the page'], key: '' };
+    const wrong = [];
+    const key = el.textContent;
+    if (el.scrollHeight > el.clientHeight + 1 || el.scrollWidth > el.clientWidth + 1) {
+      wrong.push(`text of ${el.scrollWidth}x${el.scrollHeight} px in a ${el.clientWidth}x${el.clientHeight} px box`);
+    }
+    const box = el.getBoundingClientRect();
+    const all = document.createRange();
+    all.selectNodeContents(el);
+    for (const line of all.getClientRects()) {
+      if (line.top < box.top - 0.5 || line.bottom > box.bottom + 0.5 ||
+          line.left < box.left - 0.5 || line.right > box.right + 0.5) {
+        wrong.push(`a line at ${line.left.toFixed(1)}–${line.right.toFixed(1)} px outside its box at ` +
+          `${box.left.toFixed(1)}–${box.right.toFixed(1)} px`);
+        break;
+      }
+    }
+    if (box.right > document.documentElement.clientWidth + 0.5) {
+      wrong.push(`its box ends at ${box.right} px, past the screen`);
+    }
+    for (const node of el.childNodes) {
+      if (node.nodeType !== Node.TEXT_NODE) continue;
+      const range = document.createRange();
+      range.selectNodeContents(node);
+      const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+      if (lines.size !== 1) wrong.push(`the group "${node.textContent}" on ${lines.size} lines`);
+    }
+    return { wrong, key };
+  });
+}
+
+/** Waits, bounded, for the page's run to end: the Backup page loads
+ * itself again while one runs; here it is loaded until it says how the run
+ * ended. */
+async function runEnded(tab, what) {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    await tab.goto(`${base}/backup`);
+    if (await tab.locator('#run-in-progress').count() === 0 && await tab.locator('#last-run').count() === 1) {
+      return;
+    }
+    check(Date.now() < deadline, `the ${what} did not end within 120 s`);
+    await tab.waitForTimeout(500);
+  }
 }
 
 /** The dashboard's service addresses: each on one line (never broken
@@ -257,12 +316,28 @@ try {
   await gapsOn(page, 'wizard, domain');
   await page.fill('#domain', DOMAIN);
   await page.click('button:has-text("Add domain")');
-  await page.waitForSelector('text=Step 2 of 2');
+  await page.waitForSelector('text=Step 2 of 3');
   await page.screenshot({ path: join(shots, '05-wizard-mailbox-desktop.png'), fullPage: true });
   await gapsOn(page, 'wizard, mailbox');
   await page.fill('#address', BOSS);
   await page.fill('#apw', ACCOUNT_PW);
   await page.click('button:has-text("Create mailbox")');
+
+  // Step 3: the backup key, shown once; continuing says it is written down.
+  await page.waitForSelector('text=Step 3 of 3');
+  const wizardKey = await keyVisible(page);
+  layout(wizardKey.wrong.length === 0, `wizard: the key is not fully visible:\n${wizardKey.wrong.join('\n')}`);
+  check(/^[0-9A-Z]{5}(-[0-9A-Z]{5}){5}$/.test(wizardKey.key), `the wizard's key ${wizardKey.key}`);
+  check((await page.textContent('main')).includes('Without this key the backup cannot be read'),
+    'the key step does not say what the key is for');
+  await page.screenshot({ path: join(shots, '05b-wizard-key-desktop.png'), fullPage: true });
+  result.backup_key = wizardKey.key;
+  await page.click('button:has-text("Continue")');
+  // Not ticked: the browser keeps the person on the step.
+  check(await page.locator('#key-written').count() === 1 && !page.url().includes('/domains/'),
+    'the key step went on without the box ticked');
+  await page.check('#key-written');
+  await page.click('button:has-text("Continue")');
   await page.waitForURL(`**/domains/${DOMAIN}`);
   const dns = await page.textContent('main');
   for (const want of ['MX', `_domainkey.${DOMAIN}.`, 'v=spf1', 'v=DMARC1']) {
@@ -300,10 +375,37 @@ try {
   if (wait > 0) await page.waitForTimeout(wait + 200);
   await page.fill('#user', 'admin');
   await page.fill('#password', ADMIN_PW);
-  await page.fill('#totp', totp(secret));
+  const loggedInAt = Date.now() / 1000;
+  await page.fill('#totp', totp(secret, loggedInAt));
   await page.click('button:has-text("Log in")');
   await page.waitForURL(`${base}/`);
   check((await page.title()).startsWith('Dashboard'), 'no dashboard after login');
+
+  // The Backup page: the folder chosen before the server started (so the
+  // confined server may write it), the hour changed, a backup now.
+  await page.click('nav a:has-text("Backup")');
+  await page.waitForURL('**/backup');
+  check(await page.inputValue('#backup-folder') === backupFolder,
+    `the Backup page shows the folder ${await page.inputValue('#backup-folder')}, not ${backupFolder}`);
+  await page.fill('#backup-hour', '2');
+  await page.click('button:has-text("Save")');
+  await page.waitForURL('**/backup');
+  check(await page.inputValue('#backup-hour') === '2', 'the hour was not saved');
+  check(await page.locator('#restart-needed').count() === 0, 'a restart asked for a folder set before the start');
+  await page.click('button:has-text("Back up now")');
+  await runEnded(page, 'backup');
+  check(await page.locator('#last-run[data-ok="true"]').count() === 1,
+    `the backup did not go well: ${await page.textContent('#last-run')}`);
+  check(await page.locator('table.snapshots tr').count() === 2, 'the snapshot is not listed');
+  // The health checks run every second here: the dashboard's backup row
+  // sees the backup within a few.
+  for (let tries = 0; ; tries += 1) {
+    const health = await (await page.request.get(`${base}/api/health`)).json();
+    const row = health.checks.find((c) => c.id === 'backup');
+    if (row && row.reason.startsWith('Last backup')) break;
+    check(tries < 50, `the backup check still says: ${row && row.reason}`);
+    await page.waitForTimeout(200);
+  }
 
   // Every page, at both widths.
   const pages = [
@@ -318,6 +420,7 @@ try {
     ['mail-log', '/log'],
     ['security', '/security'],
     ['settings', '/settings'],
+    ['backup', '/backup'],
   ];
   const phone = await browser.newContext({
     viewport: PHONE,
@@ -380,6 +483,9 @@ try {
         layout(times.wrong.length === 0, `${path} (${width}): times broken:\n${times.wrong.join('\n')}`);
       }
       if (name === 'dashboard') {
+        const row = await tab.textContent('table.health tr[data-check="backup"]') ?? '';
+        layout(row.includes('Last backup to the folder') && row.includes('added'),
+          `${width}: the dashboard's backup row reads: ${row}`);
         const services = await serviceAddresses(tab);
         layout(services.count >= 9, `${width}: ${services.count} service addresses on the dashboard`);
         layout(services.wrong.length === 0,
@@ -409,6 +515,40 @@ try {
     }
     n += 1;
   }
+  // The recovery sheet from the Backup page: the password and a fresh
+  // code (the login's is used up: the next 30 s step, at most one wait).
+  const nextCode = (Math.floor(loggedInAt / 30) + 1) * 30 * 1000 - Date.now();
+  if (nextCode > 0) await page.waitForTimeout(nextCode + 200);
+  await page.goto(`${base}/backup`);
+  await page.fill('#key-password', ADMIN_PW);
+  await page.fill('#key-code', totp(secret));
+  await page.click('button:has-text("Show the recovery sheet")');
+  await page.waitForSelector('#recovery-sheet');
+  const sheetKey = await keyVisible(page);
+  layout(sheetKey.wrong.length === 0, `sheet: the key is not fully visible:\n${sheetKey.wrong.join('\n')}`);
+  check(sheetKey.key === wizardKey.key, `the sheet's key ${sheetKey.key} is not the wizard's`);
+  // On paper: the sheet without the header and menu, on one page.
+  await page.emulateMedia({ media: 'print' });
+  check(!(await page.locator('header').isVisible()) && !(await page.locator('nav').isVisible()),
+    'the printed sheet has the header or the menu');
+  check(await page.locator('#backup-key').isVisible(), 'the printed sheet has no key');
+  await page.screenshot({ path: join(shots, '20-recovery-sheet-desktop.png'), fullPage: true });
+  const pdf = (await page.pdf({ format: 'A4' })).toString('latin1');
+  const printed = (pdf.match(/\/Type\s*\/Page\b/g) || []).length;
+  layout(printed === 1, `the recovery sheet prints on ${printed} pages`);
+  await page.emulateMedia({ media: 'screen' });
+  // On a phone, with a recovery code for the second factor.
+  await small.goto(`${base}/backup`);
+  await small.fill('#key-password', ADMIN_PW);
+  await small.fill('#key-code', recovery[0]);
+  await small.click('button:has-text("Show the recovery sheet")');
+  await small.waitForSelector('#recovery-sheet');
+  const phoneKey = await keyVisible(small);
+  layout(phoneKey.wrong.length === 0, `sheet on a phone: the key is not fully visible:\n${phoneKey.wrong.join('\n')}`);
+  const [scroll, inner] = await small.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+  layout(scroll <= inner + 1, `the recovery sheet is ${scroll}px wide on a ${inner}px phone`);
+  await small.screenshot({ path: join(shots, '20-recovery-sheet-phone.png'), fullPage: true });
+
   check(layoutFaults.length === 0, `layout faults:\n${layoutFaults.join('\n')}`);
   check(formsChecked >= 10, `only ${formsChecked} forms' buttons measured`);
   check(problems.length === 0, `the browser reported:\n${problems.join('\n')}`);

@@ -216,6 +216,11 @@ ENDPOINTS = [
     ("GET", "/api/aliases", None),
     ("POST", "/api/aliases", {"address": "a@refused.test", "targets": ["b@refused.test"]}),
     ("POST", "/api/aliases/remove", {"address": "a@refused.test"}),
+    ("GET", "/api/backup", None),
+    ("POST", "/api/backup/settings", {"folder": "/refused"}),
+    ("POST", "/api/backup/run", {}),
+    ("POST", "/api/backup/verify", {}),
+    ("POST", "/api/backup/key", {"password": ADMIN_PW, "totp": "123456"}),
 ]
 
 

@@ -84,7 +84,7 @@ def test_setup_enrol_dashboard_logout_login(pochta):
     # The wizard: until there is a domain, the dashboard sends you on.
     assert c.get("/").headers["Location"] == "/welcome"
     step = c.get("/welcome")
-    assert "Step 1 of 2" in check_page(step)
+    assert "Step 1 of 3" in check_page(step)
     csrf = csrf_of(step)
     r = post_form(c, "/welcome/domain", {"name": "bad name", "csrf_token": csrf})
     assert r.status == 400 and "not a domain name" in html.unescape(check_page(r))
@@ -93,9 +93,17 @@ def test_setup_enrol_dashboard_logout_login(pochta):
     r = post_form(c, "/welcome/domain", {"name": "example.test", "csrf_token": csrf})
     assert r.status == 303 and r.headers["Location"] == "/welcome", r
     step = check_page(c.get("/welcome"))
-    assert "Step 2 of 2" in step and "anna@example.test" in step
+    assert "Step 2 of 3" in step and "anna@example.test" in step
     r = post_form(c, "/welcome/account", {"address": "boss@example.test", "password": "a long office passphrase 8",
                                           "csrf_token": csrf})
+    # Step 3: the backup key, shown once; on only once it is written down.
+    key_step = check_page(r)
+    assert r.status == 200 and "Step 3 of 3" in key_step, r
+    key = re.search(r'id="backup-key">(.*?)</code>', key_step).group(1).replace("<wbr>", "")
+    assert key == pochta.cli("backup key").stdout.strip()
+    r = post_form(c, "/welcome/key", {"domain": "example.test", "csrf_token": csrf})
+    assert r.status == 400 and "Tick the box" in check_page(r), r
+    r = post_form(c, "/welcome/key", {"domain": "example.test", "written": "yes", "csrf_token": csrf})
     assert r.status == 303 and r.headers["Location"] == "/domains/example.test", r
     # Done: the wizard hands over to the DNS records, the dashboard is home.
     assert c.get("/welcome").headers["Location"] == "/domains/example.test"

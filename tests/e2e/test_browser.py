@@ -1,9 +1,11 @@
 """The admin page in a real browser: tests/browser/admin-tour.mjs drives
 headless Chromium (Debian's, through playwright-core) through first-boot
-setup, TOTP, the wizard, a second account with an app password, logout and
-login, and screenshots every page at desktop and phone width into
-artifacts/screenshots/. Then the app password it made is used for real:
-IMAP and SMTP submission.
+setup, TOTP, the wizard (with the backup key's recovery sheet), a second
+account with an app password, logout and login, a backup from the Backup
+page, and screenshots every page at desktop and phone width into
+artifacts/screenshots/, the printed recovery sheet too. Then the app
+password it made is used for real: IMAP and SMTP submission; and the key
+the wizard showed is the box's, and opens the backup with Debian's restic.
 
 Skipped when Chromium or playwright-core is missing, unless
 POCHTA_REQUIRE_BROWSER=1 (set by .ci/run, which installs both)."""
@@ -20,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from harness import make_message, tls_context, unique_id
+from test_backup import backup_folder, run_restic
 
 REPO = Path(__file__).resolve().parents[2]
 BROWSER_DIR = REPO / "tests" / "browser"
@@ -79,12 +82,15 @@ def install_expired_certificate(pochta) -> None:
 def test_admin_page_in_chromium(pochta, browser_ready):
     install_expired_certificate(pochta)
     pochta.configure(system={"health_interval_secs": 1})
+    # Chosen before the start: the confined server may write there.
+    usb = backup_folder(pochta).resolve()
+    pochta.cli("backup to", str(usb))
     pochta.start()
     host, port = pochta.addr("admin")
     if SCREENSHOTS.exists():
         shutil.rmtree(SCREENSHOTS)
     env = dict(os.environ, POCHTA_ADMIN_URL=f"http://{host}:{port}", POCHTA_DATA=str(pochta.data),
-               SCREENSHOTS=str(SCREENSHOTS), CHROMIUM=CHROMIUM)
+               SCREENSHOTS=str(SCREENSHOTS), CHROMIUM=CHROMIUM, BACKUP_FOLDER=str(usb))
     run = subprocess.run(["node", "admin-tour.mjs"], cwd=BROWSER_DIR, env=env, capture_output=True,
                          text=True, timeout=300)
     assert run.returncode == 0, f"browser tour failed:\n{run.stdout[-3000:]}\n{run.stderr[-5000:]}"
@@ -94,6 +100,16 @@ def test_admin_page_in_chromium(pochta, browser_ready):
         png = SCREENSHOTS / name
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     assert len(result["screenshots"]) >= 20, result["screenshots"]
+    for name in ("19-backup-desktop.png", "19-backup-phone.png", "20-recovery-sheet-desktop.png",
+                 "05b-wizard-key-desktop.png"):
+        assert (SCREENSHOTS / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+    # The key the wizard showed is the box's, and opens the backup the
+    # Backup page made.
+    key = result["backup_key"]
+    assert key == pochta.cli("backup key").stdout.strip()
+    snaps = json.loads(run_restic(usb, key, "snapshots", "--json").stdout)
+    assert len(snaps) == 1 and snaps[0]["tags"] == ["pochta"], snaps
 
     # The app password the browser made works for IMAP and submission.
     user, password = result["app_password_account"], result["app_password"]

@@ -194,7 +194,7 @@ fn set_password(state: &State, address: &str, body: &Body) -> Reply {
 
 /// A whole number from a JSON number or a form's string; `None` when
 /// absent, `Err` when it is something else.
-fn whole_number(body: &Body, name: &str) -> Result<Option<u64>, ()> {
+pub(crate) fn whole_number(body: &Body, name: &str) -> Result<Option<u64>, ()> {
     match body.get(name) {
         None => Ok(None),
         Some(Value::Number(n)) => n.as_u64().map(Some).ok_or(()),

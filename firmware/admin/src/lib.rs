@@ -29,7 +29,10 @@
 //! - `dnscheck`: the live check of a domain's records and of DNSBLs;
 //! - `dashboard`, `queue`, `logsearch` (with `trace`), `security`,
 //!   `aliases`: the operational pages' handlers; `health` checks services,
-//!   disk space and the certificate.
+//!   disk space and the certificate;
+//! - `backup`: the backup settings, runs started on a thread of their own,
+//!   and the backup key behind the password and a code (`pochta-backup`
+//!   does the work).
 //!
 //! - [`parsers`]: what reads request bytes (forms, cookies, JSON bodies,
 //!   routes, autodiscover XML) as plain functions, for the fuzz targets.
@@ -39,6 +42,7 @@
 mod access;
 mod accounts;
 mod aliases;
+mod backup;
 mod clientsetup;
 mod dashboard;
 mod directory;
@@ -145,6 +149,11 @@ pub struct Context {
     /// Whether the box's clock can be believed (set from a time server
     /// lately, or not pochta's job); a refused TOTP code says when not.
     pub clock_trusted: Arc<AtomicBool>,
+    /// The folders the server may write, when Landlock confines it (`None`:
+    /// not confined): a backup folder chosen after the start is not among
+    /// them until a restart. The page's runs are checked against it as the
+    /// schedule's are, and the page says when a restart is due.
+    pub backup_writable: Option<Vec<PathBuf>>,
 }
 
 impl State {
@@ -176,6 +185,8 @@ pub(crate) struct State {
     admin_addrs: Vec<SocketAddr>,
     /// Where it listens for HTTPS (empty when it does not).
     admin_tls_addrs: Vec<SocketAddr>,
+    /// The backups and test restores started on the page.
+    backups: Arc<backup::PageRuns>,
 }
 
 /// The running admin page.
@@ -338,6 +349,7 @@ pub fn start_bound(ctx: Context, sockets: Bound) -> Result<AdminServer, AdminErr
         peers: Arc::new(front::Peers::default()),
         admin_addrs: addrs.clone(),
         admin_tls_addrs: tls_addrs.clone(),
+        backups: Arc::default(),
         ctx,
     });
     let front =

@@ -183,32 +183,59 @@ pub fn login(state: &State, body: &Body, peer: SocketAddr) -> Reply {
             Some(serde_json::Value::String(c)) => c.as_str(),
             Some(_) => return Reply::error(400, "`totp` must be a string"),
         };
-        if keys::is_recovery_code(code) {
-            match keys::use_recovery_code(state, &admin.name, code) {
-                Ok(Some(left)) => {
-                    tracing::warn!(admin = admin.name, left, "logged in with a recovery code");
-                    recovery_left = Some(left);
-                }
-                Ok(None) => {
-                    failed(state, peer, user);
-                    return Reply::json(
-                        401,
-                        &json!({"error": "wrong or already used recovery code", "totp_required": true}),
-                    );
-                }
-                Err(reply) => return reply,
+        match second_factor(state, &admin, code, peer) {
+            Ok(left) => recovery_left = left,
+            Err(CodeRefused::Wrong(message)) => {
+                return Reply::json(401, &json!({"error": message, "totp_required": true}))
             }
-        } else if !state.replay.check(&admin.name, &admin.totp_secret, code) {
-            failed(state, peer, user);
-            return Reply::json(
-                401,
-                &json!({"error": state.totp_refused("wrong or already used TOTP code"), "totp_required": true}),
-            );
+            Err(CodeRefused::Failed(reply)) => return reply,
         }
     }
     state.ctx.auth.guard().success(peer.ip());
     state.ctx.maillog.auth_ok("-", peer, SERVICE, user);
     logged_in(state, 200, &admin, recovery_left)
+}
+
+/// Why a second factor was refused.
+pub(crate) enum CodeRefused {
+    /// A wrong or used code (counted in the guard); the message says which.
+    Wrong(String),
+    /// The store could not answer: the reply.
+    Failed(Reply),
+}
+
+/// Checks `code`, a TOTP code or a recovery code (used up), of `admin`;
+/// `Ok(Some(left))` after a recovery code. A wrong code counts in the
+/// brute-force guard. The login and the backup key ask the same way.
+pub(crate) fn second_factor(
+    state: &State,
+    admin: &AdminUser,
+    code: &str,
+    peer: SocketAddr,
+) -> Result<Option<u32>, CodeRefused> {
+    if keys::is_recovery_code(code) {
+        return match keys::use_recovery_code(state, &admin.name, code) {
+            Ok(Some(left)) => {
+                tracing::warn!(admin = admin.name, left, "a recovery code was used");
+                Ok(Some(left))
+            }
+            Ok(None) => {
+                failed(state, peer, &admin.name);
+                Err(CodeRefused::Wrong(
+                    "wrong or already used recovery code".into(),
+                ))
+            }
+            Err(reply) => Err(CodeRefused::Failed(reply)),
+        };
+    }
+    if state.replay.check(&admin.name, &admin.totp_secret, code) {
+        Ok(None)
+    } else {
+        failed(state, peer, &admin.name);
+        Err(CodeRefused::Wrong(
+            state.totp_refused("wrong or already used TOTP code"),
+        ))
+    }
 }
 
 /// `POST /api/logout`.

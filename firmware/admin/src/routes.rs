@@ -7,8 +7,8 @@ use tiny_http::{Method, Request};
 use crate::http::{self, Body, Reply};
 use crate::session::{Session, COOKIE};
 use crate::{
-    accounts, aliases, clientsetup, dashboard, directory, dnscheck, keys, login, logsearch, queue,
-    security, trace, State,
+    accounts, aliases, backup, clientsetup, dashboard, directory, dnscheck, keys, login, logsearch,
+    queue, security, trace, State,
 };
 
 /// What a request asks for.
@@ -48,6 +48,11 @@ pub(crate) enum Route<'p> {
     Aliases,
     AddAlias,
     RemoveAlias,
+    Backup,
+    BackupSettings,
+    BackupRun,
+    BackupVerify,
+    BackupKey,
 }
 
 impl Route<'_> {
@@ -70,12 +75,16 @@ impl Route<'_> {
                 | Route::Unban
                 | Route::AddAlias
                 | Route::RemoveAlias
+                | Route::BackupSettings
+                | Route::BackupVerify
+                | Route::BackupKey
         ) || matches!(self, Route::Account(_, action) if action.takes_body())
     }
 
     /// Whether an API token may ask: not for what belongs to a person's
     /// login (the session, TOTP, recovery codes, the tokens themselves), so
-    /// that a leaked token cannot make itself a longer life.
+    /// that a leaked token cannot make itself a longer life; nor for the
+    /// backup key, which asks for a person's password and code.
     fn token_allowed(&self) -> bool {
         !matches!(
             self,
@@ -88,6 +97,7 @@ impl Route<'_> {
                 | Route::ApiTokens
                 | Route::AddApiToken
                 | Route::RevokeApiToken(_)
+                | Route::BackupKey
         )
     }
 
@@ -138,6 +148,11 @@ pub(crate) fn route<'p>(method: &Method, path: &'p str) -> Result<Route<'p>, Rep
         ["api", "security", "unban"] => (None, Some(Route::Unban)),
         ["api", "aliases"] => (Some(Route::Aliases), Some(Route::AddAlias)),
         ["api", "aliases", "remove"] => (None, Some(Route::RemoveAlias)),
+        ["api", "backup"] => (Some(Route::Backup), None),
+        ["api", "backup", "settings"] => (None, Some(Route::BackupSettings)),
+        ["api", "backup", "run"] => (None, Some(Route::BackupRun)),
+        ["api", "backup", "verify"] => (None, Some(Route::BackupVerify)),
+        ["api", "backup", "key"] => (None, Some(Route::BackupKey)),
         _ => return Err(Reply::error(404, "no such page")),
     };
     let allowed = match (&get, &post) {
@@ -257,6 +272,11 @@ fn dispatch(
         (Route::Aliases, Some(_)) => aliases::list(state),
         (Route::AddAlias, Some(_)) => aliases::add(state, &body),
         (Route::RemoveAlias, Some(_)) => aliases::remove(state, &body),
+        (Route::Backup, Some(_)) => backup::show(state),
+        (Route::BackupSettings, Some(_)) => backup::save_settings(state, &body),
+        (Route::BackupRun, Some(_)) => backup::run(state),
+        (Route::BackupVerify, Some(_)) => backup::verify(state, &body),
+        (Route::BackupKey, Some(s)) => backup::key(state, &s, &body, peer),
         // needs_session() said yes, so authorize() gave a session.
         (_, None) => Reply::error(401, "log in first"),
     }
@@ -337,7 +357,7 @@ fn token_session(
     if !route.token_allowed() {
         return Err(Reply::error(
             403,
-            "API tokens cannot manage logins or tokens; log in on the page",
+            "API tokens cannot manage logins or tokens, nor read the backup key; log in on the page",
         ));
     }
     login::guard_check(state, peer)?;
@@ -443,6 +463,28 @@ mod tests {
         );
         assert_eq!(
             route(&Method::Post, "/api/dashboard").err().unwrap().status,
+            405
+        );
+    }
+
+    #[test]
+    fn backup_routes_and_the_key_is_not_for_tokens() {
+        assert!(matches!(
+            route(&Method::Get, "/api/backup"),
+            Ok(Route::Backup)
+        ));
+        for path in [
+            "/api/backup/settings",
+            "/api/backup/run",
+            "/api/backup/verify",
+        ] {
+            let r = route(&Method::Post, path).ok().unwrap();
+            assert!(r.token_allowed() && r.needs_session(), "{path}");
+        }
+        let key = route(&Method::Post, "/api/backup/key").ok().unwrap();
+        assert!(key.needs_session() && key.takes_body() && !key.token_allowed());
+        assert_eq!(
+            route(&Method::Get, "/api/backup/key").err().unwrap().status,
             405
         );
     }

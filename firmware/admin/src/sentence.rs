@@ -11,7 +11,12 @@ const FIELDS: &[(&str, &str)] = &[
     ("auto_reply", "the automatic answer"),
     ("code", "the code"),
     ("confirm", "the confirmation"),
+    ("daily", "the number of daily snapshots"),
+    ("folder", "the backup folder"),
     ("forward_to", "the forwarding address"),
+    ("full", "the choice of a full test"),
+    ("hour", "the hour"),
+    ("monthly", "the number of monthly snapshots"),
     ("name", "the name"),
     ("password", "the password"),
     ("quota_bytes", "the quota"),
@@ -21,6 +26,7 @@ const FIELDS: &[(&str, &str)] = &[
     ("targets", "the list of targets"),
     ("totp", "the code"),
     ("user", "the user name"),
+    ("weekly", "the number of weekly snapshots"),
 ];
 
 /// `message` as a sentence for a page.

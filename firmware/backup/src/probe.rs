@@ -38,7 +38,7 @@ impl BackupProbe {
             return Ok(match oldest {
                 Some(created) if now - created > GRACE_SECS => Finding::warning(
                     "No backup is set up: a failed SD card would lose all mail",
-                    "Plug in a USB disk and choose it for backups (pochta backup to FOLDER), or a bucket (pochta backup to-s3)",
+                    "Plug in a USB disk and choose a folder on it on the Backup page (or pochta backup to FOLDER), or a bucket (pochta backup to-s3)",
                 ),
                 _ => Finding::ok("No backup set up yet"),
             });
@@ -57,7 +57,7 @@ impl BackupProbe {
                             format_duration(now - f.at),
                             f.error
                         ),
-                        "Fix what the error names, then run a backup now (pochta backup now)",
+                        "Fix what the error names, then back up again: Back up now on the Backup page (or pochta backup now)",
                     ));
                 }
             }
@@ -69,7 +69,7 @@ impl BackupProbe {
                             format_duration(now - v.at),
                             v.problems.first().cloned().unwrap_or_default()
                         ),
-                        "Run pochta backup verify --full; if it fails again, back up to a new disk or bucket",
+                        "Test-restore everything with pochta backup verify --full; if that fails too, back up to a new disk or bucket",
                     ));
                 }
             }
@@ -81,7 +81,7 @@ impl BackupProbe {
                             "No backup to {described} for {}",
                             format_duration(now - ok.at)
                         ),
-                        "Check that the backup disk is plugged in, or the bucket reachable, then run a backup now",
+                        "Check that the backup disk is plugged in (or the bucket reachable), then Back up now on the Backup page",
                     ))
                 }
                 Some(ok) => lines.push(format!(

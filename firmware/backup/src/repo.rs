@@ -106,7 +106,7 @@ pub fn open(
 ) -> Result<Repository<OpenStatus>, BackupError> {
     open_if_there(dest, key, data)?.ok_or_else(|| {
         BackupError::NotFound(format!(
-            "no backup in {} yet (pochta backup now makes one)",
+            "no backup in {} yet (`pochta backup now` makes one)",
             dest.describe()
         ))
     })

@@ -166,8 +166,8 @@ pub fn back_up_everywhere(
                 if !writable.iter().any(|w| folder.starts_with(w)) =>
             {
                 Err(format!(
-                    "the server may not write to {}: it was chosen after the server started \
-                     (restart pochta, or run pochta backup now)",
+                    "the server may not write to {}: it was chosen after the server started; \
+                     restart pochta (or run `pochta backup now`)",
                     folder.display()
                 ))
             }

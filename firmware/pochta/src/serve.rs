@@ -338,7 +338,8 @@ async fn run(
         helper: helper.clone(),
     })?;
     // Backups: their health check always; the daily run when the schedule
-    // is on.
+    // is on. The schedule and the admin page's runs may write only the
+    // folders Landlock let the server write when it started.
     system.add_probe(Arc::new(pochta_backup::BackupProbe::new(store.clone())));
     let confined_to = sandbox
         .landlock_missing
@@ -349,7 +350,7 @@ async fn run(
             store.clone(),
             maillog.clone(),
             Duration::from_secs(30),
-            confined_to,
+            confined_to.clone(),
         )
     });
     // The admin page runs on its own threads; its listeners are bound here,
@@ -371,6 +372,7 @@ async fn run(
             alerts: Some(system.alerts()),
             clock_trusted: system.clock().trusted_flag(),
             helper: helper.clone(),
+            backup_writable: confined_to,
         },
         admin_bound,
     )

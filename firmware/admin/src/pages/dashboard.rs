@@ -55,12 +55,18 @@ fn health(d: &Value) -> String {
                     } else {
                         format!("<br><small class=\"fix\">What to do: {}</small>", esc(fix))
                     };
+                    let id = c["id"].as_str().unwrap_or("");
+                    let title = esc(c["title"].as_str().unwrap_or(""));
+                    // A check with a page of its own links to it.
+                    let title = match id {
+                        "backup" => format!("<a href=\"/backup\">{title}</a>"),
+                        _ => title,
+                    };
                     format!(
-                        "<tr class=\"check\" data-state=\"{state}\" data-check=\"{}\"><td>{}</td>\
+                        "<tr class=\"check\" data-state=\"{state}\" data-check=\"{}\"><td>{title}</td>\
                          <td><span class=\"state {state}\">{state}</span></td>\
                          <td>{}{fix}</td></tr>",
-                        esc(c["id"].as_str().unwrap_or("")),
-                        esc(c["title"].as_str().unwrap_or("")),
+                        esc(id),
                         esc(c["reason"].as_str().unwrap_or("")),
                     )
                 })

@@ -10,7 +10,8 @@
 //! wizard), `dashboard`, `domains`, `accounts`, `clientsetup` (an
 //! account's settings), `dnscheck` (records and their live check),
 //! `aliases`, `queue`, `maillog` (search and trace), `security`,
-//! `settings`; `local_time` shows times in the box's zone.
+//! `backup` (with the recovery sheet of the backup key), `settings`;
+//! `local_time` shows times in the box's zone.
 //!
 //! A refused form comes back with its error as a sentence
 //! ([`crate::sentence`]) and with what was typed in it, passwords
@@ -18,6 +19,7 @@
 
 mod accounts;
 mod aliases;
+mod backup;
 mod clientsetup;
 mod dashboard;
 mod dnscheck;
@@ -51,11 +53,24 @@ const MENU: &[(&str, &str)] = &[
     ("/queue", "Queue"),
     ("/log", "Mail log"),
     ("/security", "Security"),
+    ("/backup", "Backup"),
     ("/settings", "Settings"),
 ];
 
 /// A whole page; `session` adds the menu and the log-out button.
 fn page(status: u16, title: &str, session: Option<&Session>, content: &str) -> Reply {
+    frame(status, title, session, content, "")
+}
+
+/// A page that loads itself again every `secs` seconds (while a backup
+/// runs: the page has no script to ask with).
+fn reloading_page(status: u16, title: &str, session: &Session, content: &str, secs: u32) -> Reply {
+    let refresh = format!("<meta http-equiv=\"refresh\" content=\"{secs}\">");
+    frame(status, title, Some(session), content, &refresh)
+}
+
+/// [`page`] with more in its `<head>`.
+fn frame(status: u16, title: &str, session: Option<&Session>, content: &str, head: &str) -> Reply {
     let (menu, logout) = session.filter(|s| s.totp_enabled).map_or_else(
         || (String::new(), String::new()),
         |s| {
@@ -85,7 +100,7 @@ fn page(status: u16, title: &str, session: Option<&Session>, content: &str) -> R
             "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
              <title>{title} · Pochta</title><link rel=\"stylesheet\" href=\"/style.css\">\
-             <link rel=\"icon\" href=\"/favicon.svg\" type=\"image/svg+xml\">\
+             <link rel=\"icon\" href=\"/favicon.svg\" type=\"image/svg+xml\">{head}\
              </head><body><header><h1>Pochta</h1>{logout}</header>{menu}<main>{content}</main>\
              </body></html>\n",
             title = esc(title),
@@ -209,7 +224,7 @@ pub fn handle(state: &State, request: &mut Request, peer: SocketAddr, path: &str
                      <a href=\"/login\">log in</a> again.</p></section>",
                 );
             };
-            form_action(state, &s, path, &form)
+            form_action(state, &s, path, &form, peer)
         }
     }
 }
@@ -253,6 +268,7 @@ fn logged_in_page(state: &State, s: &Session, path: &str, url: &str) -> Reply {
         ["log"] => maillog::search(state, s, &crate::logsearch::query(url)),
         ["log", "trace"] => maillog::explain(state, s, &crate::logsearch::query(url)),
         ["security"] => security::show(state, s, 200, None),
+        ["backup"] => backup::show(state, s, 200, None),
         _ => not_found(Some(s)),
     }
 }
@@ -263,8 +279,9 @@ fn csrf_ok(session: &Session, form: &Body) -> bool {
         .is_some_and(|t| http::same(t, &session.csrf))
 }
 
-/// A form that changes something, from a session whose CSRF token matched.
-fn form_action(state: &State, s: &Session, path: &str, form: &Body) -> Reply {
+/// A form that changes something, from a session whose CSRF token matched;
+/// `peer` for the forms that ask for a password again.
+fn form_action(state: &State, s: &Session, path: &str, form: &Body, peer: SocketAddr) -> Reply {
     match path {
         "/logout" => auth::logout(state, s).into_redirect("/login"),
         "/enrol" => {
@@ -293,6 +310,7 @@ fn form_action(state: &State, s: &Session, path: &str, form: &Body) -> Reply {
         "/accounts" => accounts::add(state, s, form),
         "/welcome/domain" => welcome::add_domain(state, s, form),
         "/welcome/account" => welcome::add_account(state, s, form),
+        "/welcome/key" => welcome::key_written(state, s, form),
         _ if path.starts_with("/settings/") => {
             let action: Vec<&str> = path["/settings/".len()..].split('/').collect();
             settings::act(state, s, &action, form)
@@ -301,6 +319,7 @@ fn form_action(state: &State, s: &Session, path: &str, form: &Body) -> Reply {
         "/aliases" => aliases::add(state, s, form),
         "/aliases/remove" => aliases::remove(state, s, form),
         "/security/unban" => security::unban(state, s, form),
+        p if p.starts_with("/backup/") => backup::act(state, s, &p["/backup/".len()..], form, peer),
         p if p.starts_with("/queue/") => queue::action(state, s, p),
         _ => Reply::redirect("/"),
     }

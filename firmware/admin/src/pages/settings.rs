@@ -49,7 +49,7 @@ pub(super) fn show(
              <section><h2>API tokens</h2>\
              <p>For scripts: send <code>Authorization: Bearer TOKEN</code> to the JSON API \
              under <code>/api/</code>. A token can do what you can on these pages, except \
-             manage logins and tokens.</p>\
+             manage logins and tokens and read the backup key.</p>\
              <table><tr><th>Name</th><th class=\"optional\">Made</th><th>Last used</th><th></th></tr>\
              {rows}</table>\
              <form method=\"post\" action=\"/settings/tokens\">{csrf}\
