@@ -143,6 +143,17 @@ def imap_session(pochta: Pochta, user: str, password: str) -> imaplib.IMAP4_SSL:
     return c
 
 
+def flag_and_file(pochta: Pochta, flagged: str, filed: str) -> None:
+    """Alice flags some INBOX messages and copies others into a new folder
+    Projects, as a mail client would."""
+    c = imap_session(pochta, ALICE, ALICE_PW)
+    c.create("Projects")
+    c.select("INBOX")
+    c.uid("STORE", flagged, "+FLAGS", r"(\Seen \Flagged)")
+    c.uid("COPY", filed, "Projects")
+    c.logout()
+
+
 def deliver(pochta: Pochta, rcpt: str, n: int, size: int = 2000) -> None:
     """n messages as mail usually is: a line of text and an attachment
     (random, so that nothing deduplicates or compresses it away)."""
@@ -194,12 +205,7 @@ def test_backup_then_more_mail_then_an_incremental_backup_restores_what_a_client
     deliver(server, ALICE, 12, size=20000)
     deliver(server, BOB, 5, size=20000)
     server.wait_messages(ALICE, 12)
-    c = imap_session(server, ALICE, ALICE_PW)
-    c.create("Projects")
-    c.select("INBOX")
-    c.uid("STORE", "1:3", "+FLAGS", r"(\Seen \Flagged)")
-    c.uid("COPY", "4:6", "Projects")
-    c.logout()
+    flag_and_file(server, flagged="1:3", filed="4:6")
 
     first = backup_now(server)
     assert first["created_repository"] is True
@@ -481,12 +487,7 @@ def test_one_account_is_restored_beside_its_mail_without_touching_it(server):
     deliver(server, ALICE, 5)
     deliver(server, BOB, 2)
     server.wait_messages(ALICE, 5)
-    c = imap_session(server, ALICE, ALICE_PW)
-    c.create("Projects")
-    c.select("INBOX")
-    c.uid("STORE", "1:2", "+FLAGS", r"(\Seen \Flagged)")
-    c.uid("COPY", "3:4", "Projects")
-    c.logout()
+    flag_and_file(server, flagged="1:2", filed="3:4")
     before = imap_picture(server, ALICE, ALICE_PW)
     report = backup_now(server)
 
